@@ -1,0 +1,149 @@
+"""The service's configuration: one frozen, validated object built from the environment.
+
+Chalice sets a stage's ``environment_variables`` before a request in Lambda, in
+``chalice local`` and in ``chalice.test.Client``, but the test client applies them only
+*during* a request. So settings are read lazily (see app.py), never at import, with one
+exception: the CORS origin, which API Gateway bakes into its OPTIONS response when the
+app is packaged (see :func:`cors_allow_origin`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from chalicelib.errors import ConfigError
+
+DEFAULT_PREFIX = "put_folder/"
+DEFAULT_URL_EXPIRES = 300
+# SigV4 presigned URLs cannot be valid for longer than seven days.
+MAX_URL_EXPIRES = 7 * 24 * 3600
+DEFAULT_CORS_ALLOW_ORIGIN = "*"
+
+# Each is used with fullmatch: `$` would let a trailing newline through.
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+_BUCKET = re.compile(r"(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+\Z)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# S3's "safe characters" for keys, and '/' as the separator; no empty or dot segments.
+_PREFIX = re.compile(r"(?:[A-Za-z0-9!_.*'()-]+/)+")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to issue upload URLs. Build it with :meth:`from_env`."""
+
+    bucket: str
+    region: str
+    prefix: str = DEFAULT_PREFIX
+    url_expires: int = DEFAULT_URL_EXPIRES
+    endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read and validate the settings; raise ConfigError naming the first bad variable."""
+        region = _region(environ)
+        return cls(
+            bucket=_bucket(environ),
+            region=_bucket_region(environ, region),
+            prefix=_prefix(environ),
+            url_expires=_int_in_range(
+                environ, "UPLOAD_URL_EXPIRES", DEFAULT_URL_EXPIRES, 1, MAX_URL_EXPIRES
+            ),
+            endpoint_url=_endpoint_url(environ),
+        )
+
+
+def cors_allow_origin(environ: Mapping[str, str]) -> str:
+    """The origin browsers may call the API from: ``*`` or one ``scheme://host[:port]``.
+
+    Read when app.py is imported, because ``chalice package`` turns it into API Gateway's
+    OPTIONS response; Chalice applies the stage's variables before that import.
+    """
+    value = environ.get("CORS_ALLOW_ORIGIN", DEFAULT_CORS_ALLOW_ORIGIN)
+    if value != "*" and not _ORIGIN.fullmatch(value):
+        raise ConfigError(
+            f"CORS_ALLOW_ORIGIN={value!r} is invalid; allowed: '*' or one origin "
+            "like 'https://app.example.com' (scheme, host and optional port, no path)"
+        )
+    return value
+
+
+def _bucket(environ: Mapping[str, str]) -> str:
+    value = environ.get("UPLOAD_BUCKET", "")
+    if not value:
+        raise ConfigError("UPLOAD_BUCKET is required; set it to the name of the upload bucket")
+    if not _BUCKET.fullmatch(value):
+        raise ConfigError(
+            f"UPLOAD_BUCKET={value!r} is not a valid S3 bucket name; allowed: 3 to 63 "
+            "lower-case letters, digits, dots and hyphens, starting and ending with a "
+            "letter or digit"
+        )
+    return value
+
+
+def _prefix(environ: Mapping[str, str]) -> str:
+    value = environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX)
+    segments = value.split("/")[:-1]
+    if not _PREFIX.fullmatch(value) or any(s in (".", "..") for s in segments) or len(value) > 512:
+        raise ConfigError(
+            f"UPLOAD_PREFIX={value!r} is invalid; allowed: one or more folder names ending "
+            "in '/', like 'put_folder/' or 'uploads/incoming/', made of letters, digits "
+            "and !_.*'()- (no leading '/', no '.' or '..' folders, at most 512 characters)"
+        )
+    return value
+
+
+def _int_in_range(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} is not a whole number; allowed: {low} to {high}"
+        ) from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range; allowed: {low} to {high}")
+    return value
+
+
+def _region(environ: Mapping[str, str]) -> str:
+    # Lambda always sets AWS_REGION; AWS_DEFAULT_REGION is the CLI/SDK convention elsewhere.
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        value = environ.get(name, "")
+        if value:
+            return _checked_region(name, value)
+    raise ConfigError(
+        "AWS_REGION is not set; set AWS_REGION or AWS_DEFAULT_REGION to the bucket's "
+        "region, like 'eu-west-1'"
+    )
+
+
+def _bucket_region(environ: Mapping[str, str], default: str) -> str:
+    # AWS_REGION is reserved in Lambda (the function's own region), so a bucket that lives
+    # elsewhere needs its own variable, or S3 would answer the browser with a 307.
+    value = environ.get("UPLOAD_BUCKET_REGION", "")
+    return _checked_region("UPLOAD_BUCKET_REGION", value) if value else default
+
+
+def _checked_region(name: str, value: str) -> str:
+    if not _REGION.fullmatch(value):
+        raise ConfigError(f"{name}={value!r} is not an AWS region; allowed: names like 'eu-west-1'")
+    return value
+
+
+def _endpoint_url(environ: Mapping[str, str]) -> str | None:
+    value = environ.get("AWS_ENDPOINT_URL_S3", "")
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(
+            f"AWS_ENDPOINT_URL_S3={value!r} is invalid; allowed: an http(s) URL with a host "
+            "and optional port and no path, like 'http://127.0.0.1:4566'"
+        )
+    return value.rstrip("/")

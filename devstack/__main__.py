@@ -1,0 +1,192 @@
+"""`make run`: a local S3 on loopback, the upload bucket, and `chalice local`, in one command.
+
+    python -m devstack [--host 127.0.0.1] [--s3-port 4566] [--api-port 8000]
+
+No AWS account is needed: S3 is moto's server, and URLs are signed with dummy credentials
+that only it accepts. Ctrl-C (or SIGTERM) stops both processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from chalicelib.errors import ConfigError
+from chalicelib.settings import Settings, cors_allow_origin
+from devstack.cors import cors_rules
+
+PROJECT = Path(__file__).resolve().parent.parent
+STAGE = "local"
+# Credentials only the local S3 accepts; they keep real ones out of the local stack.
+LOCAL_AWS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+# Variables that would point the stack at a real account.
+_SCRUBBED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+
+
+def stage_environment(stage: str = STAGE) -> dict[str, str]:
+    """The stage's environment variables as Chalice applies them: top level, then the stage."""
+    config = json.loads((PROJECT / ".chalice" / "config.json").read_text())
+    env = dict(config.get("environment_variables", {}))
+    env.update(config["stages"][stage].get("environment_variables", {}))
+    return env
+
+
+def child_environment(base: Mapping[str, str], s3_endpoint: str) -> dict[str, str]:
+    """The environment for moto and `chalice local`: local credentials and the local S3."""
+    env = {k: v for k, v in base.items() if k not in _SCRUBBED}
+    env.update(LOCAL_AWS)
+    env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def wait_for_port(host: str, port: int, proc: Child, timeout: float) -> None:
+    """Block until something accepts connections on host:port, or fail if ``proc`` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(proc.exit_message())
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+class Child(subprocess.Popen[bytes]):
+    """A child process in its own session, named for messages."""
+
+    def __init__(self, name: str, args: list[str], env: Mapping[str, str], **kw: Any) -> None:
+        # Its own session: Ctrl-C reaches only the launcher, which then stops the child's
+        # whole process group (chalice's reloader forks a worker of its own).
+        super().__init__(args, env=env, cwd=PROJECT, start_new_session=True, **kw)
+        self.name = name
+
+    def exit_message(self) -> str:
+        return f"{self.name} exited with status {self.returncode}"
+
+    def stop(self) -> None:
+        """SIGTERM the process group, then SIGKILL it if it is still there after 5 s."""
+        if self.poll() is None:
+            os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.wait()
+
+
+def create_bucket(settings: Settings, env: Mapping[str, str], origin: str) -> None:
+    """Create the upload bucket with the same CORS rules as infra/bucket.yaml."""
+    import boto3
+
+    s3 = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=settings.region,
+    ).client("s3", endpoint_url=settings.endpoint_url)
+    s3.create_bucket(Bucket=settings.bucket)
+    s3.put_bucket_cors(
+        Bucket=settings.bucket,
+        CORSConfiguration={"CORSRules": cors_rules({"AllowedOrigin": origin})},  # type: ignore[typeddict-item]
+    )
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--s3-port", type=int, default=4566, help="port of the local S3")
+    parser.add_argument("--api-port", type=int, default=8000, help="port of `chalice local`")
+    args = parser.parse_args(argv)
+
+    s3_endpoint = f"http://{args.host}:{args.s3_port}"
+    env = child_environment(os.environ, s3_endpoint)
+    stage_env = {**env, **stage_environment()}
+    try:
+        settings = Settings.from_env(stage_env)
+        origin = cors_allow_origin(stage_env)
+    except ConfigError as exc:
+        print(
+            f"devstack: error: {exc} (see .chalice/config.json, stage {STAGE!r})", file=sys.stderr
+        )
+        return 2
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    procs: list[Child] = []
+    try:
+        s3 = Child(
+            "the local S3 (moto)",
+            [sys.executable, "-m", "moto.server", "-H", args.host, "-p", str(args.s3_port)],
+            env,
+            # Its access log would print every signed URL; errors show as its exit status.
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(s3)
+        wait_for_port(args.host, args.s3_port, s3, timeout=30)
+        create_bucket(settings, env, origin)
+
+        chalice = Path(sys.executable).with_name("chalice")
+        api = Child(
+            "chalice local",
+            [
+                str(chalice),
+                "local",
+                "--stage",
+                STAGE,
+                "--host",
+                args.host,
+                "--port",
+                str(args.api_port),
+            ],
+            env,
+        )
+        procs.append(api)
+        wait_for_port(args.host, args.api_port, api, timeout=60)
+        api_url = f"http://{args.host}:{args.api_port}"
+        print(
+            f"\ndevstack: ready. API {api_url}  S3 {s3_endpoint}  bucket {settings.bucket}\n"
+            f"  URL=$(curl -s {api_url}/put-url | python3 -c "
+            "'import json,sys; print(json.load(sys.stdin)[\"PUT_URL\"])')\n"
+            '  curl -X PUT --upload-file README.md "$URL"\n'
+            "Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.2)
+        dead = next(p for p in procs if p.poll() is not None)
+        print(f"devstack: error: {dead.exit_message()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("devstack: stopping", file=sys.stderr)
+        return 0
+    except RuntimeError as exc:
+        print(f"devstack: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The local launcher's pure parts: the bucket's CORS rules and the children's environment."""
+
+from __future__ import annotations
+
+from devstack.__main__ import child_environment, stage_environment
+from devstack.cors import cors_rules
+
+
+def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
+    assert cors_rules({"AllowedOrigin": "http://localhost:3000"}) == [
+        {
+            "ID": "BrowserUploads",
+            "AllowedOrigins": ["http://localhost:3000"],
+            "AllowedMethods": ["PUT", "POST", "GET"],
+            "AllowedHeaders": ["Content-Type"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 3000,
+        }
+    ]
+
+
+def test_cors_origin_defaults_to_the_templates_default():
+    assert cors_rules({})[0]["AllowedOrigins"] == ["*"]
+
+
+def test_stage_environment_applies_stage_values_over_the_top_level():
+    assert stage_environment("prod") == {
+        "UPLOAD_PREFIX": "put_folder/",
+        "UPLOAD_URL_EXPIRES": "120",
+        "UPLOAD_BUCKET": "example-uploads-prod",
+        "CORS_ALLOW_ORIGIN": "https://app.example.com",
+    }
+
+
+def test_children_get_local_credentials_and_never_a_real_profile():
+    env = child_environment(
+        {
+            "PATH": "/bin",
+            "AWS_PROFILE": "work",
+            "AWS_SESSION_TOKEN": "real",
+            "AWS_REGION": "eu-west-1",
+        },
+        "http://127.0.0.1:4566",
+    )
+    assert env == {
+        "PATH": "/bin",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4566",
+        "PYTHONUNBUFFERED": "1",
+    }

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.errors import ConfigError
+from chalicelib.settings import Settings, cors_allow_origin
+
+MINIMAL = {"UPLOAD_BUCKET": "my-uploads", "AWS_REGION": "eu-west-1"}
+
+
+def settings(**overrides: str) -> Settings:
+    return Settings.from_env({**MINIMAL, **overrides})
+
+
+def error(**overrides: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({k: v for k, v in {**MINIMAL, **overrides}.items() if v is not None})
+    return str(info.value)
+
+
+def test_defaults_match_the_original_service():
+    assert Settings.from_env(MINIMAL) == Settings(
+        bucket="my-uploads",
+        region="eu-west-1",
+        prefix="put_folder/",
+        url_expires=300,
+        endpoint_url=None,
+    )
+
+
+def test_every_variable_is_read():
+    assert Settings.from_env(
+        {
+            "UPLOAD_BUCKET": "b.with.dots",
+            "AWS_REGION": "eu-west-1",
+            "UPLOAD_BUCKET_REGION": "ap-southeast-2",
+            "UPLOAD_PREFIX": "in/coming/",
+            "UPLOAD_URL_EXPIRES": " 604800 ",
+            "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4566/",
+        }
+    ) == Settings(
+        bucket="b.with.dots",
+        region="ap-southeast-2",
+        prefix="in/coming/",
+        url_expires=604800,
+        endpoint_url="http://127.0.0.1:4566",
+    )
+
+
+def test_missing_bucket_names_the_variable():
+    assert error(UPLOAD_BUCKET="") == (
+        "UPLOAD_BUCKET is required; set it to the name of the upload bucket"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["ab", "Upper", "-lead", "trail-", "a..b", "192.168.1.1", "a_b", "abc\n"]
+)
+def test_invalid_bucket_name_says_what_is_allowed(name):
+    assert error(UPLOAD_BUCKET=name) == (
+        f"UPLOAD_BUCKET={name!r} is not a valid S3 bucket name; allowed: 3 to 63 lower-case "
+        "letters, digits, dots and hyphens, starting and ending with a letter or digit"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0", "UPLOAD_URL_EXPIRES=0 is out of range; allowed: 1 to 604800"),
+        ("604801", "UPLOAD_URL_EXPIRES=604801 is out of range; allowed: 1 to 604800"),
+        ("-5", "UPLOAD_URL_EXPIRES=-5 is out of range; allowed: 1 to 604800"),
+        ("5m", "UPLOAD_URL_EXPIRES='5m' is not a whole number; allowed: 1 to 604800"),
+        ("1.5", "UPLOAD_URL_EXPIRES='1.5' is not a whole number; allowed: 1 to 604800"),
+    ],
+)
+def test_expiry_outside_one_second_to_seven_days_is_refused(raw, message):
+    assert error(UPLOAD_URL_EXPIRES=raw) == message
+
+
+@pytest.mark.parametrize("expires", ["1", "604800"])
+def test_expiry_bounds_are_inclusive(expires):
+    assert settings(UPLOAD_URL_EXPIRES=expires).url_expires == int(expires)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["", "no-slash", "/abs/", "a//", "../up/", "a/../", "./", "sp ace/", "ü/", "a\n/", "a/\n"],
+)
+def test_prefix_must_be_safe_folders_ending_in_slash(prefix):
+    assert error(UPLOAD_PREFIX=prefix).startswith(f"UPLOAD_PREFIX={prefix!r} is invalid; allowed:")
+
+
+def test_region_falls_back_to_aws_default_region():
+    env = {"UPLOAD_BUCKET": "my-uploads", "AWS_DEFAULT_REGION": "us-west-2"}
+    assert Settings.from_env(env).region == "us-west-2"
+
+
+def test_aws_region_wins_over_aws_default_region():
+    env = {**MINIMAL, "AWS_DEFAULT_REGION": "us-west-2"}
+    assert Settings.from_env(env).region == "eu-west-1"
+
+
+def test_missing_region_says_which_variables_to_set():
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"UPLOAD_BUCKET": "my-uploads"})
+    assert str(info.value) == (
+        "AWS_REGION is not set; set AWS_REGION or AWS_DEFAULT_REGION to the bucket's "
+        "region, like 'eu-west-1'"
+    )
+
+
+def test_malformed_bucket_region_is_refused():
+    assert error(UPLOAD_BUCKET_REGION="Europe") == (
+        "UPLOAD_BUCKET_REGION='Europe' is not an AWS region; allowed: names like 'eu-west-1'"
+    )
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:4566", "ftp://host", "http://", "http://h/path"])
+def test_endpoint_url_must_be_a_bare_http_origin(url):
+    assert error(AWS_ENDPOINT_URL_S3=url) == (
+        f"AWS_ENDPOINT_URL_S3={url!r} is invalid; allowed: an http(s) URL with a host and "
+        "optional port and no path, like 'http://127.0.0.1:4566'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "*"),
+        ("*", "*"),
+        ("https://app.example.com", "https://app.example.com"),
+        ("http://localhost:3000", "http://localhost:3000"),
+    ],
+)
+def test_cors_origin_accepts_star_or_one_origin(value, expected):
+    env = {} if value is None else {"CORS_ALLOW_ORIGIN": value}
+    assert cors_allow_origin(env) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "app.example.com",
+        "https://app.example.com/",
+        "https://a.com, https://b.com",
+        "*\n",
+        "https://a.com\n",
+    ],
+)
+def test_cors_origin_refuses_anything_else(value):
+    with pytest.raises(ConfigError) as info:
+        cors_allow_origin({"CORS_ALLOW_ORIGIN": value})
+    assert str(info.value) == (
+        f"CORS_ALLOW_ORIGIN={value!r} is invalid; allowed: '*' or one origin like "
+        "'https://app.example.com' (scheme, host and optional port, no path)"
+    )
