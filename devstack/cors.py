@@ -40,13 +40,19 @@ def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, 
 _CfnLoader.add_multi_constructor("!", _tagged)
 
 
+def load_template(template: Path = TEMPLATE) -> dict[str, Any]:
+    """The CloudFormation template as plain data, short tags kept as ``{"!Tag": value}``."""
+    doc: dict[str, Any] = yaml.load(template.read_text(), Loader=_CfnLoader)  # noqa: S506
+    return doc
+
+
 def cors_rules(parameters: dict[str, str], template: Path = TEMPLATE) -> list[dict[str, Any]]:
     """The upload bucket's CORS rules in PutBucketCors form, with ``!Ref`` parameters filled in.
 
     ``parameters`` gives values for the template's parameters (like ``AllowedOrigin``);
     a parameter not given takes the template's default.
     """
-    doc = yaml.load(template.read_text(), Loader=_CfnLoader)  # noqa: S506 (SafeLoader subclass)
+    doc = load_template(template)
     values = {name: str(p.get("Default", "")) for name, p in doc["Parameters"].items()}
     values.update(parameters)
     bucket = doc["Resources"]["UploadBucket"]["Properties"]

@@ -1,0 +1,151 @@
+"""`make run` for real: the launcher starts moto's server and `chalice local` as subprocesses
+on free ports, and real bytes go through the issued URL over HTTP, uploaded by curl.
+
+moto accepts any signature, so this proves the plumbing (routes, key, bucket, CORS, process
+handling), not S3's signature checks; tests/unit/test_presign.py pins the URL itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from tests.support import LOCAL_AWS_ENV, free_port
+
+PROJECT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Stack:
+    proc: subprocess.Popen[str]
+    api: str
+    s3: str
+    output: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+
+def _wait_ready(stack: Stack, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "devstack: ready" in stack.text():
+            return
+        if stack.proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    stack.proc.kill()
+    pytest.fail(f"devstack did not become ready:\n{stack.text()}")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    s3_port, api_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "--s3-port", str(s3_port), "--api-port", str(api_port)],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stack = Stack(proc, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{s3_port}")
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: stack.output.extend(proc.stdout), daemon=True)
+    reader.start()
+    _wait_ready(stack, timeout=90)
+    yield stack
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def local_s3(stack: Stack):
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.s3,
+        region_name="us-east-1",
+        aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def test_curl_flow_stores_the_file_at_the_returned_key(stack, tmp_path):
+    curl = shutil.which("curl")
+    assert curl, "the README's flow uses curl; install it (apt-get install curl)"
+    body = requests.get(f"{stack.api}/put-url", timeout=10).json()
+    assert body["key"] == f"put_folder/{body['UUID']}"
+    payload = b"hello from curl\n" + bytes(range(256)) * 64
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(payload)
+
+    put = subprocess.run(
+        [curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+         "--upload-file", str(upload), body["PUT_URL"]],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+
+    assert put.stdout == "200"
+    stored = local_s3(stack).get_object(Bucket="uploads-local", Key=body["key"])
+    assert stored["Body"].read() == payload
+
+
+def test_bucket_cors_lets_a_browser_put_and_read_the_etag(stack):
+    body = requests.get(f"{stack.api}/put-url", timeout=10).json()
+    preflight = requests.options(
+        body["PUT_URL"],
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "content-type",
+        },
+        timeout=10,
+    )
+    assert preflight.status_code == 200
+    # The rule's origin is '*'; moto echoes the caller's origin, which browsers accept too.
+    # (moto answers any preflight method with the rule's list; real S3 refuses one not in it.)
+    assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+    assert preflight.headers["Access-Control-Allow-Methods"] == "PUT, POST, GET"
+    assert preflight.headers["Access-Control-Expose-Headers"] == "ETag"
+
+
+def test_api_preflight_is_open_to_the_configured_origin(stack):
+    preflight = requests.options(
+        f"{stack.api}/put-url",
+        headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET"},
+        timeout=10,
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert preflight.headers["Access-Control-Allow-Methods"] == "GET,OPTIONS"
+
+
+def test_logs_never_contain_a_signed_url(stack):
+    requests.get(f"{stack.api}/put-url", timeout=10).raise_for_status()
+    time.sleep(0.5)  # let the reader thread catch up with the request log line
+    assert "GET /put-url" in stack.text()
+    assert "X-Amz-Signature" not in stack.text()
+    assert "X-Amz-Credential" not in stack.text()
+
+
+def test_ctrl_c_stops_both_processes_cleanly(stack):
+    # Runs last in this module: it takes the stack down.
+    stack.proc.send_signal(signal.SIGINT)
+    assert stack.proc.wait(timeout=20) == 0
+    assert "devstack: stopping" in stack.text()
+    for url in (stack.api, stack.s3):
+        port = int(url.rsplit(":", 1)[1])
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            pass

@@ -1,0 +1,153 @@
+"""What `chalice package` would deploy, for every stage, checked offline.
+
+Chalice's policy autogeneration reads only app.py and maps `generate_presigned_url` to no
+IAM action, so it would deploy a role that cannot write to S3 (every upload: 403). The
+config turns it off; these tests pin the hand-written policy to what the code needs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from chalicelib.settings import Settings, cors_allow_origin
+from devstack.__main__ import stage_environment
+from devstack.cors import load_template
+
+PROJECT = Path(__file__).resolve().parents[2]
+CHALICE_DIR = PROJECT / ".chalice"
+BIN = Path(sys.executable).parent
+STAGES = ["local", "dev", "prod"]
+pytestmark = pytest.mark.packaging
+
+
+@pytest.fixture(scope="session", params=STAGES)
+def package(request, tmp_path_factory):
+    """(stage, sam template, deployment zip) from a real `chalice package` run."""
+    stage = request.param
+    out = tmp_path_factory.mktemp(f"package-{stage}")
+    subprocess.run(
+        [str(BIN / "chalice"), "package", "--stage", stage, str(out)],
+        cwd=PROJECT,
+        check=True,
+        capture_output=True,
+        env={"PATH": str(BIN), "HOME": str(out), "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    return stage, json.loads((out / "sam.json").read_text()), out / "deployment.zip"
+
+
+def role_policy(template):
+    (policy,) = template["Resources"]["ApiHandlerRole"]["Properties"]["Policies"]
+    return policy["PolicyDocument"]
+
+
+def test_policy_autogeneration_is_off():
+    assert json.loads((CHALICE_DIR / "config.json").read_text())["autogen_policy"] is False
+
+
+def test_role_policy_is_the_stages_policy_file(package):
+    stage, template, _ = package
+    assert role_policy(template) == json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
+
+
+def test_role_may_put_objects_only_under_the_stages_bucket_and_prefix(package):
+    stage, template, _ = package
+    env = stage_environment(stage)
+    by_sid = {s["Sid"]: s for s in role_policy(template)["Statement"]}
+    assert by_sid == {
+        "WriteOwnLogs": {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/presigned-upload-{stage}:*",
+            "Sid": "WriteOwnLogs",
+        },
+        "PresignedPutsUnderPrefix": {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": f"arn:aws:s3:::{env['UPLOAD_BUCKET']}/{env['UPLOAD_PREFIX']}*",
+            "Sid": "PresignedPutsUnderPrefix",
+        },
+    }
+
+
+def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
+    stage, template, _ = package
+    env = stage_environment(stage)
+    function = template["Resources"]["APIHandler"]["Properties"]
+    assert function["Environment"]["Variables"] == env
+    # Lambda itself provides AWS_REGION; everything else must validate as deployed.
+    Settings.from_env({**env, "AWS_REGION": "eu-west-1"})
+    cors_allow_origin(env)
+
+
+def test_put_url_is_wired_to_the_lambda_with_an_open_cors_preflight(package):
+    stage, template, _ = package
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    assert set(paths) == {"/put-url"}
+    assert set(paths["/put-url"]) == {"get", "options"}
+    assert paths["/put-url"]["get"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+    options = paths["/put-url"]["options"]["x-amazon-apigateway-integration"]
+    assert options["type"] == "mock"
+    headers = options["responses"]["default"]["responseParameters"]
+    origin = cors_allow_origin(stage_environment(stage))
+    assert headers["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'"
+    assert headers["method.response.header.Access-Control-Allow-Methods"] == "'GET,OPTIONS'"
+
+
+def test_prod_allows_only_its_own_site_and_short_urls():
+    env = stage_environment("prod")
+    assert env["CORS_ALLOW_ORIGIN"] != "*"
+    assert int(env["UPLOAD_URL_EXPIRES"]) <= 300
+
+
+def test_deployment_zip_holds_the_app_and_no_dev_code(package):
+    _, _, zip_path = package
+    names = set(zipfile.ZipFile(zip_path).namelist())
+    assert {"app.py", "chalicelib/settings.py", "chalicelib/presign.py"} <= names
+    assert not [n for n in names if n.startswith(("devstack/", "tests/", "infra/"))]
+
+
+def test_packaged_template_passes_cfn_lint(package, tmp_path):
+    _, template, _ = package
+    sam = tmp_path / "sam.json"
+    sam.write_text(json.dumps(template))
+    lint = subprocess.run([str(BIN / "cfn-lint"), str(sam)], capture_output=True, text=True)
+    assert (lint.returncode, lint.stdout) == (0, "")
+
+
+def test_bucket_template_passes_cfn_lint():
+    lint = subprocess.run(
+        [str(BIN / "cfn-lint"), str(PROJECT / "infra" / "bucket.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert (lint.returncode, lint.stdout) == (0, "")
+
+
+def test_bucket_is_private_encrypted_and_cleans_up_abandoned_multipart_uploads():
+    doc = load_template()
+    bucket = doc["Resources"]["UploadBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    (lifecycle,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert lifecycle["Status"] == "Enabled"
+    assert lifecycle["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": {"!Ref": "AbortIncompleteMultipartAfterDays"}
+    }
+    (deny,) = doc["Resources"]["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == (
+        "Deny",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
