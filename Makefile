@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint clean
+.PHONY: install run test test-live lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,8 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+## test-live: the signature tier against a strict S3 (real AWS, or LIVE_S3_ENDPOINT)
+test-live: install
+	@test -n "$(LIVE_S3_BUCKET)" || { echo "set LIVE_S3_BUCKET (and LIVE_S3_ENDPOINT for a local strict S3)"; exit 2; }
+	LIVE_S3_BUCKET=$(LIVE_S3_BUCKET) LIVE_S3_ENDPOINT=$(LIVE_S3_ENDPOINT) $(BIN)/pytest -ra tests/live
