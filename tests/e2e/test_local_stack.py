@@ -7,6 +7,7 @@ handling), not S3's signature checks; tests/unit/test_presign.py pins the URL it
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -150,3 +151,17 @@ def test_ctrl_c_stops_both_processes_cleanly(stack):
         port = int(url.rsplit(":", 1)[1])
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_launcher_refuses_a_bad_setting_with_one_clear_line():
+    env = {**os.environ, "UPLOAD_BUCKET_REGION": "Europe"}
+    run = subprocess.run(
+        [sys.executable, "-m", "devstack", "--s3-port", str(free_port())],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr == (
+        "devstack: error: UPLOAD_BUCKET_REGION='Europe' is not an AWS region; allowed: names "
+        "like 'eu-west-1' (see .chalice/config.json, stage 'local')\n"
+    )
+    assert "Traceback" not in run.stdout + run.stderr
