@@ -1,6 +1,6 @@
 """HTTP routes only: parse the request, call one service, return a dict.
 
-Services are built lazily, once per container (see ``presigner``), and domain errors are
+Services are built lazily, once per container (``services()``), and domain errors are
 mapped to HTTP statuses in one place (``_http_errors``).
 """
 
@@ -10,23 +10,29 @@ import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from chalice.app import Chalice, ChaliceViewError, CORSConfig
+from chalice.app import BadRequestError, Chalice, ChaliceViewError, CORSConfig
 
-from chalicelib.errors import ConfigError, ServiceError
+from chalicelib.errors import ConfigError, ServiceError, StorageUnavailable, UploadRejected
 from chalicelib.presign import Presigner
+from chalicelib.rules import (
+    POST_PARAMETERS,
+    PUT_PARAMETERS,
+    check_form_upload_allowed,
+    expect_no_parameters,
+    parse_request,
+)
 from chalicelib.s3 import make_s3_client
 from chalicelib.settings import Settings, cors_allow_origin
+from chalicelib.status import UploadStatus
 
 app = Chalice(app_name="presigned-upload")
 
 # The one setting read at import: `chalice package` writes it into API Gateway's OPTIONS
 # (preflight) response, and Chalice applies the stage's variables before importing app.py.
-CORS = CORSConfig(
-    allow_origin=cors_allow_origin(os.environ),
-    max_age=600,
-)
+CORS = CORSConfig(allow_origin=cors_allow_origin(os.environ), max_age=600)
 
 
 class ConfigurationError(ChaliceViewError):
@@ -35,9 +41,17 @@ class ConfigurationError(ChaliceViewError):
     STATUS_CODE = 500
 
 
+class ServiceUnavailableError(ChaliceViewError):
+    """S3 could not be reached in time; the caller may retry."""
+
+    STATUS_CODE = 503
+
+
 # Domain error -> Chalice error (Chalice renders {"Code": <class name>, "Message": ...}).
 _HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
     ConfigError: ConfigurationError,
+    UploadRejected: BadRequestError,
+    StorageUnavailable: ServiceUnavailableError,
 }
 
 
@@ -49,15 +63,48 @@ def _http_errors() -> Iterator[None]:
         raise _HTTP_ERRORS[type(exc)](str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    presigner: Presigner
+    status: UploadStatus
+
+
 @functools.cache
-def presigner() -> Presigner:
-    """The presign service, with its S3 client built once per container and then reused."""
+def services() -> Services:
+    """The services, sharing one S3 client built once per container and then reused."""
     settings = Settings.from_env(os.environ)
-    return Presigner(make_s3_client(settings), settings)
+    client = make_s3_client(settings)
+    return Services(settings, Presigner(client, settings), UploadStatus(client, settings))
+
+
+def _query() -> dict[str, list[str]]:
+    params = app.current_request.query_params if app.current_request else None
+    return {name: params.getlist(name) for name in params} if params else {}
 
 
 @app.route("/put-url", methods=["GET"], cors=CORS)
 def put_url() -> dict[str, Any]:
-    """A presigned PUT URL for a new upload: PUT the file's bytes to ``PUT_URL``."""
+    """A presigned PUT URL for a new upload: PUT the bytes with exactly `headers`."""
     with _http_errors():
-        return presigner().put_ticket().to_response()
+        svc = services()
+        request = parse_request(_query(), svc.settings, PUT_PARAMETERS)
+        return svc.presigner.put_ticket(request).to_response()
+
+
+@app.route("/post-url", methods=["GET"], cors=CORS)
+def post_url() -> dict[str, Any]:
+    """A presigned POST policy (browser form) for one file of at most `max_bytes`."""
+    with _http_errors():
+        svc = services()
+        check_form_upload_allowed(svc.settings)
+        request = parse_request(_query(), svc.settings, POST_PARAMETERS)
+        return svc.presigner.post_ticket(request).to_response()
+
+
+@app.route("/uploads/{upload_id}", methods=["GET"], cors=CORS)
+def upload_status(upload_id: str) -> dict[str, Any]:
+    """`uploaded` with the object's size, type, ETag and time, or `pending`."""
+    with _http_errors():
+        expect_no_parameters(_query())
+        return services().status.status(upload_id)

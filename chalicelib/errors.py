@@ -9,3 +9,11 @@ class ServiceError(Exception):
 
 class ConfigError(ServiceError):
     """A setting is missing or invalid; the message names the variable and what is allowed."""
+
+
+class UploadRejected(ServiceError):
+    """The request breaks an upload rule; the message says what is allowed."""
+
+
+class StorageUnavailable(ServiceError):
+    """S3 did not answer in time, or could not be reached; the caller may retry."""

@@ -1,8 +1,20 @@
-"""How upload object keys are named. Pure functions: no I/O, no settings lookups."""
+"""How upload object keys are named. Pure functions: no I/O, no settings lookups.
+
+A key is ``<prefix><uuid>`` or ``<prefix><uuid>.<ext>``. The server generates the UUID, and
+the only thing taken from the client's filename is a short letters-and-digits extension,
+so no input can put a key outside the prefix.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
+
+from chalicelib.errors import UploadRejected
+
+MAX_EXTENSION_LENGTH = 16
+_EXTENSION = re.compile(rf"[a-z0-9]{{1,{MAX_EXTENSION_LENGTH}}}")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def new_upload_id() -> str:
@@ -10,10 +22,35 @@ def new_upload_id() -> str:
     return str(uuid.uuid4())
 
 
-def upload_key(prefix: str, upload_id: str) -> str:
-    """The object key an upload is stored under: ``<prefix><uuid>``, as the original service.
+def extension(filename: str | None) -> str:
+    """The sanitised extension of a client's filename, or "" when it has none worth keeping.
+
+    It is what follows the last dot of the last path segment, lower-cased, kept only if it is
+    1 to 16 ASCII letters and digits: ``"Holiday.JPG"`` gives ``"jpg"``,
+    ``"../../etc/passwd"`` and ``"a.tar.gz/"`` give ``""``.
+    """
+    if not filename:
+        return ""
+    base = re.split(r"[/\\]", filename)[-1]
+    stem, dot, ext = base.rpartition(".")
+    ext = ext.lower()
+    return ext if dot and stem and _EXTENSION.fullmatch(ext) else ""
+
+
+def upload_key(prefix: str, upload_id: str, ext: str = "") -> str:
+    """The object key an upload is stored under: ``<prefix><uuid>[.<ext>]``.
 
     ``prefix`` comes from validated Settings and ends in '/'; ``upload_id`` is a canonical
-    UUID that the server generated, so the key can never leave the prefix.
+    UUID that the server generated; ``ext`` comes from :func:`extension`.
     """
-    return f"{prefix}{upload_id}"
+    return f"{prefix}{upload_id}.{ext}" if ext else f"{prefix}{upload_id}"
+
+
+def parse_upload_id(value: str) -> str:
+    """Check that a client-supplied upload id is a canonical UUID, as this service issues."""
+    if not _CANONICAL_UUID.fullmatch(value):
+        raise UploadRejected(
+            f"upload id {value[:64]!r} is not valid; allowed: a UUID as returned by /put-url, "
+            "like '3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b'"
+        )
+    return value

@@ -1,4 +1,4 @@
-"""Issuing presigned upload URLs. No HTTP framework and no os.environ here.
+"""Issuing presigned upload URLs and POST policies. No HTTP framework, no os.environ.
 
 The S3 client is injected. Presigning is local computation (an HMAC over the request),
 so issuing a URL makes no request to S3 at all: no placeholder object is written, and an
@@ -7,6 +7,8 @@ abandoned upload leaves nothing behind.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,12 +16,22 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.keys import new_upload_id, upload_key
-from chalicelib.settings import Settings
+from chalicelib.rules import UploadRequest, put_headers
+from chalicelib.settings import MAX_SINGLE_UPLOAD_BYTES, Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+# boto3 parameter name for each header a PUT may be required to carry.
+_PUT_PARAMS = {
+    "Content-Type": "ContentType",
+    "Content-Length": "ContentLength",
+    "Content-MD5": "ContentMD5",
+    "Content-Disposition": "ContentDisposition",
+    "If-None-Match": "IfNoneMatch",
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,7 @@ class PutTicket:
     expires_in: int
     expires_at: datetime
     headers: dict[str, str] = field(default_factory=dict)
+    filename: str | None = None
 
     def to_response(self) -> dict[str, Any]:
         """The JSON body of ``GET /put-url``. ``PUT_URL`` and ``UUID`` are the original
@@ -43,12 +56,41 @@ class PutTicket:
             "method": "PUT",
             "headers": dict(self.headers),
             "expires_in": self.expires_in,
-            "expires_at": self.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expires_at": self.expires_at.strftime(_ISO),
+            "filename": self.filename,
+        }
+
+
+@dataclass(frozen=True)
+class PostTicket:
+    """A browser-form upload: POST ``fields`` plus the file (last) to ``url``."""
+
+    upload_id: str
+    key: str
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+    expires_in: int
+    expires_at: datetime
+    filename: str | None = None
+
+    def to_response(self) -> dict[str, Any]:
+        """The JSON body of ``GET /post-url``."""
+        return {
+            "url": self.url,
+            "fields": dict(self.fields),
+            "UUID": self.upload_id,
+            "key": self.key,
+            "method": "POST",
+            "max_bytes": self.max_bytes,
+            "expires_in": self.expires_in,
+            "expires_at": self.expires_at.strftime(_ISO),
+            "filename": self.filename,
         }
 
 
 class Presigner:
-    """Issues presigned PUT URLs for new uploads under the configured prefix."""
+    """Issues presigned PUT URLs and POST policies for new uploads under the prefix."""
 
     def __init__(
         self,
@@ -60,19 +102,23 @@ class Presigner:
         self._settings = settings
         self._new_id = new_id
 
-    def put_ticket(self) -> PutTicket:
-        """A URL that stores whatever bytes are PUT to it at ``<prefix><uuid>``.
+    def put_ticket(self, request: UploadRequest | None = None) -> PutTicket:
+        """A URL that stores one file at ``<prefix><uuid>[.<ext>]``.
 
-        With no signed headers, ``curl -X PUT --upload-file FILE "$URL"`` works as is.
+        Every rule in ``request`` and the settings becomes a signed header, listed in the
+        ticket's ``headers``; S3 refuses a PUT whose headers differ. With no rules, only
+        ``host`` is signed and ``curl -X PUT --upload-file FILE "$URL"`` works as is.
         """
+        request = request or UploadRequest()
         upload_id = self._new_id()
-        key = upload_key(self._settings.prefix, upload_id)
+        key = upload_key(self._settings.prefix, upload_id, request.extension)
+        headers = put_headers(request, self._settings)
+        params: dict[str, Any] = {"Bucket": self._settings.bucket, "Key": key}
+        for name, value in headers.items():
+            params[_PUT_PARAMS[name]] = int(value) if name == "Content-Length" else value
         expires_in = self._settings.url_expires
         url = self._client.generate_presigned_url(
-            "put_object",
-            Params={"Bucket": self._settings.bucket, "Key": key},
-            ExpiresIn=expires_in,
-            HttpMethod="PUT",
+            "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
         )
         return PutTicket(
             upload_id=upload_id,
@@ -80,6 +126,49 @@ class Presigner:
             url=url,
             expires_in=expires_in,
             expires_at=_signed_at(url) + timedelta(seconds=expires_in),
+            headers=headers,
+            filename=request.filename,
+        )
+
+    def post_ticket(self, request: UploadRequest | None = None) -> PostTicket:
+        """A POST policy for one file of at most ``UPLOAD_MAX_BYTES`` (or 5 GiB).
+
+        The policy pins the exact key, the byte range (``content-length-range``) and the
+        content type: the requested one exactly, or, with none requested, any.
+        """
+        request = request or UploadRequest()
+        upload_id = self._new_id()
+        key = upload_key(self._settings.prefix, upload_id, request.extension)
+        max_bytes = self._settings.max_bytes or MAX_SINGLE_UPLOAD_BYTES
+        fields: dict[str, str] = {}
+        conditions: list[Any] = [["content-length-range", 0, max_bytes]]
+        if request.content_type is not None:
+            fields["Content-Type"] = request.content_type
+            conditions.append({"Content-Type": request.content_type})
+        else:
+            conditions.append(["starts-with", "$Content-Type", ""])
+        disposition = request.content_disposition()
+        if disposition is not None:
+            fields["Content-Disposition"] = disposition
+            conditions.append({"Content-Disposition": disposition})
+        expires_in = self._settings.url_expires
+        # boto3 adds the exact {"bucket": ...} and {"key": ...} conditions itself.
+        post = self._client.generate_presigned_post(
+            Bucket=self._settings.bucket,
+            Key=key,
+            Fields=fields,
+            Conditions=conditions,
+            ExpiresIn=expires_in,
+        )
+        return PostTicket(
+            upload_id=upload_id,
+            key=key,
+            url=post["url"],
+            fields=post["fields"],
+            max_bytes=max_bytes,
+            expires_in=expires_in,
+            expires_at=_policy_expiration(post["fields"]["policy"]),
+            filename=request.filename,
         )
 
 
@@ -88,3 +177,9 @@ def _signed_at(url: str) -> datetime:
     # signing; reading it back makes expires_at exactly the moment S3 starts refusing the URL.
     (amz_date,) = parse_qs(urlsplit(url).query)["X-Amz-Date"]
     return datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
+
+
+def _policy_expiration(policy: str) -> datetime:
+    # The policy's own "expiration" is what S3 enforces for a form POST.
+    expiration = json.loads(base64.b64decode(policy))["expiration"]
+    return datetime.strptime(expiration, _ISO).replace(tzinfo=UTC)

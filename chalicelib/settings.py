@@ -21,6 +21,8 @@ DEFAULT_URL_EXPIRES = 300
 # SigV4 presigned URLs cannot be valid for longer than seven days.
 MAX_URL_EXPIRES = 7 * 24 * 3600
 DEFAULT_CORS_ALLOW_ORIGIN = "*"
+# S3 refuses a single PUT (or form POST) larger than 5 GiB; bigger files need multipart.
+MAX_SINGLE_UPLOAD_BYTES = 5 * 1024**3
 
 # Each is used with fullmatch: `$` would let a trailing newline through.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
@@ -29,6 +31,10 @@ _BUCKET = re.compile(r"(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+\Z)[a-z0-9][a-z0-9
 _PREFIX = re.compile(r"(?:[A-Za-z0-9!_.*'()-]+/)+")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?")
+# A media type (RFC 6838 names) or a wildcard over its subtype: image/png, image/*, */*.
+_TYPE_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
+_TYPE_PATTERN = re.compile(rf"(?:{_TYPE_NAME}/(?:{_TYPE_NAME}|\*))|\*/\*")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,11 @@ class Settings:
     prefix: str = DEFAULT_PREFIX
     url_expires: int = DEFAULT_URL_EXPIRES
     endpoint_url: str | None = None
+    # The upload rules, signed into every URL so that S3 itself enforces them.
+    allowed_types: tuple[str, ...] = ()
+    max_bytes: int | None = None
+    require_md5: bool = False
+    no_overwrite: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -53,6 +64,10 @@ class Settings:
                 environ, "UPLOAD_URL_EXPIRES", DEFAULT_URL_EXPIRES, 1, MAX_URL_EXPIRES
             ),
             endpoint_url=_endpoint_url(environ),
+            allowed_types=_allowed_types(environ),
+            max_bytes=_optional_int(environ, "UPLOAD_MAX_BYTES", 1, MAX_SINGLE_UPLOAD_BYTES),
+            require_md5=_flag(environ, "UPLOAD_REQUIRE_MD5"),
+            no_overwrite=_flag(environ, "UPLOAD_NO_OVERWRITE"),
         )
 
 
@@ -97,9 +112,14 @@ def _prefix(environ: Mapping[str, str]) -> str:
 
 
 def _int_in_range(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _optional_int(environ, name, low, high)
+    return default if value is None else value
+
+
+def _optional_int(environ: Mapping[str, str], name: str, low: int, high: int) -> int | None:
     raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
+    if raw is None or raw.strip() == "":
+        return None
     try:
         value = int(raw.strip())
     except ValueError:
@@ -109,6 +129,28 @@ def _int_in_range(environ: Mapping[str, str], name: str, default: int, low: int,
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range; allowed: {low} to {high}")
     return value
+
+
+def _allowed_types(environ: Mapping[str, str]) -> tuple[str, ...]:
+    raw = environ.get("UPLOAD_ALLOWED_TYPES", "")
+    patterns = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    bad = [p for p in patterns if not _TYPE_PATTERN.fullmatch(p)]
+    if bad:
+        raise ConfigError(
+            f"UPLOAD_ALLOWED_TYPES has invalid entries {bad}; allowed: a comma-separated list "
+            "of media types or subtype wildcards, like 'image/*, application/pdf'"
+        )
+    return patterns
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "")
+    value = raw.strip().lower()
+    if value not in _TRUE + _FALSE:
+        raise ConfigError(
+            f"{name}={raw!r} is not a boolean; allowed: true/false, 1/0, yes/no, on/off"
+        )
+    return value in _TRUE
 
 
 def _region(environ: Mapping[str, str]) -> str:

@@ -37,9 +37,9 @@ def s3(monkeypatch, s3_endpoint):
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket=BUCKET)
     # Services are cached per container; each test starts a fresh "container".
-    app_module.presigner.cache_clear()
+    app_module.services.cache_clear()
     yield client
-    app_module.presigner.cache_clear()
+    app_module.services.cache_clear()
 
 
 @pytest.fixture

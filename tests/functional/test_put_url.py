@@ -35,6 +35,7 @@ def test_put_url_returns_the_original_fields_and_the_new_ones(api, s3_endpoint):
         "headers": {},
         "expires_in": 300,
         "expires_at": expected_expiry,
+        "filename": None,
     }
 
 
@@ -64,10 +65,10 @@ def test_each_call_gets_a_new_uuid_and_key(api):
 
 def test_the_s3_client_is_built_once_and_reused_across_requests(api):
     get_put_url(api)
-    first = app_module.presigner()
+    first = app_module.services()
     get_put_url(api)
-    assert app_module.presigner() is first
-    assert app_module.presigner.cache_info().misses == 1
+    assert app_module.services() is first
+    assert app_module.services.cache_info().misses == 1
 
 
 def test_put_url_carries_cors_headers(api):

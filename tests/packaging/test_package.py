@@ -55,7 +55,7 @@ def test_role_policy_is_the_stages_policy_file(package):
     assert role_policy(template) == json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
 
 
-def test_role_may_put_objects_only_under_the_stages_bucket_and_prefix(package):
+def test_role_may_touch_only_the_stages_prefix(package):
     stage, template, _ = package
     env = stage_environment(stage)
     by_sid = {s["Sid"]: s for s in role_policy(template)["Statement"]}
@@ -66,11 +66,21 @@ def test_role_may_put_objects_only_under_the_stages_bucket_and_prefix(package):
             "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/presigned-upload-{stage}:*",
             "Sid": "WriteOwnLogs",
         },
-        "PresignedPutsUnderPrefix": {
+        # PutObject: what the presigned PUT and POST URLs carry. GetObject: HEAD for status.
+        "UploadsUnderPrefix": {
             "Effect": "Allow",
-            "Action": ["s3:PutObject"],
+            "Action": ["s3:PutObject", "s3:GetObject"],
             "Resource": f"arn:aws:s3:::{env['UPLOAD_BUCKET']}/{env['UPLOAD_PREFIX']}*",
-            "Sid": "PresignedPutsUnderPrefix",
+            "Sid": "UploadsUnderPrefix",
+        },
+        # ListBucket, only for keys under the prefix: status finds <uuid>.<ext> by prefix,
+        # and without it S3 answers a HEAD of a missing key 403 instead of 404.
+        "FindUploadsUnderPrefix": {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": f"arn:aws:s3:::{env['UPLOAD_BUCKET']}",
+            "Condition": {"StringLike": {"s3:prefix": [f"{env['UPLOAD_PREFIX']}*"]}},
+            "Sid": "FindUploadsUnderPrefix",
         },
     }
 
@@ -85,13 +95,22 @@ def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
     cors_allow_origin(env)
 
 
-def test_put_url_is_wired_to_the_lambda_with_an_open_cors_preflight(package):
+ROUTES = ["/put-url", "/post-url", "/uploads/{upload_id}"]
+
+
+def test_exactly_the_api_routes_are_published(package):
+    _, template, _ = package
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    assert sorted(paths) == sorted(ROUTES)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_route_is_wired_to_the_lambda_with_an_open_cors_preflight(package, route):
     stage, template, _ = package
     paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
-    assert set(paths) == {"/put-url"}
-    assert set(paths["/put-url"]) == {"get", "options"}
-    assert paths["/put-url"]["get"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
-    options = paths["/put-url"]["options"]["x-amazon-apigateway-integration"]
+    assert set(paths[route]) == {"get", "options"}
+    assert paths[route]["get"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+    options = paths[route]["options"]["x-amazon-apigateway-integration"]
     assert options["type"] == "mock"
     headers = options["responses"]["default"]["responseParameters"]
     origin = cors_allow_origin(stage_environment(stage))
@@ -99,10 +118,15 @@ def test_put_url_is_wired_to_the_lambda_with_an_open_cors_preflight(package):
     assert headers["method.response.header.Access-Control-Allow-Methods"] == "'GET,OPTIONS'"
 
 
-def test_prod_allows_only_its_own_site_and_short_urls():
-    env = stage_environment("prod")
-    assert env["CORS_ALLOW_ORIGIN"] != "*"
-    assert int(env["UPLOAD_URL_EXPIRES"]) <= 300
+def test_prod_turns_the_protective_settings_on():
+    settings = Settings.from_env({**stage_environment("prod"), "AWS_REGION": "eu-west-1"})
+    assert (settings.allowed_types, settings.max_bytes) == (
+        ("image/*", "application/pdf"),
+        10485760,
+    )
+    assert (settings.require_md5, settings.no_overwrite) == (True, True)
+    assert settings.url_expires <= 300
+    assert cors_allow_origin(stage_environment("prod")) != "*"
 
 
 def test_deployment_zip_holds_the_app_and_no_dev_code(package):

@@ -12,7 +12,12 @@ def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
             "ID": "BrowserUploads",
             "AllowedOrigins": ["http://localhost:3000"],
             "AllowedMethods": ["PUT", "POST", "GET"],
-            "AllowedHeaders": ["Content-Type"],
+            "AllowedHeaders": [
+                "Content-Type",
+                "Content-MD5",
+                "Content-Disposition",
+                "If-None-Match",
+            ],
             "ExposeHeaders": ["ETag"],
             "MaxAgeSeconds": 3000,
         }
@@ -29,6 +34,10 @@ def test_stage_environment_applies_stage_values_over_the_top_level():
         "UPLOAD_URL_EXPIRES": "120",
         "UPLOAD_BUCKET": "example-uploads-prod",
         "CORS_ALLOW_ORIGIN": "https://app.example.com",
+        "UPLOAD_ALLOWED_TYPES": "image/*,application/pdf",
+        "UPLOAD_MAX_BYTES": "10485760",
+        "UPLOAD_REQUIRE_MD5": "true",
+        "UPLOAD_NO_OVERWRITE": "true",
     }
 
 

@@ -134,4 +134,5 @@ def test_response_keeps_the_original_contract_and_adds_the_new_fields():
         "headers": {},
         "expires_in": 300,
         "expires_at": "2026-01-02T03:04:05Z",
+        "filename": None,
     }

@@ -1,0 +1,215 @@
+"""The upload rules: what a client may ask for, and which headers S3 will then demand.
+
+Every rule ends up as a *signed* header (or a POST-policy condition), so S3 itself refuses
+a violating upload; the checks here only make the refusal early and readable.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from chalicelib.errors import UploadRejected
+from chalicelib.keys import extension
+from chalicelib.settings import MAX_SINGLE_UPLOAD_BYTES, Settings
+
+MAX_FILENAME_LENGTH = 255
+MAX_CONTENT_TYPE_LENGTH = 255
+DISPOSITIONS = ("attachment", "inline")
+PUT_PARAMETERS = ("content_type", "disposition", "filename", "md5", "size")
+POST_PARAMETERS = ("content_type", "disposition", "filename")
+
+# RFC 9110 media type: type "/" subtype *( ";" name "=" ( token / quoted-string ) ).
+_TCHARS = r"[A-Za-z0-9!#$&^_.+-]+"
+_QUOTED = r'"[^"\\\x00-\x1f\x7f]*"'
+_CONTENT_TYPE = re.compile(
+    rf"(?P<essence>{_TCHARS}/{_TCHARS})(?: *; *{_TCHARS}=(?:{_TCHARS}|{_QUOTED}))*"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SIZE = re.compile(r"[0-9]{1,12}")
+_MD5_EXAMPLE = "1B2M2Y8AsgTpgAmY7PhCfg=="
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """What a client asked for, validated against the operator's rules."""
+
+    filename: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    md5: str | None = None
+    disposition: str | None = None
+
+    @property
+    def extension(self) -> str:
+        return extension(self.filename)
+
+    def content_disposition(self) -> str | None:
+        """The signed ``Content-Disposition`` header, only when the client asked for one.
+
+        The quoted ``filename`` is an ASCII fallback; ``filename*`` carries the exact name
+        in UTF-8 (RFC 6266), so non-ASCII names survive without breaking the header.
+        """
+        if self.disposition is None or self.filename is None:
+            return None
+        fallback = re.sub(r'[^\x20-\x7e]|["\\]', "_", self.filename)
+        return (
+            f'{self.disposition}; filename="{fallback}"; '
+            f"filename*=UTF-8''{quote(self.filename, safe='')}"
+        )
+
+
+def parse_request(
+    params: Mapping[str, Sequence[str]], settings: Settings, allowed: Sequence[str]
+) -> UploadRequest:
+    """Parse query parameters into an UploadRequest that obeys ``settings``' rules.
+
+    ``allowed`` names the parameters the route accepts; anything else is refused, so a
+    typo (``contenttype=``) cannot silently drop a rule the client meant to apply.
+    """
+    values = _single_values(params, allowed)
+    filename = _filename(values.get("filename"))
+    request = UploadRequest(
+        filename=filename,
+        content_type=_content_type(values.get("content_type"), settings),
+        size=_size(values.get("size"), settings, required="size" in allowed),
+        md5=_md5(values.get("md5"), settings, required="md5" in allowed),
+        disposition=_disposition(values.get("disposition"), filename),
+    )
+    return request
+
+
+def check_form_upload_allowed(settings: Settings) -> None:
+    """Refuse a browser-form POST where the settings need what a POST policy cannot sign.
+
+    A POST policy can pin the key, type and size range, but not a Content-MD5 check nor
+    ``If-None-Match``; issuing one anyway would quietly bypass those rules.
+    """
+    missing = [
+        name
+        for name, on in (("UPLOAD_REQUIRE_MD5", settings.require_md5),
+                         ("UPLOAD_NO_OVERWRITE", settings.no_overwrite))
+        if on
+    ]  # fmt: skip
+    if missing:
+        raise UploadRejected(
+            f"browser-form uploads are off because {' and '.join(missing)} is on, which a "
+            "POST policy cannot enforce; allowed: /put-url with the headers it returns"
+        )
+
+
+def expect_no_parameters(params: Mapping[str, Sequence[str]]) -> None:
+    """Refuse any query parameter, for routes that take none."""
+    _single_values(params, ())
+
+
+def put_headers(request: UploadRequest, settings: Settings) -> dict[str, str]:
+    """Exactly the headers the client must send with its PUT; each one is signed."""
+    headers: dict[str, str] = {}
+    if request.content_type is not None:
+        headers["Content-Type"] = request.content_type
+    if request.size is not None:
+        headers["Content-Length"] = str(request.size)
+    if request.md5 is not None:
+        headers["Content-MD5"] = request.md5
+    disposition = request.content_disposition()
+    if disposition is not None:
+        headers["Content-Disposition"] = disposition
+    if settings.no_overwrite:
+        headers["If-None-Match"] = "*"
+    return headers
+
+
+def _single_values(params: Mapping[str, Sequence[str]], allowed: Sequence[str]) -> dict[str, str]:
+    allowed_list = ", ".join(allowed) or "none"
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        names = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise UploadRejected(f"unknown parameter {names}; allowed: {allowed_list}")
+    values: dict[str, str] = {}
+    for name, given in params.items():
+        if len(given) != 1:
+            raise UploadRejected(f"parameter {name!r} was given {len(given)} times; give it once")
+        values[name] = given[0]
+    return values
+
+
+def _filename(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_FILENAME_LENGTH or _CONTROL.search(value):
+        raise UploadRejected(
+            f"filename must be 1 to {MAX_FILENAME_LENGTH} characters with no control "
+            "characters; only its extension is used in the key"
+        )
+    return value
+
+
+def _content_type(value: str | None, settings: Settings) -> str | None:
+    allowed = ", ".join(settings.allowed_types)
+    if value is None:
+        if settings.allowed_types:
+            raise UploadRejected(f"content_type is required; allowed: {allowed}")
+        return None
+    match = _CONTENT_TYPE.fullmatch(value) if len(value) <= MAX_CONTENT_TYPE_LENGTH else None
+    if match is None:
+        raise UploadRejected(
+            f"content_type {value[:80]!r} is not a media type; allowed: 'type/subtype' with "
+            "optional '; name=value' parameters, like 'image/png'"
+        )
+    if settings.allowed_types and not _type_allowed(match["essence"].lower(), settings):
+        raise UploadRejected(f"content_type {value!r} is not allowed; allowed: {allowed}")
+    return value
+
+
+def _type_allowed(essence: str, settings: Settings) -> bool:
+    kind = essence.split("/")[0]
+    return any(p in (essence, f"{kind}/*", "*/*") for p in settings.allowed_types)
+
+
+def _size(value: str | None, settings: Settings, required: bool) -> int | None:
+    limit = settings.max_bytes if settings.max_bytes is not None else MAX_SINGLE_UPLOAD_BYTES
+    allowed = f"allowed: 0 to {limit}"
+    if value is None:
+        if settings.max_bytes is not None and required:
+            raise UploadRejected(f"size is required: the file's exact length in bytes; {allowed}")
+        return None
+    if not _SIZE.fullmatch(value):
+        raise UploadRejected(f"size {value[:40]!r} is not a whole number of bytes; {allowed}")
+    size = int(value)
+    if size > limit:
+        hint = "" if settings.max_bytes is not None else " (larger files need a multipart upload)"
+        raise UploadRejected(f"size {size} is too large; {allowed}{hint}")
+    return size
+
+
+def _md5(value: str | None, settings: Settings, required: bool) -> str | None:
+    expected = f"the base64 of the file's 16-byte MD5 digest, like {_MD5_EXAMPLE!r}"
+    if value is None:
+        if settings.require_md5 and required:
+            raise UploadRejected(f"md5 is required: {expected}")
+        return None
+    # An unencoded '+' in a query string arrives as a space; base64 never contains one.
+    value = value.replace(" ", "+")
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except ValueError:
+        digest = b""
+    if len(digest) != 16 or base64.b64encode(digest).decode() != value:
+        raise UploadRejected(f"md5 {value[:40]!r} is not valid; allowed: {expected}")
+    return value
+
+
+def _disposition(value: str | None, filename: str | None) -> str | None:
+    if value is None:
+        return None
+    if value not in DISPOSITIONS:
+        raise UploadRejected(
+            f"disposition {value[:40]!r} is not valid; allowed: {', '.join(DISPOSITIONS)}"
+        )
+    if filename is None:
+        raise UploadRejected("disposition needs filename: the name to download the file as")
+    return value
