@@ -96,8 +96,9 @@ def check_form_upload_allowed(settings: Settings) -> None:
     ]  # fmt: skip
     if missing:
         raise UploadRejected(
-            f"browser-form uploads are off because {' and '.join(missing)} is on, which a "
-            "POST policy cannot enforce; allowed: /put-url with the headers it returns"
+            f"browser-form uploads are off because {' and '.join(missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} on, which a POST policy cannot enforce; "
+            "allowed: /put-url with the headers it returns"
         )
 
 

@@ -7,12 +7,16 @@ query parameters, expiry) that real S3 checks.
 
 from __future__ import annotations
 
+import base64
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 
 from chalicelib.presign import Presigner, PutTicket
+from chalicelib.rules import UploadRequest
 from chalicelib.s3 import make_s3_client
 from chalicelib.settings import Settings
 from tests.support import LOCAL_AWS_ENV, REAL_AWS_VARS, query
@@ -28,9 +32,13 @@ def dummy_credentials(monkeypatch):
         monkeypatch.setenv(name, value)
 
 
-def ticket(**settings_kw) -> PutTicket:
+def presigner(**settings_kw) -> Presigner:
     settings = Settings(**{"bucket": "my-uploads", "region": "eu-west-1", **settings_kw})
-    return Presigner(make_s3_client(settings), settings, new_id=lambda: FIXED_ID).put_ticket()
+    return Presigner(make_s3_client(settings), settings, new_id=lambda: FIXED_ID)
+
+
+def ticket(**settings_kw) -> PutTicket:
+    return presigner(**settings_kw).put_ticket()
 
 
 def test_ticket_names_the_key_under_the_prefix():
@@ -136,3 +144,70 @@ def test_response_keeps_the_original_contract_and_adds_the_new_fields():
         "expires_at": "2026-01-02T03:04:05Z",
         "filename": None,
     }
+
+
+RULES = UploadRequest(
+    filename="cat.PNG",
+    content_type="image/png",
+    size=1234,
+    md5="1B2M2Y8AsgTpgAmY7PhCfg==",
+    disposition="attachment",
+)
+
+
+def test_every_rule_is_a_signed_header_that_s3_checks():
+    # S3 recomputes the signature over these headers' values as received: a PUT that
+    # omits one or sends another value fails with 403 SignatureDoesNotMatch, a body whose
+    # MD5 differs fails with 400 BadDigest, and a replay onto an existing key fails with
+    # 412 PreconditionFailed. moto checks none of this; this test pins what is signed.
+    t = presigner(no_overwrite=True).put_ticket(RULES)
+    params = query(t.url)
+    assert params["X-Amz-SignedHeaders"] == (
+        "content-disposition;content-length;content-md5;content-type;host;if-none-match"
+    )
+    assert t.key == f"put_folder/{FIXED_ID}.png"
+    assert t.filename == "cat.PNG"
+    assert t.headers == {
+        "Content-Type": "image/png",
+        "Content-Length": "1234",
+        "Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg==",
+        "Content-Disposition": "attachment; filename=\"cat.PNG\"; filename*=UTF-8''cat.PNG",
+        "If-None-Match": "*",
+    }
+
+
+def policy_of(post):
+    return json.loads(base64.b64decode(post.fields["policy"]))
+
+
+def test_post_policy_pins_key_size_range_type_and_expiry():
+    post = presigner(max_bytes=1000, url_expires=120).post_ticket(
+        replace(RULES, size=None, md5=None)
+    )
+    policy = policy_of(post)
+    assert post.url == "https://my-uploads.s3.eu-west-1.amazonaws.com/"
+    assert post.key == f"put_folder/{FIXED_ID}.png"
+    assert post.max_bytes == 1000
+    assert policy["conditions"][:5] == [
+        ["content-length-range", 0, 1000],
+        {"Content-Type": "image/png"},
+        {"Content-Disposition": "attachment; filename=\"cat.PNG\"; filename*=UTF-8''cat.PNG"},
+        {"bucket": "my-uploads"},
+        {"key": f"put_folder/{FIXED_ID}.png"},
+    ]
+    signed_at = datetime.strptime(post.fields["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert policy["expiration"] == post.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # botocore stamps x-amz-date and the expiration from two clock reads.
+    drift = post.expires_at - (signed_at + timedelta(seconds=120))
+    assert timedelta(0) <= drift <= timedelta(seconds=1)
+    assert post.fields["key"] == post.key
+    assert post.fields["Content-Type"] == "image/png"
+
+
+def test_post_policy_without_a_type_accepts_any_and_caps_at_five_gib():
+    post = presigner().post_ticket()
+    assert policy_of(post)["conditions"][:2] == [
+        ["content-length-range", 0, 5 * 1024**3],
+        ["starts-with", "$Content-Type", ""],
+    ]
+    assert "Content-Type" not in post.fields

@@ -25,6 +25,10 @@ def test_defaults_match_the_original_service():
         prefix="put_folder/",
         url_expires=300,
         endpoint_url=None,
+        allowed_types=(),
+        max_bytes=None,
+        require_md5=False,
+        no_overwrite=False,
     )
 
 
@@ -155,3 +159,48 @@ def test_cors_origin_refuses_anything_else(value):
         f"CORS_ALLOW_ORIGIN={value!r} is invalid; allowed: '*' or one origin like "
         "'https://app.example.com' (scheme, host and optional port, no path)"
     )
+
+
+def test_upload_rules_are_read_and_normalised():
+    s = settings(
+        UPLOAD_ALLOWED_TYPES=" Image/* , application/pdf,,",
+        UPLOAD_MAX_BYTES="10485760",
+        UPLOAD_REQUIRE_MD5="TRUE",
+        UPLOAD_NO_OVERWRITE="on",
+    )
+    assert (s.allowed_types, s.max_bytes, s.require_md5, s.no_overwrite) == (
+        ("image/*", "application/pdf"),
+        10485760,
+        True,
+        True,
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "false", "No", "off", ""])
+def test_flags_can_be_turned_off(value):
+    assert settings(UPLOAD_NO_OVERWRITE=value).no_overwrite is False
+
+
+def test_unknown_flag_value_is_refused():
+    assert error(UPLOAD_REQUIRE_MD5="maybe") == (
+        "UPLOAD_REQUIRE_MD5='maybe' is not a boolean; allowed: true/false, 1/0, yes/no, on/off"
+    )
+
+
+def test_bad_type_patterns_are_listed():
+    assert error(UPLOAD_ALLOWED_TYPES="image/*, html, */png") == (
+        "UPLOAD_ALLOWED_TYPES has invalid entries ['html', '*/png']; allowed: a "
+        "comma-separated list of media types or subtype wildcards, like 'image/*, application/pdf'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0", "UPLOAD_MAX_BYTES=0 is out of range; allowed: 1 to 5368709120"),
+        ("5368709121", "UPLOAD_MAX_BYTES=5368709121 is out of range; allowed: 1 to 5368709120"),
+        ("10MB", "UPLOAD_MAX_BYTES='10MB' is not a whole number; allowed: 1 to 5368709120"),
+    ],
+)
+def test_max_bytes_must_fit_a_single_put(raw, message):
+    assert error(UPLOAD_MAX_BYTES=raw) == message

@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chalicelib.errors import UploadRejected
+from chalicelib.rules import (
+    POST_PARAMETERS,
+    PUT_PARAMETERS,
+    UploadRequest,
+    check_form_upload_allowed,
+    expect_no_parameters,
+    parse_request,
+    put_headers,
+)
+from chalicelib.settings import Settings
+
+OPEN = Settings(bucket="my-uploads", region="eu-west-1")
+STRICT = replace(
+    OPEN,
+    allowed_types=("image/*", "application/pdf"),
+    max_bytes=10 * 1024 * 1024,
+    require_md5=True,
+    no_overwrite=True,
+)
+EMPTY_MD5 = "1B2M2Y8AsgTpgAmY7PhCfg=="  # md5(b"")
+
+
+def parse(settings=OPEN, allowed=PUT_PARAMETERS, **params):
+    return parse_request({k: [v] for k, v in params.items()}, settings, allowed)
+
+
+def refused(settings=OPEN, allowed=PUT_PARAMETERS, **params) -> str:
+    with pytest.raises(UploadRejected) as info:
+        parse(settings, allowed, **params)
+    return str(info.value)
+
+
+def test_no_parameters_and_no_rules_means_no_headers_so_plain_curl_works():
+    assert parse() == UploadRequest()
+    assert put_headers(UploadRequest(), OPEN) == {}
+
+
+def test_every_rule_becomes_exactly_one_header_to_send():
+    request = parse(
+        STRICT,
+        filename="Cat photo.PNG",
+        content_type="image/png",
+        size="1234",
+        md5=EMPTY_MD5,
+        disposition="attachment",
+    )
+    assert put_headers(request, STRICT) == {
+        "Content-Type": "image/png",
+        "Content-Length": "1234",
+        "Content-MD5": EMPTY_MD5,
+        "Content-Disposition": 'attachment; filename="Cat photo.PNG"; '
+        "filename*=UTF-8''Cat%20photo.PNG",
+        "If-None-Match": "*",
+    }
+    assert request.extension == "png"
+
+
+def test_filename_alone_is_returned_but_not_signed():
+    request = parse(filename="report.pdf")
+    assert (request.filename, request.extension, put_headers(request, OPEN)) == (
+        "report.pdf",
+        "pdf",
+        {},
+    )
+
+
+def test_non_ascii_filename_gets_an_ascii_fallback_and_an_exact_utf8_name():
+    request = parse(filename='naïve "résumé".pdf', disposition="inline")
+    assert request.content_disposition() == (
+        'inline; filename="na_ve _r_sum__.pdf"; '
+        "filename*=UTF-8''na%C3%AFve%20%22r%C3%A9sum%C3%A9%22.pdf"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content_type", "allowed"),
+    [("image/png", True), ("IMAGE/JPEG", True), ("image/svg+xml; charset=utf-8", True),
+     ("application/pdf", True), ("application/pdfx", False), ("text/html", False),
+     ("imagex/png", False)],
+)  # fmt: skip
+def test_allowlist_matches_exact_types_and_subtype_wildcards(content_type, allowed):
+    if allowed:
+        assert parse(STRICT, content_type=content_type, size="1", md5=EMPTY_MD5).content_type == (
+            content_type
+        )
+    else:
+        assert refused(STRICT, content_type=content_type, size="1", md5=EMPTY_MD5) == (
+            f"content_type {content_type!r} is not allowed; allowed: image/*, application/pdf"
+        )
+
+
+def test_allowlist_requires_a_content_type():
+    assert refused(STRICT, size="1", md5=EMPTY_MD5) == (
+        "content_type is required; allowed: image/*, application/pdf"
+    )
+
+
+@pytest.mark.parametrize("value", ["png", "image/", "text/html\r\nX-Evil: 1", "a/b;", "a" * 300])
+def test_malformed_content_type_is_refused(value):
+    assert refused(content_type=value) == (
+        f"content_type {value[:80]!r} is not a media type; allowed: 'type/subtype' with "
+        "optional '; name=value' parameters, like 'image/png'"
+    )
+
+
+def test_max_bytes_requires_a_size():
+    assert refused(STRICT, content_type="image/png", md5=EMPTY_MD5) == (
+        "size is required: the file's exact length in bytes; allowed: 0 to 10485760"
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        ("10485761", "size 10485761 is too large; allowed: 0 to 10485760"),
+        ("-1", "size '-1' is not a whole number of bytes; allowed: 0 to 10485760"),
+        ("1e6", "size '1e6' is not a whole number of bytes; allowed: 0 to 10485760"),
+        ("", "size '' is not a whole number of bytes; allowed: 0 to 10485760"),
+        ("9" * 5000, f"size {'9' * 40!r} is not a whole number of bytes; allowed: 0 to 10485760"),
+    ],
+)
+def test_bad_sizes_are_refused(size, message):
+    assert refused(STRICT, content_type="image/png", md5=EMPTY_MD5, size=size) == message
+
+
+def test_size_limits_are_inclusive():
+    assert parse(STRICT, content_type="image/png", md5=EMPTY_MD5, size="10485760").size == 10485760
+    assert parse(STRICT, content_type="image/png", md5=EMPTY_MD5, size="0").size == 0
+
+
+def test_without_a_limit_size_is_capped_at_s3s_single_put_maximum():
+    assert refused(size=str(5 * 1024**3 + 1)) == (
+        "size 5368709121 is too large; allowed: 0 to 5368709120 "
+        "(larger files need a multipart upload)"
+    )
+
+
+def test_md5_required_when_configured():
+    assert refused(STRICT, content_type="image/png", size="1") == (
+        "md5 is required: the base64 of the file's 16-byte MD5 digest, like "
+        "'1B2M2Y8AsgTpgAmY7PhCfg=='"
+    )
+
+
+@pytest.mark.parametrize(
+    "md5", ["abc", "1B2M2Y8AsgTpgAmY7PhCfg", "1B2M2Y8AsgTpgAmY7PhCfg==x", "AAAA", "!" * 24,
+            "d41d8cd98f00b204e9800998ecf8427e"],
+)  # fmt: skip
+def test_md5_must_be_base64_of_sixteen_bytes(md5):
+    assert refused(md5=md5) == (
+        f"md5 {md5[:40]!r} is not valid; allowed: the base64 of the file's 16-byte MD5 "
+        "digest, like '1B2M2Y8AsgTpgAmY7PhCfg=='"
+    )
+
+
+def test_md5_plus_sign_sent_unencoded_still_parses():
+    # '+' in a query string decodes to ' '; base64 has no spaces, so it is restored.
+    assert parse(md5="rL0Y20zC+Fzt72VPzMSk2A==".replace("+", " ")).md5 == (
+        "rL0Y20zC+Fzt72VPzMSk2A=="
+    )
+
+
+def test_unknown_parameters_are_refused_with_the_allowed_list():
+    assert refused(contenttype="image/png") == (
+        "unknown parameter 'contenttype'; allowed: content_type, disposition, filename, md5, size"
+    )
+
+
+def test_md5_and_size_are_not_parameters_of_a_form_upload():
+    assert refused(allowed=POST_PARAMETERS, size="5") == (
+        "unknown parameter 'size'; allowed: content_type, disposition, filename"
+    )
+
+
+def test_repeated_parameters_are_refused():
+    with pytest.raises(UploadRejected) as info:
+        parse_request({"size": ["1", "2"]}, OPEN, PUT_PARAMETERS)
+    assert str(info.value) == "parameter 'size' was given 2 times; give it once"
+
+
+def test_routes_without_parameters_refuse_any():
+    expect_no_parameters({})
+    with pytest.raises(UploadRejected) as info:
+        expect_no_parameters({"x": ["1"]})
+    assert str(info.value) == "unknown parameter 'x'; allowed: none"
+
+
+@pytest.mark.parametrize("filename", ["", "a\x00b", "line\nbreak", "x" * 256])
+def test_bad_filenames_are_refused(filename):
+    assert refused(filename=filename) == (
+        "filename must be 1 to 255 characters with no control characters; only its "
+        "extension is used in the key"
+    )
+
+
+def test_disposition_needs_a_filename_and_a_known_kind():
+    assert refused(disposition="attachment") == (
+        "disposition needs filename: the name to download the file as"
+    )
+    assert refused(filename="a.txt", disposition="evil") == (
+        "disposition 'evil' is not valid; allowed: attachment, inline"
+    )
+
+
+def test_form_uploads_are_refused_when_rules_need_signed_headers():
+    check_form_upload_allowed(OPEN)
+    with pytest.raises(UploadRejected) as info:
+        check_form_upload_allowed(STRICT)
+    assert str(info.value) == (
+        "browser-form uploads are off because UPLOAD_REQUIRE_MD5 and UPLOAD_NO_OVERWRITE are "
+        "on, which a POST policy cannot enforce; allowed: /put-url with the headers it returns"
+    )
