@@ -12,7 +12,9 @@ on AWS it must exist. Objects are written under `live-test/` and deleted afterwa
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import time
 from dataclasses import replace
@@ -21,6 +23,7 @@ import pytest
 import requests
 
 from chalicelib.presign import Presigner
+from chalicelib.rules import UploadRequest
 from chalicelib.s3 import make_s3_client
 from chalicelib.settings import Settings
 
@@ -84,3 +87,74 @@ def test_expired_url_is_refused(settings, s3):
     assert response.status_code == 403
     assert "<Code>AccessDenied</Code>" in response.text
     assert "expired" in response.text
+
+
+DATA = b"%PDF-1.7 live rules check\n" * 40
+DATA_MD5 = base64.b64encode(hashlib.md5(DATA).digest()).decode()  # noqa: S324 (S3's checksum)
+RULES = UploadRequest(
+    filename="doc.pdf", content_type="application/pdf", size=len(DATA), md5=DATA_MD5,
+    disposition="attachment",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def strict(settings):
+    return replace(
+        settings, allowed_types=("application/pdf",), max_bytes=4096, require_md5=True,
+        no_overwrite=True,
+    )  # fmt: skip
+
+
+def test_compliant_upload_with_every_signed_rule_is_accepted(strict, s3):
+    ticket = Presigner(s3, strict).put_ticket(RULES)
+    put = requests.put(ticket.url, data=DATA, headers=ticket.headers, timeout=30)
+    assert put.status_code == 200, put.text
+    head = s3.head_object(Bucket=BUCKET, Key=ticket.key)
+    assert (head["ContentType"], head["ContentLength"]) == ("application/pdf", len(DATA))
+    assert head["ContentDisposition"] == ticket.headers["Content-Disposition"]
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("Content-Type", "text/html"), ("Content-Disposition", "inline"), ("If-None-Match", None)],
+)
+def test_changing_or_dropping_a_signed_header_is_refused(strict, s3, header, value):
+    ticket = Presigner(s3, strict).put_ticket(RULES)
+    headers = dict(ticket.headers)
+    if value is None:
+        del headers[header]
+    else:
+        headers[header] = value
+    put = requests.put(ticket.url, data=DATA, headers=headers, timeout=30)
+    assert put.status_code == 403, put.text
+
+
+def test_bytes_that_do_not_match_the_md5_are_refused(strict, s3):
+    ticket = Presigner(s3, strict).put_ticket(RULES)
+    corrupted = DATA[:-1] + b"!"
+    put = requests.put(ticket.url, data=corrupted, headers=ticket.headers, timeout=30)
+    assert put.status_code == 400, put.text
+    assert "<Code>BadDigest</Code>" in put.text
+
+
+def test_a_replayed_url_cannot_overwrite(strict, s3):
+    ticket = Presigner(s3, strict).put_ticket(RULES)
+    first = requests.put(ticket.url, data=DATA, headers=ticket.headers, timeout=30)
+    replay = requests.put(ticket.url, data=DATA, headers=ticket.headers, timeout=30)
+    assert (first.status_code, replay.status_code) == (200, 412)
+
+
+def test_form_post_enforces_the_size_range(settings, s3):
+    small = replace(settings, max_bytes=100)
+    ticket = Presigner(s3, small).post_ticket(UploadRequest(content_type="text/plain"))
+    ok = requests.post(ticket.url, data=ticket.fields, files={"file": b"x" * 100}, timeout=30)
+    big = requests.post(ticket.url, data=ticket.fields, files={"file": b"x" * 101}, timeout=30)
+    assert ok.status_code == 204, ok.text
+    assert big.status_code == 400, big.text
+    assert "<Code>EntityTooLarge</Code>" in big.text
+
+
+def test_form_post_with_any_type_needs_no_content_type_field(settings, s3):
+    ticket = Presigner(s3, settings).post_ticket()
+    ok = requests.post(ticket.url, data=ticket.fields, files={"file": b"hello"}, timeout=30)
+    assert ok.status_code == 204, ok.text
