@@ -24,7 +24,8 @@ POST_PARAMETERS = ("content_type", "disposition", "filename")
 
 # RFC 9110 media type: type "/" subtype *( ";" name "=" ( token / quoted-string ) ).
 _TCHARS = r"[A-Za-z0-9!#$&^_.+-]+"
-_QUOTED = r'"[^"\\\x00-\x1f\x7f]*"'
+# Printable ASCII only: an HTTP header value must survive every client and proxy as is.
+_QUOTED = r'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'
 _CONTENT_TYPE = re.compile(
     rf"(?P<essence>{_TCHARS}/{_TCHARS})(?: *; *{_TCHARS}=(?:{_TCHARS}|{_QUOTED}))*"
 )
@@ -72,14 +73,13 @@ def parse_request(
     """
     values = _single_values(params, allowed)
     filename = _filename(values.get("filename"))
-    request = UploadRequest(
+    return UploadRequest(
         filename=filename,
         content_type=_content_type(values.get("content_type"), settings),
         size=_size(values.get("size"), settings, required="size" in allowed),
         md5=_md5(values.get("md5"), settings, required="md5" in allowed),
         disposition=_disposition(values.get("disposition"), filename),
     )
-    return request
 
 
 def check_form_upload_allowed(settings: Settings) -> None:

@@ -102,7 +102,10 @@ def test_allowlist_requires_a_content_type():
     )
 
 
-@pytest.mark.parametrize("value", ["png", "image/", "text/html\r\nX-Evil: 1", "a/b;", "a" * 300])
+@pytest.mark.parametrize(
+    "value",
+    ["png", "image/", "text/html\r\nX-Evil: 1", "a/b;", "a" * 300, 'a/b; x="é"', 'a/b; x="\\"'],
+)
 def test_malformed_content_type_is_refused(value):
     assert refused(content_type=value) == (
         f"content_type {value[:80]!r} is not a media type; allowed: 'type/subtype' with "
