@@ -110,8 +110,7 @@ class Presigner:
         ``host`` is signed and ``curl -X PUT --upload-file FILE "$URL"`` works as is.
         """
         request = request or UploadRequest()
-        upload_id = self._new_id()
-        key = upload_key(self._settings.prefix, upload_id, request.extension)
+        upload_id, key = self._new_upload(request)
         headers = put_headers(request, self._settings)
         params: dict[str, Any] = {"Bucket": self._settings.bucket, "Key": key}
         for name, value in headers.items():
@@ -137,8 +136,7 @@ class Presigner:
         content type: the requested one exactly, or, with none requested, any.
         """
         request = request or UploadRequest()
-        upload_id = self._new_id()
-        key = upload_key(self._settings.prefix, upload_id, request.extension)
+        upload_id, key = self._new_upload(request)
         max_bytes = self._settings.max_bytes or MAX_SINGLE_UPLOAD_BYTES
         fields: dict[str, str] = {}
         conditions: list[Any] = [["content-length-range", 0, max_bytes]]
@@ -170,6 +168,11 @@ class Presigner:
             expires_at=_policy_expiration(post["fields"]["policy"]),
             filename=request.filename,
         )
+
+    def _new_upload(self, request: UploadRequest) -> tuple[str, str]:
+        """A fresh upload id and its key: the server names every object, never the client."""
+        upload_id = self._new_id()
+        return upload_id, upload_key(self._settings.prefix, upload_id, request.extension)
 
 
 def _signed_at(url: str) -> datetime:
