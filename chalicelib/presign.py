@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.keys import new_upload_id, upload_key
 from chalicelib.rules import UploadRequest, put_headers
-from chalicelib.settings import MAX_SINGLE_UPLOAD_BYTES, Settings
+from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -137,7 +137,7 @@ class Presigner:
         """
         request = request or UploadRequest()
         upload_id, key = self._new_upload(request)
-        max_bytes = self._settings.max_bytes or MAX_SINGLE_UPLOAD_BYTES
+        max_bytes = self._settings.size_limit
         fields: dict[str, str] = {}
         conditions: list[Any] = [["content-length-range", 0, max_bytes]]
         if request.content_type is not None:

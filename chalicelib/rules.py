@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from chalicelib.errors import UploadRejected
 from chalicelib.keys import extension
-from chalicelib.settings import MAX_SINGLE_UPLOAD_BYTES, Settings
+from chalicelib.settings import Settings
 
 MAX_FILENAME_LENGTH = 255
 MAX_CONTENT_TYPE_LENGTH = 255
@@ -172,7 +172,7 @@ def _type_allowed(essence: str, settings: Settings) -> bool:
 
 
 def _size(value: str | None, settings: Settings, required: bool) -> int | None:
-    limit = settings.max_bytes if settings.max_bytes is not None else MAX_SINGLE_UPLOAD_BYTES
+    limit = settings.size_limit
     allowed = f"allowed: 0 to {limit}"
     if value is None:
         if settings.max_bytes is not None and required:

@@ -52,6 +52,11 @@ class Settings:
     require_md5: bool = False
     no_overwrite: bool = False
 
+    @property
+    def size_limit(self) -> int:
+        """The largest single upload allowed: UPLOAD_MAX_BYTES, or S3's own 5 GiB limit."""
+        return MAX_SINGLE_UPLOAD_BYTES if self.max_bytes is None else self.max_bytes
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Read and validate the settings; raise ConfigError naming the first bad variable."""
