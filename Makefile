@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-live lint clean
+.PHONY: install run test test-live lint package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lint: install
 ## test: lint, then unit, route, end-to-end and packaging tests
 test: lint
 	$(BIN)/pytest
+
+## package: the stage's CloudFormation (SAM) template and zip in build/<stage>/
+STAGE ?= prod
+package: install
+	$(BIN)/python -m infra.package --stage $(STAGE) build/$(STAGE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -17,3 +17,11 @@ class UploadRejected(ServiceError):
 
 class StorageUnavailable(ServiceError):
     """S3 did not answer in time, or could not be reached; the caller may retry."""
+
+
+class Unauthenticated(ServiceError):
+    """Authorization is on but the request carries no verified caller."""
+
+
+class UploadNotFound(ServiceError):
+    """No upload with this id is stored in the caller's key space."""

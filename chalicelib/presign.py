@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.keys import new_upload_id, upload_key
-from chalicelib.rules import UploadRequest, put_headers
+from chalicelib.rules import (
+    FILENAME_HEADER,
+    FILENAME_METADATA,
+    UploadRequest,
+    content_disposition,
+    filename_metadata,
+    put_headers,
+)
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -89,8 +96,32 @@ class PostTicket:
         }
 
 
+@dataclass(frozen=True)
+class DownloadTicket:
+    """A short-lived GET URL for one stored upload."""
+
+    upload_id: str
+    key: str
+    url: str
+    expires_in: int
+    expires_at: datetime
+    filename: str | None = None
+
+    def to_response(self) -> dict[str, Any]:
+        """The JSON body of ``GET /uploads/{uuid}/download-url``."""
+        return {
+            "url": self.url,
+            "expires_in": self.expires_in,
+            "expires_at": self.expires_at.strftime(_ISO),
+            "UUID": self.upload_id,
+            "key": self.key,
+            "filename": self.filename,
+        }
+
+
 class Presigner:
-    """Issues presigned PUT URLs and POST policies for new uploads under the prefix."""
+    """Issues presigned PUT URLs and POST policies for new uploads in a caller's key space
+    (``space``, from :func:`chalicelib.auth.key_space`), and GET URLs for stored ones."""
 
     def __init__(
         self,
@@ -102,19 +133,22 @@ class Presigner:
         self._settings = settings
         self._new_id = new_id
 
-    def put_ticket(self, request: UploadRequest | None = None) -> PutTicket:
-        """A URL that stores one file at ``<prefix><uuid>[.<ext>]``.
+    def put_ticket(self, space: str, request: UploadRequest | None = None) -> PutTicket:
+        """A URL that stores one file at ``<space><uuid>[.<ext>]``.
 
         Every rule in ``request`` and the settings becomes a signed header, listed in the
         ticket's ``headers``; S3 refuses a PUT whose headers differ. With no rules, only
         ``host`` is signed and ``curl -X PUT --upload-file FILE "$URL"`` works as is.
         """
         request = request or UploadRequest()
-        upload_id, key = self._new_upload(request)
+        upload_id, key = self._new_upload(space, request)
         headers = put_headers(request, self._settings)
         params: dict[str, Any] = {"Bucket": self._settings.bucket, "Key": key}
         for name, value in headers.items():
-            params[_PUT_PARAMS[name]] = int(value) if name == "Content-Length" else value
+            if name == FILENAME_HEADER:
+                params["Metadata"] = {FILENAME_METADATA: value}
+            else:
+                params[_PUT_PARAMS[name]] = int(value) if name == "Content-Length" else value
         expires_in = self._settings.url_expires
         url = self._client.generate_presigned_url(
             "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
@@ -129,14 +163,14 @@ class Presigner:
             filename=request.filename,
         )
 
-    def post_ticket(self, request: UploadRequest | None = None) -> PostTicket:
+    def post_ticket(self, space: str, request: UploadRequest | None = None) -> PostTicket:
         """A POST policy for one file of at most ``UPLOAD_MAX_BYTES`` (or 5 GiB).
 
         The policy pins the exact key, the byte range (``content-length-range``) and the
         content type: the requested one exactly, or, with none requested, any.
         """
         request = request or UploadRequest()
-        upload_id, key = self._new_upload(request)
+        upload_id, key = self._new_upload(space, request)
         max_bytes = self._settings.size_limit
         fields: dict[str, str] = {}
         conditions: list[Any] = [["content-length-range", 0, max_bytes]]
@@ -149,6 +183,9 @@ class Presigner:
         if disposition is not None:
             fields["Content-Disposition"] = disposition
             conditions.append({"Content-Disposition": disposition})
+        if request.filename is not None:
+            fields[FILENAME_HEADER] = filename_metadata(request.filename)
+            conditions.append({FILENAME_HEADER: fields[FILENAME_HEADER]})
         expires_in = self._settings.url_expires
         # boto3 adds the exact {"bucket": ...} and {"key": ...} conditions itself.
         post = self._client.generate_presigned_post(
@@ -169,10 +206,30 @@ class Presigner:
             filename=request.filename,
         )
 
-    def _new_upload(self, request: UploadRequest) -> tuple[str, str]:
+    def get_ticket(self, upload_id: str, key: str, filename: str | None) -> DownloadTicket:
+        """A URL that downloads ``key``, always as an attachment (never rendered by the
+        browser on S3's origin), named ``filename`` when the upload gave one."""
+        params: dict[str, Any] = {"Bucket": self._settings.bucket, "Key": key}
+        params["ResponseContentDisposition"] = (
+            content_disposition("attachment", filename) if filename else "attachment"
+        )
+        expires_in = self._settings.url_expires
+        url = self._client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET"
+        )
+        return DownloadTicket(
+            upload_id=upload_id,
+            key=key,
+            url=url,
+            expires_in=expires_in,
+            expires_at=_signed_at(url) + timedelta(seconds=expires_in),
+            filename=filename,
+        )
+
+    def _new_upload(self, space: str, request: UploadRequest) -> tuple[str, str]:
         """A fresh upload id and its key: the server names every object, never the client."""
         upload_id = self._new_id()
-        return upload_id, upload_key(self._settings.prefix, upload_id, request.extension)
+        return upload_id, upload_key(space, upload_id, request.extension)
 
 
 def _signed_at(url: str) -> datetime:

@@ -10,7 +10,7 @@ import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from chalicelib.errors import UploadRejected
 from chalicelib.keys import extension
@@ -19,6 +19,10 @@ from chalicelib.settings import Settings
 MAX_FILENAME_LENGTH = 255
 MAX_CONTENT_TYPE_LENGTH = 255
 DISPOSITIONS = ("attachment", "inline")
+# The original filename travels with the object as user metadata (x-amz-meta-filename),
+# percent-encoded: S3 metadata must be ASCII, and an HTTP header trims outer spaces.
+FILENAME_METADATA = "filename"
+FILENAME_HEADER = f"x-amz-meta-{FILENAME_METADATA}"
 PUT_PARAMETERS = ("content_type", "disposition", "filename", "md5", "size")
 POST_PARAMETERS = ("content_type", "disposition", "filename")
 
@@ -49,18 +53,31 @@ class UploadRequest:
         return extension(self.filename)
 
     def content_disposition(self) -> str | None:
-        """The signed ``Content-Disposition`` header, only when the client asked for one.
-
-        The quoted ``filename`` is an ASCII fallback; ``filename*`` carries the exact name
-        in UTF-8 (RFC 6266), so non-ASCII names survive without breaking the header.
-        """
+        """The signed ``Content-Disposition`` header, only when the client asked for one."""
         if self.disposition is None or self.filename is None:
             return None
-        fallback = re.sub(r'[^\x20-\x7e]|["\\]', "_", self.filename)
-        return (
-            f'{self.disposition}; filename="{fallback}"; '
-            f"filename*=UTF-8''{quote(self.filename, safe='')}"
-        )
+        return content_disposition(self.disposition, self.filename)
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """``attachment`` or ``inline`` with a filename, as RFC 6266 spells it.
+
+    The quoted ``filename`` is an ASCII fallback; ``filename*`` carries the exact name
+    in UTF-8, so non-ASCII names survive without breaking the header.
+    """
+    fallback = re.sub(r'[^\x20-\x7e]|["\\]', "_", filename)
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def filename_metadata(filename: str) -> str:
+    """The value stored as ``x-amz-meta-filename``: the name, percent-encoded as UTF-8."""
+    return quote(filename, safe="")
+
+
+def filename_from_metadata(metadata: Mapping[str, str]) -> str | None:
+    """The original filename stored with an object, or None when none was given."""
+    value = metadata.get(FILENAME_METADATA)
+    return unquote(value, errors="replace") if value else None
 
 
 def parse_request(
@@ -119,6 +136,8 @@ def put_headers(request: UploadRequest, settings: Settings) -> dict[str, str]:
     disposition = request.content_disposition()
     if disposition is not None:
         headers["Content-Disposition"] = disposition
+    if request.filename is not None:
+        headers[FILENAME_HEADER] = filename_metadata(request.filename)
     if settings.no_overwrite:
         headers["If-None-Match"] = "*"
     return headers

@@ -4,50 +4,99 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import StorageUnavailable
+from chalicelib.errors import StorageUnavailable, UploadNotFound
 from chalicelib.keys import parse_upload_id, upload_key
+from chalicelib.rules import filename_from_metadata
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
+@dataclass(frozen=True)
+class StoredUpload:
+    """An object that an upload put in S3, as S3 describes it."""
+
+    upload_id: str
+    key: str
+    size: int
+    content_type: str | None
+    etag: str
+    last_modified: datetime
+    filename: str | None
+
+    def to_response(self) -> dict[str, Any]:
+        return {
+            "UUID": self.upload_id,
+            "status": "uploaded",
+            "key": self.key,
+            "size": self.size,
+            "content_type": self.content_type,
+            "etag": self.etag,
+            "last_modified": self.last_modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "filename": self.filename,
+        }
+
+
 class UploadStatus:
-    """Reports ``uploaded`` (with the object's metadata) or ``pending`` for an upload id."""
+    """Finds uploads in a caller's key space (``space``, from
+    :func:`chalicelib.auth.key_space`); it never looks outside it."""
 
     def __init__(self, client: S3Client, settings: Settings) -> None:
         self._client = client
         self._settings = settings
 
-    def status(self, upload_id: str) -> dict[str, Any]:
-        """The upload's state. ``pending`` also covers ids that were never issued: with no
-        state of its own, the service cannot tell those apart."""
+    def status(self, space: str, upload_id: str) -> dict[str, Any]:
+        """``uploaded`` with the object's metadata, or ``pending``. ``pending`` also covers
+        ids never issued, and other callers' ids: with no state of its own, the service
+        cannot tell those apart, and must not say that someone else's upload exists."""
         upload_id = parse_upload_id(upload_id)
-        key = self.find_key(upload_id)
-        if key is None:
+        try:
+            return self.stored(space, upload_id).to_response()
+        except UploadNotFound:
             return {"UUID": upload_id, "status": "pending"}
-        with storage_errors():
-            head = self._client.head_object(Bucket=self._settings.bucket, Key=key)
-        return {
-            "UUID": upload_id,
-            "status": "uploaded",
-            "key": key,
-            "size": head["ContentLength"],
-            "content_type": head.get("ContentType"),
-            "etag": head["ETag"],
-            "last_modified": head["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
 
-    def find_key(self, upload_id: str) -> str | None:
+    def stored(self, space: str, upload_id: str) -> StoredUpload:
+        """The stored object for an upload id in ``space``; UploadNotFound if none."""
+        upload_id = parse_upload_id(upload_id)
+        key = self.find_key(space, upload_id)
+        if key is None:
+            raise UploadNotFound(
+                f"no upload {upload_id} is stored for you; allowed: the UUID of an upload "
+                "you made, once its PUT or POST has succeeded"
+            )
+        from botocore.exceptions import ClientError
+
+        try:
+            with storage_errors():
+                head = self._client.head_object(Bucket=self._settings.bucket, Key=key)
+        except ClientError as exc:
+            # Deleted between the LIST and the HEAD: gone, as far as the caller can tell.
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                raise UploadNotFound(f"no upload {upload_id} is stored for you") from exc
+            raise
+        return StoredUpload(
+            upload_id=upload_id,
+            key=key,
+            size=head["ContentLength"],
+            content_type=head.get("ContentType"),
+            etag=head["ETag"],
+            last_modified=head["LastModified"],
+            filename=filename_from_metadata(head.get("Metadata", {})),
+        )
+
+    def find_key(self, space: str, upload_id: str) -> str | None:
         """The stored key for an upload id, whatever extension it was given, or None.
 
         One prefix LIST finds ``<uuid>`` and ``<uuid>.<ext>`` alike, and needs only
         ``s3:ListBucket`` on the prefix: a HEAD of a missing key without that permission
         would be answered 403, not 404.
         """
-        prefix = upload_key(self._settings.prefix, upload_id)
+        prefix = upload_key(space, upload_id)
         with storage_errors():
             listed = self._client.list_objects_v2(
                 Bucket=self._settings.bucket, Prefix=prefix, MaxKeys=10

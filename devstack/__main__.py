@@ -1,6 +1,6 @@
 """`make run`: a local S3 on loopback, the upload bucket, and `chalice local`, in one command.
 
-    python -m devstack [--host 127.0.0.1] [--s3-port 4566] [--api-port 8000]
+    python -m devstack [--stage local] [--host 127.0.0.1] [--s3-port 4566] [--api-port 8000]
 
 No AWS account is needed: S3 is moto's server, and URLs are signed with dummy credentials
 that only it accepts. Ctrl-C (or SIGTERM) stops both processes.
@@ -9,7 +9,6 @@ that only it accepts. Ctrl-C (or SIGTERM) stops both processes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -21,12 +20,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from chalicelib.auth import AuthConfig
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings, cors_allow_origin
 from devstack.cors import cors_rules
+from infra.stages import stage_environment, stage_names
 
 PROJECT = Path(__file__).resolve().parent.parent
-STAGE = "local"
+# Only stages meant for this machine: they name the local bucket, and `chalice local`
+# checks no token, so a deployed stage's authorizer would not be what it seems.
+LOCAL_STAGES = [name for name in stage_names() if name.startswith("local")]
 # Credentials only the local S3 accepts; they keep real ones out of the local stack.
 LOCAL_AWS = {
     "AWS_ACCESS_KEY_ID": "test",
@@ -36,14 +39,6 @@ LOCAL_AWS = {
 }
 # Variables that would point the stack at a real account.
 _SCRUBBED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
-
-
-def stage_environment(stage: str = STAGE) -> dict[str, str]:
-    """The stage's environment variables as Chalice applies them: top level, then the stage."""
-    config = json.loads((PROJECT / ".chalice" / "config.json").read_text())
-    env = dict(config.get("environment_variables", {}))
-    env.update(config["stages"][stage].get("environment_variables", {}))
-    return env
 
 
 def child_environment(base: Mapping[str, str], s3_endpoint: str) -> dict[str, str]:
@@ -108,12 +103,36 @@ def create_bucket(settings: Settings, env: Mapping[str, str], origin: str) -> No
     )
 
 
+def ready_message(api_url: str, s3_endpoint: str, settings: Settings, auth: AuthConfig) -> str:
+    """What to do next, and, loudly, what the stage's authorization means here."""
+    token = "" if auth.mode == "none" else '-H "Authorization: $TOKEN" '
+    lines = [
+        f"\ndevstack: ready. API {api_url}  S3 {s3_endpoint}  bucket {settings.bucket}",
+        f"  URL=$(curl -s {token}{api_url}/put-url | python3 -c "
+        "'import json,sys; print(json.load(sys.stdin)[\"PUT_URL\"])')",
+        '  curl -X PUT --upload-file README.md "$URL"',
+    ]
+    if auth.mode == "none":
+        lines.append(
+            "devstack: WARNING: AUTH_MODE=none: no authorization; anyone who can reach "
+            f"{api_url} gets upload URLs. Never deploy a stage like this."
+        )
+    else:
+        lines.append(
+            f"devstack: AUTH_MODE={auth.mode}, but `chalice local` verifies no token: it "
+            "reads the claims of any JWT in the Authorization header (see README)."
+        )
+    lines.append("Ctrl-C stops everything.\n")
+    return "\n".join(lines)
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n")[0])
+    parser.add_argument("--stage", default="local", choices=LOCAL_STAGES, help="chalice stage")
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--s3-port", type=int, default=4566, help="port of the local S3")
     parser.add_argument("--api-port", type=int, default=8000, help="port of `chalice local`")
@@ -121,13 +140,15 @@ def main(argv: list[str] | None = None) -> int:
 
     s3_endpoint = f"http://{args.host}:{args.s3_port}"
     env = child_environment(os.environ, s3_endpoint)
-    stage_env = {**env, **stage_environment()}
+    stage_env = {**env, **stage_environment(args.stage)}
     try:
         settings = Settings.from_env(stage_env)
         origin = cors_allow_origin(stage_env)
+        auth = AuthConfig.from_env(stage_env)
     except ConfigError as exc:
         print(
-            f"devstack: error: {exc} (see .chalice/config.json, stage {STAGE!r})", file=sys.stderr
+            f"devstack: error: {exc} (see .chalice/config.json, stage {args.stage!r})",
+            file=sys.stderr,
         )
         return 2
 
@@ -153,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(chalice),
                 "local",
                 "--stage",
-                STAGE,
+                args.stage,
                 "--host",
                 args.host,
                 "--port",
@@ -164,14 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(api)
         wait_for_port(args.host, args.api_port, api, timeout=60)
         api_url = f"http://{args.host}:{args.api_port}"
-        print(
-            f"\ndevstack: ready. API {api_url}  S3 {s3_endpoint}  bucket {settings.bucket}\n"
-            f"  URL=$(curl -s {api_url}/put-url | python3 -c "
-            "'import json,sys; print(json.load(sys.stdin)[\"PUT_URL\"])')\n"
-            '  curl -X PUT --upload-file README.md "$URL"\n'
-            "Ctrl-C stops everything.\n",
-            flush=True,
-        )
+        print(ready_message(api_url, s3_endpoint, settings, auth), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.2)
         dead = next(p for p in procs if p.poll() is not None)

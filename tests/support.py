@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import socket
+import sys
+from pathlib import Path
+from types import ModuleType
+from unittest import mock
 from urllib.parse import parse_qs, urlsplit
+
+from infra.stages import stage_environment
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 # Dummy credentials: moto accepts anything, and they must never be real ones.
 LOCAL_AWS_ENV = {
@@ -27,3 +37,16 @@ def query(url: str) -> dict[str, str]:
     params = parse_qs(urlsplit(url).query, keep_blank_values=True, strict_parsing=True)
     assert all(len(v) == 1 for v in params.values()), params
     return {k: v[0] for k, v in params.items()}
+
+
+def load_app(stage: str, **overrides: str) -> ModuleType:
+    """A fresh import of app.py as Chalice imports it for ``stage``: with the stage's
+    variables in the environment, since the CORS origin and the authorizer are read then."""
+    spec = importlib.util.spec_from_file_location(f"app_{stage}", PROJECT / "app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    with mock.patch.dict(os.environ, {**stage_environment(stage), **overrides}):
+        spec.loader.exec_module(module)
+    return module

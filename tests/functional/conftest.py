@@ -10,10 +10,11 @@ import requests
 from chalice.test import Client
 from moto.server import ThreadedMotoServer
 
-import app as app_module
-from tests.support import LOCAL_AWS_ENV, REAL_AWS_VARS, free_port
+from tests.support import LOCAL_AWS_ENV, REAL_AWS_VARS, free_port, load_app
 
 BUCKET = "uploads-local"  # the `local` stage's UPLOAD_BUCKET
+# app.py as the `local` stage (AUTH_MODE=none) imports it.
+app_module = load_app("local")
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-import app as app_module
-from tests.functional.conftest import BUCKET
+from tests.functional.conftest import BUCKET, app_module
 from tests.support import query
 
 

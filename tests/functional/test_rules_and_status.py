@@ -12,6 +12,7 @@ import base64
 import hashlib
 import re
 import uuid
+from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.functional.conftest import BUCKET
+from tests.support import query
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
 PNG_MD5 = base64.b64encode(hashlib.md5(PNG).digest()).decode()  # noqa: S324 (S3's checksum)
@@ -51,12 +53,14 @@ def test_compliant_upload_with_every_rule_is_stored(api, s3, strict):
         "Content-Type": "image/png",
         "Content-Length": str(len(PNG)),
         "Content-MD5": PNG_MD5,
+        "x-amz-meta-filename": "cat.PNG",
         "If-None-Match": "*",
     }
     put = requests.put(body["PUT_URL"], data=PNG, headers=body["headers"], timeout=10)
     assert put.status_code == 200
     stored = s3.get_object(Bucket=BUCKET, Key=body["key"])
     assert (stored["Body"].read(), stored["ContentType"]) == (PNG, "image/png")
+    assert stored["Metadata"] == {"filename": "cat.PNG"}
 
 
 def test_replaying_a_url_cannot_overwrite(api, s3, strict):
@@ -100,6 +104,7 @@ def test_form_post_within_the_range_is_stored(api, s3, monkeypatch):
     assert posted.status_code == 204
     stored = s3.get_object(Bucket=BUCKET, Key=body["key"])
     assert (stored["Body"].read(), stored["ContentType"]) == (b"%PDF-1.7 hi", "application/pdf")
+    assert stored["Metadata"] == {"filename": "doc.PDF"}
 
 
 def test_form_post_is_refused_when_rules_need_signed_headers(api, strict):
@@ -126,6 +131,7 @@ def test_status_is_pending_until_the_upload_lands_then_reports_it(api, s3, stric
         "content_type": "image/png",
         "etag": head["ETag"],
         "last_modified": head["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "filename": "cat.PNG",
     }
 
 
@@ -134,13 +140,65 @@ def test_status_finds_uploads_without_an_extension(api, s3):
     requests.put(body["PUT_URL"], data=b"abc", timeout=10)
     after = api.http.get(f"/uploads/{body['UUID']}").json_body
     assert (after["status"], after["key"], after["size"]) == ("uploaded", body["key"], 3)
+    assert after["filename"] is None
+
+
+def test_download_url_fetches_the_bytes_as_an_attachment_named_like_the_original(api, s3):
+    name = 'Relevé 2026 "final".pdf'
+    body = api.http.get("/put-url?" + urlencode({"filename": name})).json_body
+    assert body["headers"] == {"x-amz-meta-filename": "Relev%C3%A9%202026%20%22final%22.pdf"}
+    requests.put(body["PUT_URL"], data=b"%PDF-1.7 x", headers=body["headers"], timeout=10)
+
+    response = api.http.get(f"/uploads/{body['UUID']}/download-url")
+    assert response.status_code == 200, response.body
+    ticket = response.json_body
+    signed_at = datetime.strptime(query(ticket["url"])["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    assert ticket == {
+        "url": ticket["url"],
+        "expires_in": 300,
+        "expires_at": (signed_at + timedelta(seconds=300)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "UUID": body["UUID"],
+        "key": body["key"],
+        "filename": name,
+    }
+    disposition = (
+        'attachment; filename="Relev_ 2026 _final_.pdf"; '
+        "filename*=UTF-8''Relev%C3%A9%202026%20%22final%22.pdf"
+    )
+    assert query(ticket["url"])["response-content-disposition"] == disposition
+    downloaded = requests.get(ticket["url"], timeout=10)
+    assert (downloaded.status_code, downloaded.content) == (200, b"%PDF-1.7 x")
+    assert downloaded.headers["Content-Disposition"] == disposition
+
+
+def test_download_url_without_a_filename_is_a_plain_attachment(api, s3):
+    body = api.http.get("/put-url").json_body
+    requests.put(body["PUT_URL"], data=b"abc", timeout=10)
+    ticket = api.http.get(f"/uploads/{body['UUID']}/download-url").json_body
+    assert query(ticket["url"])["response-content-disposition"] == "attachment"
+    assert (ticket["key"], ticket["filename"]) == (body["key"], None)
+    assert requests.get(ticket["url"], timeout=10).content == b"abc"
+
+
+def test_download_url_for_nothing_stored_is_a_404(api, s3):
+    upload_id = api.http.get("/put-url").json_body["UUID"]  # issued, never uploaded
+    response = api.http.get(f"/uploads/{upload_id}/download-url")
+    assert (response.status_code, response.json_body) == (
+        404,
+        {
+            "Code": "NotFoundError",
+            "Message": f"no upload {upload_id} is stored for you; allowed: the UUID of an "
+            "upload you made, once its PUT or POST has succeeded",
+        },
+    )
 
 
 @pytest.mark.parametrize(
     "upload_id", ["not-a-uuid", "..%2F..%2Fetc", "3F2B8C1E-9D4A-4E6B-8F7A-1C2D3E4F5A6B", "x" * 500]
 )
-def test_malformed_upload_id_is_a_400(api, upload_id):
-    response = api.http.get(f"/uploads/{upload_id}")
+@pytest.mark.parametrize("suffix", ["", "/download-url"])
+def test_malformed_upload_id_is_a_400(api, upload_id, suffix):
+    response = api.http.get(f"/uploads/{upload_id}{suffix}")
     assert response.status_code == 400
     assert response.json_body["Code"] == "BadRequestError"
     assert "is not valid; allowed: a UUID as returned by /put-url" in response.json_body["Message"]

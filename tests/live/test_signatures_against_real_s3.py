@@ -29,6 +29,7 @@ from chalicelib.settings import Settings
 
 BUCKET = os.environ.get("LIVE_S3_BUCKET", "")
 ENDPOINT = os.environ.get("LIVE_S3_ENDPOINT") or None
+SPACE = "put_folder/"
 pytestmark = pytest.mark.skipif(
     not BUCKET, reason="opt-in: set LIVE_S3_BUCKET (and LIVE_S3_ENDPOINT) or run make test-live"
 )
@@ -56,7 +57,7 @@ def s3(settings):
 
 
 def test_issued_url_is_accepted_with_no_extra_headers(settings, s3):
-    ticket = Presigner(s3, settings).put_ticket()
+    ticket = Presigner(s3, settings).put_ticket(SPACE)
     payload = os.urandom(4096)
     response = requests.put(ticket.url, data=payload, timeout=30)
     assert response.status_code == 200, response.text
@@ -64,7 +65,7 @@ def test_issued_url_is_accepted_with_no_extra_headers(settings, s3):
 
 
 def test_tampered_signature_is_refused(settings, s3):
-    url = Presigner(s3, settings).put_ticket().url
+    url = Presigner(s3, settings).put_ticket(SPACE).url
     last = url[-1]
     tampered = url[:-1] + ("0" if last != "0" else "1")
     response = requests.put(tampered, data=b"x", timeout=30)
@@ -73,7 +74,7 @@ def test_tampered_signature_is_refused(settings, s3):
 
 
 def test_url_cannot_be_redirected_to_another_key(settings, s3):
-    ticket = Presigner(s3, settings).put_ticket()
+    ticket = Presigner(s3, settings).put_ticket(SPACE)
     other = ticket.url.replace(ticket.upload_id, "00000000-0000-4000-8000-000000000000")
     response = requests.put(other, data=b"x", timeout=30)
     assert response.status_code == 403
@@ -81,7 +82,7 @@ def test_url_cannot_be_redirected_to_another_key(settings, s3):
 
 
 def test_expired_url_is_refused(settings, s3):
-    ticket = Presigner(s3, replace(settings, url_expires=1)).put_ticket()
+    ticket = Presigner(s3, replace(settings, url_expires=1)).put_ticket(SPACE)
     time.sleep(2.5)
     response = requests.put(ticket.url, data=b"x", timeout=30)
     assert response.status_code == 403
@@ -106,7 +107,7 @@ def strict(settings):
 
 
 def test_compliant_upload_with_every_signed_rule_is_accepted(strict, s3):
-    ticket = Presigner(s3, strict).put_ticket(RULES)
+    ticket = Presigner(s3, strict).put_ticket(SPACE, RULES)
     put = requests.put(ticket.url, data=DATA, headers=ticket.headers, timeout=30)
     assert put.status_code == 200, put.text
     head = s3.head_object(Bucket=BUCKET, Key=ticket.key)
@@ -119,7 +120,7 @@ def test_compliant_upload_with_every_signed_rule_is_accepted(strict, s3):
     [("Content-Type", "text/html"), ("Content-Disposition", "inline"), ("If-None-Match", None)],
 )
 def test_changing_or_dropping_a_signed_header_is_refused(strict, s3, header, value):
-    ticket = Presigner(s3, strict).put_ticket(RULES)
+    ticket = Presigner(s3, strict).put_ticket(SPACE, RULES)
     headers = dict(ticket.headers)
     if value is None:
         del headers[header]
@@ -130,7 +131,7 @@ def test_changing_or_dropping_a_signed_header_is_refused(strict, s3, header, val
 
 
 def test_bytes_that_do_not_match_the_md5_are_refused(strict, s3):
-    ticket = Presigner(s3, strict).put_ticket(RULES)
+    ticket = Presigner(s3, strict).put_ticket(SPACE, RULES)
     corrupted = DATA[:-1] + b"!"
     put = requests.put(ticket.url, data=corrupted, headers=ticket.headers, timeout=30)
     assert put.status_code == 400, put.text
@@ -138,7 +139,7 @@ def test_bytes_that_do_not_match_the_md5_are_refused(strict, s3):
 
 
 def test_a_replayed_url_cannot_overwrite(strict, s3):
-    ticket = Presigner(s3, strict).put_ticket(RULES)
+    ticket = Presigner(s3, strict).put_ticket(SPACE, RULES)
     first = requests.put(ticket.url, data=DATA, headers=ticket.headers, timeout=30)
     replay = requests.put(ticket.url, data=DATA, headers=ticket.headers, timeout=30)
     assert (first.status_code, replay.status_code) == (200, 412)
@@ -146,7 +147,7 @@ def test_a_replayed_url_cannot_overwrite(strict, s3):
 
 def test_form_post_enforces_the_size_range(settings, s3):
     small = replace(settings, max_bytes=100)
-    ticket = Presigner(s3, small).post_ticket(UploadRequest(content_type="text/plain"))
+    ticket = Presigner(s3, small).post_ticket(SPACE, UploadRequest(content_type="text/plain"))
     ok = requests.post(ticket.url, data=ticket.fields, files={"file": b"x" * 100}, timeout=30)
     big = requests.post(ticket.url, data=ticket.fields, files={"file": b"x" * 101}, timeout=30)
     assert ok.status_code == 204, ok.text
@@ -155,6 +156,6 @@ def test_form_post_enforces_the_size_range(settings, s3):
 
 
 def test_form_post_with_any_type_needs_no_content_type_field(settings, s3):
-    ticket = Presigner(s3, settings).post_ticket()
+    ticket = Presigner(s3, settings).post_ticket(SPACE)
     ok = requests.post(ticket.url, data=ticket.fields, files={"file": b"hello"}, timeout=30)
     assert ok.status_code == 204, ok.text

@@ -12,33 +12,41 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from chalicelib.auth import AuthConfig
 from chalicelib.settings import Settings, cors_allow_origin
-from devstack.__main__ import stage_environment
 from devstack.cors import load_template
+from infra.stages import stage_environment, stage_names
 
 PROJECT = Path(__file__).resolve().parents[2]
 CHALICE_DIR = PROJECT / ".chalice"
 BIN = Path(sys.executable).parent
-STAGES = ["local", "dev", "prod"]
+STAGES = stage_names()
+DEPLOYED_STAGES = [s for s in STAGES if not s.startswith("local")]
 pytestmark = pytest.mark.packaging
 
 
 @pytest.fixture(scope="session", params=STAGES)
 def package(request, tmp_path_factory):
-    """(stage, sam template, deployment zip) from a real `chalice package` run."""
+    """(stage, sam template, deployment zip) from a real `make package` run, offline: no
+    AWS profile, no region, no network."""
     stage = request.param
     out = tmp_path_factory.mktemp(f"package-{stage}")
     subprocess.run(
-        [str(BIN / "chalice"), "package", "--stage", stage, str(out)],
+        [str(BIN / "python"), "-m", "infra.package", "--stage", stage, str(out)],
         cwd=PROJECT,
         check=True,
         capture_output=True,
-        env={"PATH": str(BIN), "HOME": str(out), "AWS_DEFAULT_REGION": "us-east-1"},
+        env={"PATH": str(BIN), "HOME": str(out)},
     )
     return stage, json.loads((out / "sam.json").read_text()), out / "deployment.zip"
+
+
+def auth_of(stage):
+    return AuthConfig.from_env(stage_environment(stage))
 
 
 def role_policy(template):
@@ -58,6 +66,8 @@ def test_role_policy_is_the_stages_policy_file(package):
 def test_role_may_touch_only_the_stages_prefix(package):
     stage, template, _ = package
     env = stage_environment(stage)
+    # With auth on, every key is <prefix><principal>/<uuid>: nothing directly in the prefix.
+    keys = f"{env['UPLOAD_PREFIX']}*/*" if auth_of(stage).required else f"{env['UPLOAD_PREFIX']}*"
     by_sid = {s["Sid"]: s for s in role_policy(template)["Statement"]}
     assert by_sid == {
         "WriteOwnLogs": {
@@ -66,11 +76,12 @@ def test_role_may_touch_only_the_stages_prefix(package):
             "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/presigned-upload-{stage}:*",
             "Sid": "WriteOwnLogs",
         },
-        # PutObject: what the presigned PUT and POST URLs carry. GetObject: HEAD for status.
+        # PutObject: what the presigned PUT and POST URLs carry. GetObject: the HEAD of
+        # status, and the presigned download URL.
         "UploadsUnderPrefix": {
             "Effect": "Allow",
             "Action": ["s3:PutObject", "s3:GetObject"],
-            "Resource": f"arn:aws:s3:::{env['UPLOAD_BUCKET']}/{env['UPLOAD_PREFIX']}*",
+            "Resource": f"arn:aws:s3:::{env['UPLOAD_BUCKET']}/{keys}",
             "Sid": "UploadsUnderPrefix",
         },
         # ListBucket, only for keys under the prefix: status finds <uuid>.<ext> by prefix,
@@ -79,7 +90,7 @@ def test_role_may_touch_only_the_stages_prefix(package):
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
             "Resource": f"arn:aws:s3:::{env['UPLOAD_BUCKET']}",
-            "Condition": {"StringLike": {"s3:prefix": [f"{env['UPLOAD_PREFIX']}*"]}},
+            "Condition": {"StringLike": {"s3:prefix": [keys]}},
             "Sid": "FindUploadsUnderPrefix",
         },
     }
@@ -93,9 +104,10 @@ def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
     # Lambda itself provides AWS_REGION; everything else must validate as deployed.
     Settings.from_env({**env, "AWS_REGION": "eu-west-1"})
     cors_allow_origin(env)
+    AuthConfig.from_env(env)
 
 
-ROUTES = ["/put-url", "/post-url", "/uploads/{upload_id}"]
+ROUTES = ["/put-url", "/post-url", "/uploads/{upload_id}", "/uploads/{upload_id}/download-url"]
 
 
 def test_exactly_the_api_routes_are_published(package):
@@ -118,6 +130,61 @@ def test_route_is_wired_to_the_lambda_with_an_open_cors_preflight(package, route
     assert headers["method.response.header.Access-Control-Allow-Methods"] == "'GET,OPTIONS'"
 
 
+def test_every_route_has_the_stages_authorizer_and_no_preflight_has_one(package):
+    stage, template, _ = package
+    auth = auth_of(stage)
+    swagger = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    security = {
+        (route, method): spec.get("security")
+        for route, methods in swagger["paths"].items()
+        for method, spec in methods.items()
+    }
+    expected: list[dict[str, list[Any]]] | None = {
+        "none": None,
+        "cognito": [{"UserPool": []}],
+        "iam": [{"sigv4": []}],
+    }[auth.mode]
+    assert security == {
+        **{(route, "get"): expected for route in ROUTES},
+        **{(route, "options"): None for route in ROUTES},
+    }
+    if auth.mode == "cognito":
+        authorizer = swagger["securityDefinitions"]["UserPool"]["x-amazon-apigateway-authorizer"]
+        assert authorizer == {
+            "type": "cognito_user_pools",
+            "providerARNs": list(auth.user_pool_arns),
+        }
+    if auth.mode == "iam":
+        assert swagger["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+
+
+@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
+def test_every_deployed_stage_requires_authorization(stage):
+    assert auth_of(stage).required
+
+
+def test_prod_authorizes_with_cognito():
+    assert auth_of("prod").mode == "cognito"
+
+
+def test_gateway_own_errors_carry_cors_and_the_apps_error_shape(package):
+    stage, template, _ = package
+    origin = cors_allow_origin(stage_environment(stage))
+    responses = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
+    assert responses == {
+        name: {
+            "ResponseParameters": {"Headers": {"Access-Control-Allow-Origin": f"'{origin}'"}},
+            "ResponseTemplates": {
+                "application/json": (
+                    '{"Code": "$context.error.responseType", '
+                    '"Message": $context.error.messageString}'
+                )
+            },
+        }
+        for name in ("DEFAULT_4XX", "DEFAULT_5XX")
+    }
+
+
 def test_prod_turns_the_protective_settings_on():
     settings = Settings.from_env({**stage_environment("prod"), "AWS_REGION": "eu-west-1"})
     assert (settings.allowed_types, settings.max_bytes) == (
@@ -133,6 +200,7 @@ def test_deployment_zip_holds_the_app_and_no_dev_code(package):
     _, _, zip_path = package
     names = set(zipfile.ZipFile(zip_path).namelist())
     assert {"app.py", "chalicelib/settings.py", "chalicelib/presign.py"} <= names
+    assert {"chalicelib/auth.py", "chalicelib/status.py"} <= names
     assert not [n for n in names if n.startswith(("devstack/", "tests/", "infra/"))]
 
 

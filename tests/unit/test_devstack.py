@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from devstack.__main__ import child_environment, stage_environment
+from chalicelib.auth import AuthConfig
+from chalicelib.settings import Settings
+from devstack.__main__ import child_environment, ready_message
 from devstack.cors import cors_rules
+from infra.stages import stage_environment
 
 
 def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
@@ -17,6 +20,7 @@ def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
                 "Content-MD5",
                 "Content-Disposition",
                 "If-None-Match",
+                "x-amz-meta-filename",
             ],
             "ExposeHeaders": ["ETag"],
             "MaxAgeSeconds": 3000,
@@ -38,7 +42,38 @@ def test_stage_environment_applies_stage_values_over_the_top_level():
         "UPLOAD_MAX_BYTES": "10485760",
         "UPLOAD_REQUIRE_MD5": "true",
         "UPLOAD_NO_OVERWRITE": "true",
+        "AUTH_MODE": "cognito",
+        "COGNITO_USER_POOL_ARNS": (
+            "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_EXAMPLE"
+        ),
     }
+
+
+SETTINGS = Settings(bucket="uploads-local", region="us-east-1")
+
+
+def test_ready_message_warns_loudly_when_the_stage_has_no_authorization():
+    message = ready_message(
+        "http://127.0.0.1:8000", "http://127.0.0.1:4566", SETTINGS, AuthConfig("none")
+    )
+    assert "  URL=$(curl -s http://127.0.0.1:8000/put-url | python3" in message
+    assert (
+        "devstack: WARNING: AUTH_MODE=none: no authorization; anyone who can reach "
+        "http://127.0.0.1:8000 gets upload URLs. Never deploy a stage like this."
+    ) in message.splitlines()
+
+
+def test_ready_message_in_cognito_mode_sends_a_token_and_says_none_is_verified():
+    auth = AuthConfig(
+        "cognito", ("arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_X",)
+    )
+    message = ready_message("http://127.0.0.1:8000", "http://127.0.0.1:4566", SETTINGS, auth)
+    assert '  URL=$(curl -s -H "Authorization: $TOKEN" http://127.0.0.1:8000/put-url |' in message
+    assert "WARNING" not in message
+    assert (
+        "devstack: AUTH_MODE=cognito, but `chalice local` verifies no token: it reads the "
+        "claims of any JWT in the Authorization header (see README)."
+    ) in message.splitlines()
 
 
 def test_children_get_local_credentials_and_never_a_real_profile():

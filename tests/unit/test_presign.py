@@ -22,6 +22,7 @@ from chalicelib.settings import Settings
 from tests.support import LOCAL_AWS_ENV, REAL_AWS_VARS, query
 
 FIXED_ID = "0b6f4a6e-2a53-4d0e-9c39-7f1a4c2b9e11"
+SPACE = "put_folder/"  # the key space of the unauthenticated (AUTH_MODE=none) stages
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +39,7 @@ def presigner(**settings_kw) -> Presigner:
 
 
 def ticket(**settings_kw) -> PutTicket:
-    return presigner(**settings_kw).put_ticket()
+    return presigner(**settings_kw).put_ticket(SPACE)
 
 
 def test_ticket_names_the_key_under_the_prefix():
@@ -160,10 +161,11 @@ def test_every_rule_is_a_signed_header_that_s3_checks():
     # omits one or sends another value fails with 403 SignatureDoesNotMatch, a body whose
     # MD5 differs fails with 400 BadDigest, and a replay onto an existing key fails with
     # 412 PreconditionFailed. moto checks none of this; this test pins what is signed.
-    t = presigner(no_overwrite=True).put_ticket(RULES)
+    t = presigner(no_overwrite=True).put_ticket(SPACE, RULES)
     params = query(t.url)
     assert params["X-Amz-SignedHeaders"] == (
-        "content-disposition;content-length;content-md5;content-type;host;if-none-match"
+        "content-disposition;content-length;content-md5;content-type;host;if-none-match;"
+        "x-amz-meta-filename"
     )
     assert t.key == f"put_folder/{FIXED_ID}.png"
     assert t.filename == "cat.PNG"
@@ -172,6 +174,7 @@ def test_every_rule_is_a_signed_header_that_s3_checks():
         "Content-Length": "1234",
         "Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg==",
         "Content-Disposition": "attachment; filename=\"cat.PNG\"; filename*=UTF-8''cat.PNG",
+        "x-amz-meta-filename": "cat.PNG",
         "If-None-Match": "*",
     }
 
@@ -182,16 +185,17 @@ def policy_of(post):
 
 def test_post_policy_pins_key_size_range_type_and_expiry():
     post = presigner(max_bytes=1000, url_expires=120).post_ticket(
-        replace(RULES, size=None, md5=None)
+        SPACE, replace(RULES, size=None, md5=None)
     )
     policy = policy_of(post)
     assert post.url == "https://my-uploads.s3.eu-west-1.amazonaws.com/"
     assert post.key == f"put_folder/{FIXED_ID}.png"
     assert post.max_bytes == 1000
-    assert policy["conditions"][:5] == [
+    assert policy["conditions"][:6] == [
         ["content-length-range", 0, 1000],
         {"Content-Type": "image/png"},
         {"Content-Disposition": "attachment; filename=\"cat.PNG\"; filename*=UTF-8''cat.PNG"},
+        {"x-amz-meta-filename": "cat.PNG"},
         {"bucket": "my-uploads"},
         {"key": f"put_folder/{FIXED_ID}.png"},
     ]
@@ -202,12 +206,39 @@ def test_post_policy_pins_key_size_range_type_and_expiry():
     assert timedelta(0) <= drift <= timedelta(seconds=1)
     assert post.fields["key"] == post.key
     assert post.fields["Content-Type"] == "image/png"
+    assert post.fields["x-amz-meta-filename"] == "cat.PNG"
 
 
 def test_post_policy_without_a_type_accepts_any_and_caps_at_five_gib():
-    post = presigner().post_ticket()
+    post = presigner().post_ticket(SPACE)
     assert policy_of(post)["conditions"][:2] == [
         ["content-length-range", 0, 5 * 1024**3],
         ["starts-with", "$Content-Type", ""],
     ]
     assert "Content-Type" not in post.fields
+
+
+def test_a_ticket_names_its_key_inside_the_callers_space():
+    ticket = presigner().put_ticket("put_folder/AIDAALICE/", UploadRequest(filename="a.pdf"))
+    assert ticket.key == f"put_folder/AIDAALICE/{FIXED_ID}.pdf"
+    assert urlsplit(ticket.url).path == f"/put_folder/AIDAALICE/{FIXED_ID}.pdf"
+
+
+def test_download_url_is_a_signed_get_that_forces_an_attachment_with_the_name():
+    ticket = presigner(url_expires=60).get_ticket(FIXED_ID, f"put_folder/{FIXED_ID}.pdf", "ré.pdf")
+    params = query(ticket.url)
+    assert urlsplit(ticket.url).path == f"/put_folder/{FIXED_ID}.pdf"
+    assert (params["X-Amz-SignedHeaders"], params["X-Amz-Expires"]) == ("host", "60")
+    assert params["response-content-disposition"] == (
+        "attachment; filename=\"r_.pdf\"; filename*=UTF-8''r%C3%A9.pdf"
+    )
+    signed_at = datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert ticket.expires_at == signed_at + timedelta(seconds=60)
+    assert ticket.to_response() == {
+        "url": ticket.url,
+        "expires_in": 60,
+        "expires_at": ticket.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "UUID": FIXED_ID,
+        "key": f"put_folder/{FIXED_ID}.pdf",
+        "filename": "ré.pdf",
+    }

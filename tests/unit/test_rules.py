@@ -11,6 +11,8 @@ from chalicelib.rules import (
     UploadRequest,
     check_form_upload_allowed,
     expect_no_parameters,
+    filename_from_metadata,
+    filename_metadata,
     parse_request,
     put_headers,
 )
@@ -57,18 +59,34 @@ def test_every_rule_becomes_exactly_one_header_to_send():
         "Content-MD5": EMPTY_MD5,
         "Content-Disposition": 'attachment; filename="Cat photo.PNG"; '
         "filename*=UTF-8''Cat%20photo.PNG",
+        "x-amz-meta-filename": "Cat%20photo.PNG",
         "If-None-Match": "*",
     }
     assert request.extension == "png"
 
 
-def test_filename_alone_is_returned_but_not_signed():
+def test_filename_alone_is_stored_with_the_object_as_signed_metadata():
     request = parse(filename="report.pdf")
     assert (request.filename, request.extension, put_headers(request, OPEN)) == (
         "report.pdf",
         "pdf",
-        {},
+        {"x-amz-meta-filename": "report.pdf"},
     )
+
+
+@pytest.mark.parametrize(
+    ("filename", "stored"),
+    [("a b.txt", "a%20b.txt"), (" x ", "%20x%20"), ("100%.csv", "100%25.csv"),
+     ("naïve/../é.pdf", "na%C3%AFve%2F..%2F%C3%A9.pdf")],
+)  # fmt: skip
+def test_stored_filename_is_ascii_and_reads_back_exactly(filename, stored):
+    assert filename_metadata(filename) == stored
+    assert filename_from_metadata({"filename": stored}) == filename
+
+
+def test_objects_stored_without_a_name_have_none():
+    assert filename_from_metadata({}) is None
+    assert filename_from_metadata({"other": "x"}) is None
 
 
 def test_non_ascii_filename_gets_an_ascii_fallback_and_an_exact_utf8_name():
