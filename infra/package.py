@@ -1,4 +1,4 @@
-"""`make package`: `chalice package` plus the API Gateway responses Chalice cannot declare.
+"""`make package`: `chalice package`, plus what its template lacks for a real deployment.
 
     python -m infra.package --stage prod build/prod
 
@@ -8,6 +8,10 @@ answers carry no CORS headers, so a browser hides them from the page, which sees
 network error. This writes a template that gives them the stage's CORS origin and the
 shape of the Lambda's own errors ({"Code": ..., "Message": ...}), and merges it into
 what `chalice package` produces (its API resource is ``RestAPI``).
+
+It also names the function ``presigned-upload-<stage>``, as `chalice deploy` does:
+otherwise CloudFormation invents a name, and the role's log permission, scoped to
+``/aws/lambda/presigned-upload-<stage>``, would not cover the function's own logs.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.settings import cors_allow_origin
-from infra.stages import PROJECT, stage_environment, stage_names
+from infra.stages import APP_NAME, PROJECT, stage_environment, stage_names
 
 # Every 4xx and 5xx type without a response of its own inherits these two, which covers
 # UNAUTHORIZED, ACCESS_DENIED, MISSING_AUTHENTICATION_TOKEN, THROTTLED and the rest.
@@ -29,7 +33,7 @@ RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
 BODY = '{"Code": "$context.error.responseType", "Message": $context.error.messageString}'
 
 
-def merge_template(origin: str) -> dict[str, Any]:
+def merge_template(stage: str, origin: str) -> dict[str, Any]:
     """The template to merge into Chalice's SAM output for a stage with this CORS origin."""
     response = {
         # SAM wants header values as API Gateway mapping expressions: a quoted literal.
@@ -38,7 +42,10 @@ def merge_template(origin: str) -> dict[str, Any]:
     }
     return {
         "Resources": {
-            "RestAPI": {"Properties": {"GatewayResponses": dict.fromkeys(RESPONSE_TYPES, response)}}
+            "APIHandler": {"Properties": {"FunctionName": f"{APP_NAME}-{stage}"}},
+            "RestAPI": {
+                "Properties": {"GatewayResponses": dict.fromkeys(RESPONSE_TYPES, response)}
+            },
         }
     }
 
@@ -48,7 +55,7 @@ def package(stage: str, out: Path) -> Path:
     origin = cors_allow_origin(stage_environment(stage))
     out.mkdir(parents=True, exist_ok=True)
     merge = out / "gateway-responses.json"
-    merge.write_text(json.dumps(merge_template(origin), indent=2) + "\n")
+    merge.write_text(json.dumps(merge_template(stage, origin), indent=2) + "\n")
     chalice = Path(sys.executable).with_name("chalice")
     # Chalice insists on a region, yet its template takes the region from the stack
     # (AWS::Region): any value gives the same bytes, so do not make the caller pick one.

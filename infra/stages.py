@@ -9,6 +9,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 CONFIG = PROJECT / ".chalice" / "config.json"
 
 
+APP_NAME = json.loads(CONFIG.read_text())["app_name"]
+
+
 def stage_names() -> list[str]:
     """Every stage in config.json, in its order."""
     return list(json.loads(CONFIG.read_text())["stages"])

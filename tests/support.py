@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import os
 import socket
 import sys
@@ -50,3 +52,15 @@ def load_app(stage: str, **overrides: str) -> ModuleType:
     with mock.patch.dict(os.environ, {**stage_environment(stage), **overrides}):
         spec.loader.exec_module(module)
     return module
+
+
+def unsigned_jwt(claims: dict[str, str]) -> str:
+    """A JWT with these claims and no valid signature. `chalice local` (and Chalice's test
+    client) decode the claims of a Cognito token without verifying it; API Gateway would
+    refuse this one. An ID token carries ``cognito:username``; without it, the local
+    gateway passes the request on with no claims at all."""
+
+    def part(obj: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none'})}.{part(claims)}."

@@ -23,7 +23,7 @@ import boto3
 import pytest
 import requests
 
-from tests.support import LOCAL_AWS_ENV, free_port
+from tests.support import LOCAL_AWS_ENV, free_port, unsigned_jwt
 
 PROJECT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -52,11 +52,20 @@ def _wait_ready(stack: Stack, timeout: float) -> None:
     pytest.fail(f"devstack did not become ready:\n{stack.text()}")
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def _start(stage: str) -> Stack:
     s3_port, api_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--s3-port", str(s3_port), "--api-port", str(api_port)],
+        [
+            sys.executable,
+            "-m",
+            "devstack",
+            "--stage",
+            stage,
+            "--s3-port",
+            str(s3_port),
+            "--api-port",
+            str(api_port),
+        ],
         cwd=PROJECT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -68,10 +77,27 @@ def stack() -> Iterator[Stack]:
     reader = threading.Thread(target=lambda: stack.output.extend(out), daemon=True)
     reader.start()
     _wait_ready(stack, timeout=90)
+    return stack
+
+
+def _kill(stack: Stack) -> None:
+    if stack.proc.poll() is None:
+        stack.proc.kill()
+        stack.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    stack = _start("local")
     yield stack
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    _kill(stack)
+
+
+@pytest.fixture(scope="module")
+def cognito_stack() -> Iterator[Stack]:
+    stack = _start("local-cognito")
+    yield stack
+    _kill(stack)
 
 
 def local_s3(stack: Stack):
@@ -132,6 +158,73 @@ def test_api_preflight_is_open_to_the_configured_origin(stack):
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == "*"
     assert preflight.headers["Access-Control-Allow-Methods"] == "GET,OPTIONS"
+
+
+def test_local_stage_says_loudly_that_it_has_no_authorization(stack):
+    assert "devstack: WARNING: AUTH_MODE=none: no authorization; anyone who can reach" in (
+        stack.text()
+    )
+    # and the app itself, at import, which is what a mistaken deployment would log
+    assert "WARNING: AUTH_MODE=none: anyone who can reach this API can get upload URLs." in (
+        stack.text()
+    )
+
+
+def test_cognito_stage_refuses_a_request_without_a_token_with_cors(cognito_stack):
+    response = requests.get(
+        f"{cognito_stack.api}/put-url", headers={"Origin": "http://localhost:5173"}, timeout=10
+    )
+    assert (response.status_code, response.json()) == (
+        401,
+        {
+            "Code": "UnauthorizedError",
+            "Message": "no authenticated caller (AUTH_MODE=cognito); "
+            "send a Cognito user pool token in the Authorization header",
+        },
+    )
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_cognito_stage_preflight_is_open_and_allows_the_authorization_header(cognito_stack):
+    preflight = requests.options(
+        f"{cognito_stack.api}/put-url",
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+        timeout=10,
+    )
+    assert preflight.status_code == 200
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"].split(",")
+
+
+def test_cognito_stage_uploads_into_the_token_subjects_space_only(cognito_stack):
+    alice, bob = id_token("7d1c9a4e-alice"), id_token("0f9e8d7c-bob")
+    ticket = requests.get(
+        f"{cognito_stack.api}/put-url?filename=notes.txt",
+        headers={"Authorization": alice},
+        timeout=10,
+    ).json()
+    assert ticket["key"] == f"put_folder/7d1c9a4e-alice/{ticket['UUID']}.txt"
+    put = requests.put(ticket["PUT_URL"], data=b"notes", headers=ticket["headers"], timeout=10)
+    assert put.status_code == 200
+
+    def download(token):
+        return requests.get(
+            f"{cognito_stack.api}/uploads/{ticket['UUID']}/download-url",
+            headers={"Authorization": token},
+            timeout=10,
+        )
+
+    assert download(bob).status_code == 404
+    mine = download(alice)
+    assert mine.status_code == 200
+    assert requests.get(mine.json()["url"], timeout=10).content == b"notes"
+
+
+def id_token(sub: str) -> str:
+    return unsigned_jwt({"sub": sub, "cognito:username": sub})
 
 
 def test_logs_never_contain_a_signed_url(stack):

@@ -8,7 +8,6 @@ checking a SigV4 signature: the handler is called with that event directly.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 
@@ -17,7 +16,7 @@ import requests
 from chalice.test import Client
 
 from tests.functional.conftest import BUCKET
-from tests.support import load_app
+from tests.support import load_app, unsigned_jwt
 
 ALICE = "7d1c9a4e-5b2f-4c8e-9a1d-3e6f0b2c4d5a"
 BOB = "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f"
@@ -32,15 +31,6 @@ ROUTES = [
     "/uploads/3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b",
     "/uploads/3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b/download-url",
 ]
-
-
-def unsigned_jwt(claims):
-    """A JWT with these claims and no valid signature: only a local gateway accepts it."""
-
-    def part(obj):
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'RS256', 'kid': 'local'})}.{part(claims)}.c2lnbmF0dXJl"
 
 
 def id_token(sub, username="alice"):

@@ -29,7 +29,8 @@ from chalicelib.settings import Settings
 
 BUCKET = os.environ.get("LIVE_S3_BUCKET", "")
 ENDPOINT = os.environ.get("LIVE_S3_ENDPOINT") or None
-SPACE = "put_folder/"
+# One caller's key space under the settings' prefix, as an authorized stage issues.
+SPACE = "live-test/AIDALIVECALLER/"
 pytestmark = pytest.mark.skipif(
     not BUCKET, reason="opt-in: set LIVE_S3_BUCKET (and LIVE_S3_ENDPOINT) or run make test-live"
 )
@@ -117,8 +118,9 @@ def test_compliant_upload_with_every_signed_rule_is_accepted(strict, s3):
 
 @pytest.mark.parametrize(
     ("header", "value"),
-    [("Content-Type", "text/html"), ("Content-Disposition", "inline"), ("If-None-Match", None)],
-)
+    [("Content-Type", "text/html"), ("Content-Disposition", "inline"), ("If-None-Match", None),
+     ("x-amz-meta-filename", "other.pdf"), ("x-amz-meta-filename", None)],
+)  # fmt: skip
 def test_changing_or_dropping_a_signed_header_is_refused(strict, s3, header, value):
     ticket = Presigner(s3, strict).put_ticket(SPACE, RULES)
     headers = dict(ticket.headers)
@@ -159,3 +161,21 @@ def test_form_post_with_any_type_needs_no_content_type_field(settings, s3):
     ticket = Presigner(s3, settings).post_ticket(SPACE)
     ok = requests.post(ticket.url, data=ticket.fields, files={"file": b"hello"}, timeout=30)
     assert ok.status_code == 204, ok.text
+
+
+def test_download_url_fetches_the_upload_under_its_original_name(strict, s3):
+    presigner = Presigner(s3, strict)
+    ticket = presigner.put_ticket(SPACE, RULES)
+    put = requests.put(ticket.url, data=DATA, headers=ticket.headers, timeout=30)
+    assert put.status_code == 200, put.text
+    stored = s3.head_object(Bucket=BUCKET, Key=ticket.key)
+    assert stored["Metadata"] == {"filename": "doc.pdf"}
+
+    download = presigner.get_ticket(ticket.upload_id, ticket.key, "doc.pdf")
+    got = requests.get(download.url, timeout=30)
+    assert (got.status_code, got.content) == (200, DATA)
+    assert got.headers["Content-Disposition"] == (
+        "attachment; filename=\"doc.pdf\"; filename*=UTF-8''doc.pdf"
+    )
+    renamed = download.url.replace("doc.pdf", "evil.html")
+    assert requests.get(renamed, timeout=30).status_code == 403

@@ -96,6 +96,16 @@ def test_role_may_touch_only_the_stages_prefix(package):
     }
 
 
+def test_function_is_named_as_its_log_permission_expects(package):
+    stage, template, _ = package
+    (log_group,) = [
+        s["Resource"] for s in role_policy(template)["Statement"] if s["Sid"] == "WriteOwnLogs"
+    ]
+    name = template["Resources"]["APIHandler"]["Properties"]["FunctionName"]
+    assert name == f"presigned-upload-{stage}"
+    assert log_group == f"arn:aws:logs:*:*:log-group:/aws/lambda/{name}:*"
+
+
 def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
     stage, template, _ = package
     env = stage_environment(stage)
