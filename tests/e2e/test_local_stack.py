@@ -80,24 +80,26 @@ def _start(stage: str) -> Stack:
     return stack
 
 
-def _kill(stack: Stack) -> None:
+def _stop(stack: Stack) -> None:
+    # SIGTERM, not SIGKILL: the launcher must stop its children, which run in sessions of
+    # their own and would otherwise outlive the test run.
     if stack.proc.poll() is None:
-        stack.proc.kill()
-        stack.proc.wait()
+        stack.proc.terminate()
+        stack.proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     stack = _start("local")
     yield stack
-    _kill(stack)
+    _stop(stack)
 
 
 @pytest.fixture(scope="module")
 def cognito_stack() -> Iterator[Stack]:
     stack = _start("local-cognito")
     yield stack
-    _kill(stack)
+    _stop(stack)
 
 
 def local_s3(stack: Stack):
