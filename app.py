@@ -165,4 +165,6 @@ def download_url(upload_id: str) -> dict[str, Any]:
         space = _space(svc.settings)
         expect_no_parameters(_query())
         upload = svc.status.stored(space, upload_id)
-        return svc.presigner.get_ticket(upload.upload_id, upload.key, upload.filename).to_response()
+        return svc.presigner.download_ticket(
+            upload.upload_id, upload.key, upload.filename
+        ).to_response()

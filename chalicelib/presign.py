@@ -206,7 +206,7 @@ class Presigner:
             filename=request.filename,
         )
 
-    def get_ticket(self, upload_id: str, key: str, filename: str | None) -> DownloadTicket:
+    def download_ticket(self, upload_id: str, key: str, filename: str | None) -> DownloadTicket:
         """A URL that downloads ``key``, always as an attachment (never rendered by the
         browser on S3's origin), named ``filename`` when the upload gave one."""
         params: dict[str, Any] = {"Bucket": self._settings.bucket, "Key": key}

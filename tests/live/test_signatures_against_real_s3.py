@@ -171,7 +171,7 @@ def test_download_url_fetches_the_upload_under_its_original_name(strict, s3):
     stored = s3.head_object(Bucket=BUCKET, Key=ticket.key)
     assert stored["Metadata"] == {"filename": "doc.pdf"}
 
-    download = presigner.get_ticket(ticket.upload_id, ticket.key, "doc.pdf")
+    download = presigner.download_ticket(ticket.upload_id, ticket.key, "doc.pdf")
     got = requests.get(download.url, timeout=30)
     assert (got.status_code, got.content) == (200, DATA)
     assert got.headers["Content-Disposition"] == (

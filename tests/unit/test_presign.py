@@ -225,7 +225,9 @@ def test_a_ticket_names_its_key_inside_the_callers_space():
 
 
 def test_download_url_is_a_signed_get_that_forces_an_attachment_with_the_name():
-    ticket = presigner(url_expires=60).get_ticket(FIXED_ID, f"put_folder/{FIXED_ID}.pdf", "ré.pdf")
+    ticket = presigner(url_expires=60).download_ticket(
+        FIXED_ID, f"put_folder/{FIXED_ID}.pdf", "ré.pdf"
+    )
     params = query(ticket.url)
     assert urlsplit(ticket.url).path == f"/put_folder/{FIXED_ID}.pdf"
     assert (params["X-Amz-SignedHeaders"], params["X-Amz-Expires"]) == ("host", "60")
