@@ -22,6 +22,7 @@ from chalice.app import (
     Chalice,
     ChaliceViewError,
     CognitoUserPoolAuthorizer,
+    ConflictError,
     CORSConfig,
     IAMAuthorizer,
     NotFoundError,
@@ -34,9 +35,11 @@ from chalicelib.errors import (
     ServiceError,
     StorageUnavailable,
     Unauthenticated,
+    UploadConflict,
     UploadNotFound,
     UploadRejected,
 )
+from chalicelib.multipart import Multipart, parse_create, parse_params_query
 from chalicelib.presign import Presigner
 from chalicelib.rules import (
     POST_PARAMETERS,
@@ -88,6 +91,7 @@ _HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
     UploadRejected: BadRequestError,
     Unauthenticated: UnauthorizedError,
     UploadNotFound: NotFoundError,
+    UploadConflict: ConflictError,
     StorageUnavailable: ServiceUnavailableError,
 }
 
@@ -105,6 +109,7 @@ class Services:
     settings: Settings
     presigner: Presigner
     status: UploadStatus
+    multipart: Multipart
 
 
 @functools.cache
@@ -112,12 +117,24 @@ def services() -> Services:
     """The services, sharing one S3 client built once per container and then reused."""
     settings = Settings.from_env(os.environ)
     client = make_s3_client(settings)
-    return Services(settings, Presigner(client, settings), UploadStatus(client, settings))
+    presigner = Presigner(client, settings)
+    return Services(
+        settings,
+        presigner,
+        UploadStatus(client, settings),
+        Multipart(client, settings, presigner),
+    )
 
 
 def _query() -> dict[str, list[str]]:
     params = app.current_request.query_params if app.current_request else None
     return {name: params.getlist(name) for name in params} if params else {}
+
+
+def _json_body() -> Any:
+    """The request's JSON body, or None when it has none (Chalice answers malformed JSON
+    with a 400 itself)."""
+    return app.current_request.json_body if app.current_request else None
 
 
 def _space(settings: Settings) -> str:
@@ -168,3 +185,72 @@ def download_url(upload_id: str) -> dict[str, Any]:
         return svc.presigner.download_ticket(
             upload.upload_id, upload.key, upload.filename
         ).to_response()
+
+
+# Multipart uploads, in the routes and shapes of Uppy's Companion, so that
+# `new AwsS3({companionEndpoint: API_BASE})` works unmodified (see chalicelib/multipart.py).
+
+
+@app.route("/s3/params", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
+def companion_params() -> dict[str, Any]:
+    """A POST policy for one file (Uppy uploads single files as a form POST)."""
+    with _http_errors():
+        svc = services()
+        space = _space(svc.settings)
+        check_form_upload_allowed(svc.settings)
+        request = parse_params_query(_query(), svc.settings)
+        return svc.presigner.post_ticket(space, request).to_companion_response()
+
+
+@app.route("/s3/multipart", methods=["POST"], cors=CORS, authorizer=AUTHORIZER)
+def multipart_create() -> dict[str, Any]:
+    """Start a multipart upload: ``{key, uploadId, UUID, ...}``."""
+    with _http_errors():
+        svc = services()
+        space = _space(svc.settings)
+        expect_no_parameters(_query())
+        return svc.multipart.create(space, parse_create(_json_body(), svc.settings))
+
+
+@app.route("/s3/multipart/{upload_id}", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
+def multipart_parts(upload_id: str) -> list[dict[str, Any]]:
+    """The parts S3 already holds: ``[{PartNumber, ETag, Size}]`` (to resume)."""
+    with _http_errors():
+        svc = services()
+        return svc.multipart.list_parts(_space(svc.settings), upload_id, _query())
+
+
+@app.route("/s3/multipart/{upload_id}", methods=["DELETE"], cors=CORS, authorizer=AUTHORIZER)
+def multipart_abort(upload_id: str) -> dict[str, Any]:
+    """Abort the upload and delete its parts."""
+    with _http_errors():
+        svc = services()
+        return svc.multipart.abort(_space(svc.settings), upload_id, _query())
+
+
+@app.route("/s3/multipart/{upload_id}/batch", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
+def multipart_batch(upload_id: str) -> dict[str, Any]:
+    """Presigned URLs for several parts: ``{presignedUrls: {"1": url, ...}}``."""
+    with _http_errors():
+        svc = services()
+        return svc.multipart.batch_urls(_space(svc.settings), upload_id, _query())
+
+
+@app.route("/s3/multipart/{upload_id}/complete", methods=["POST"], cors=CORS, authorizer=AUTHORIZER)
+def multipart_complete(upload_id: str) -> dict[str, Any]:
+    """Assemble the parts: ``{location, key, bucket, ...}``."""
+    with _http_errors():
+        svc = services()
+        space = _space(svc.settings)
+        return svc.multipart.complete(space, upload_id, _query(), _json_body())
+
+
+@app.route(
+    "/s3/multipart/{upload_id}/{part_number}", methods=["GET"], cors=CORS, authorizer=AUTHORIZER
+)
+def multipart_part(upload_id: str, part_number: str) -> dict[str, Any]:
+    """A presigned URL for one part: ``{url, expires, headers}``."""
+    with _http_errors():
+        svc = services()
+        space = _space(svc.settings)
+        return svc.multipart.part_url(space, upload_id, part_number, _query())

@@ -25,3 +25,7 @@ class Unauthenticated(ServiceError):
 
 class UploadNotFound(ServiceError):
     """No upload with this id is stored in the caller's key space."""
+
+
+class UploadConflict(ServiceError):
+    """The upload would replace an existing object, and overwriting is off."""

@@ -81,6 +81,18 @@ class PostTicket:
     expires_at: datetime
     filename: str | None = None
 
+    def to_companion_response(self) -> dict[str, Any]:
+        """The JSON body of ``GET /s3/params``, the shape Uppy's AwsS3 plugin reads."""
+        return {
+            "method": "POST",
+            "url": self.url,
+            "fields": dict(self.fields),
+            "expires": self.expires_in,
+            "headers": {},
+            "UUID": self.upload_id,
+            "key": self.key,
+        }
+
     def to_response(self) -> dict[str, Any]:
         """The JSON body of ``GET /post-url``."""
         return {
@@ -94,6 +106,15 @@ class PostTicket:
             "expires_at": self.expires_at.strftime(_ISO),
             "filename": self.filename,
         }
+
+
+@dataclass(frozen=True)
+class PartTicket:
+    """One part's upload URL, and the headers to send with its PUT."""
+
+    url: str
+    expires_in: int
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,7 +162,7 @@ class Presigner:
         ``host`` is signed and ``curl -X PUT --upload-file FILE "$URL"`` works as is.
         """
         request = request or UploadRequest()
-        upload_id, key = self._new_upload(space, request)
+        upload_id, key = self.new_upload(space, request)
         headers = put_headers(request, self._settings)
         params: dict[str, Any] = {"Bucket": self._settings.bucket, "Key": key}
         for name, value in headers.items():
@@ -170,7 +191,7 @@ class Presigner:
         content type: the requested one exactly, or, with none requested, any.
         """
         request = request or UploadRequest()
-        upload_id, key = self._new_upload(space, request)
+        upload_id, key = self.new_upload(space, request)
         max_bytes = self._settings.size_limit
         fields: dict[str, str] = {}
         conditions: list[Any] = [["content-length-range", 0, max_bytes]]
@@ -226,7 +247,27 @@ class Presigner:
             filename=filename,
         )
 
-    def _new_upload(self, space: str, request: UploadRequest) -> tuple[str, str]:
+    def part_ticket(
+        self, key: str, multipart_id: str, part_number: int, md5: str | None
+    ) -> PartTicket:
+        """A URL that uploads one part of a multipart upload; with ``md5``, S3 also checks
+        the part's bytes against it (a signed ``Content-MD5``)."""
+        params: dict[str, Any] = {
+            "Bucket": self._settings.bucket,
+            "Key": key,
+            "UploadId": multipart_id,
+            "PartNumber": part_number,
+        }
+        headers = {"Content-MD5": md5} if md5 else {}
+        if md5:
+            params["ContentMD5"] = md5
+        expires_in = self._settings.url_expires
+        url = self._client.generate_presigned_url(
+            "upload_part", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
+        )
+        return PartTicket(url=url, expires_in=expires_in, headers=headers)
+
+    def new_upload(self, space: str, request: UploadRequest) -> tuple[str, str]:
         """A fresh upload id and its key: the server names every object, never the client."""
         upload_id = self._new_id()
         return upload_id, upload_key(space, upload_id, request.extension)

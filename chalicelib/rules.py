@@ -81,22 +81,40 @@ def filename_from_metadata(metadata: Mapping[str, str]) -> str | None:
 
 
 def parse_request(
-    params: Mapping[str, Sequence[str]], settings: Settings, allowed: Sequence[str]
+    params: Mapping[str, Sequence[str]],
+    settings: Settings,
+    allowed: Sequence[str],
+    *,
+    multipart: bool = False,
 ) -> UploadRequest:
     """Parse query parameters into an UploadRequest that obeys ``settings``' rules.
 
     ``allowed`` names the parameters the route accepts; anything else is refused, so a
-    typo (``contenttype=``) cannot silently drop a rule the client meant to apply.
+    typo (``contenttype=``) cannot silently drop a rule the client meant to apply. A
+    ``multipart`` upload may be larger than a single PUT, and need not say its size up
+    front (the total is checked when it completes).
     """
-    values = _single_values(params, allowed)
+    values = single_values(params, allowed)
     filename = _filename(values.get("filename"))
     return UploadRequest(
         filename=filename,
         content_type=_content_type(values.get("content_type"), settings),
-        size=_size(values.get("size"), settings, required="size" in allowed),
+        size=_size(
+            values.get("size"),
+            settings,
+            required="size" in allowed and not multipart,
+            multipart=multipart,
+        ),
         md5=_md5(values.get("md5"), settings, required="md5" in allowed),
         disposition=_disposition(values.get("disposition"), filename),
     )
+
+
+def parse_md5(value: str) -> str:
+    """A base64 MD5 digest as S3's Content-MD5 expects it; UploadRejected otherwise."""
+    md5 = _md5(value, None, required=False)
+    assert md5 is not None
+    return md5
 
 
 def check_form_upload_allowed(settings: Settings) -> None:
@@ -121,7 +139,7 @@ def check_form_upload_allowed(settings: Settings) -> None:
 
 def expect_no_parameters(params: Mapping[str, Sequence[str]]) -> None:
     """Refuse any query parameter, for routes that take none."""
-    _single_values(params, ())
+    single_values(params, ())
 
 
 def put_headers(request: UploadRequest, settings: Settings) -> dict[str, str]:
@@ -143,7 +161,8 @@ def put_headers(request: UploadRequest, settings: Settings) -> dict[str, str]:
     return headers
 
 
-def _single_values(params: Mapping[str, Sequence[str]], allowed: Sequence[str]) -> dict[str, str]:
+def single_values(params: Mapping[str, Sequence[str]], allowed: Sequence[str]) -> dict[str, str]:
+    """Each parameter given at most once, and only those ``allowed``; else UploadRejected."""
     allowed_list = ", ".join(allowed) or "none"
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -190,8 +209,10 @@ def _type_allowed(essence: str, settings: Settings) -> bool:
     return any(p in (essence, f"{kind}/*", "*/*") for p in settings.allowed_types)
 
 
-def _size(value: str | None, settings: Settings, required: bool) -> int | None:
-    limit = settings.size_limit
+def _size(
+    value: str | None, settings: Settings, required: bool, multipart: bool = False
+) -> int | None:
+    limit = settings.object_size_limit if multipart else settings.size_limit
     allowed = f"allowed: 0 to {limit}"
     if value is None:
         if settings.max_bytes is not None and required:
@@ -201,15 +222,16 @@ def _size(value: str | None, settings: Settings, required: bool) -> int | None:
         raise UploadRejected(f"size {value[:40]!r} is not a whole number of bytes; {allowed}")
     size = int(value)
     if size > limit:
-        hint = "" if settings.max_bytes is not None else " (larger files need a multipart upload)"
+        larger = not multipart and size <= settings.object_size_limit
+        hint = " (larger files need a multipart upload: POST /s3/multipart)" if larger else ""
         raise UploadRejected(f"size {size} is too large; {allowed}{hint}")
     return size
 
 
-def _md5(value: str | None, settings: Settings, required: bool) -> str | None:
+def _md5(value: str | None, settings: Settings | None, required: bool) -> str | None:
     expected = f"the base64 of the file's 16-byte MD5 digest, like {_MD5_EXAMPLE!r}"
     if value is None:
-        if settings.require_md5 and required:
+        if settings is not None and settings.require_md5 and required:
             raise UploadRejected(f"md5 is required: {expected}")
         return None
     # An unencoded '+' in a query string arrives as a space; base64 never contains one.

@@ -1,9 +1,13 @@
-"""Building the S3 client. Done once per container by app.py, then injected."""
+"""Building the S3 client (once per container, by app.py, then injected), and turning
+S3's failures into the domain's errors."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from chalicelib.errors import ServiceError, StorageUnavailable
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,3 +47,26 @@ def make_s3_client(settings: Settings) -> S3Client:
     return boto3.session.Session().client(
         "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
     )
+
+
+@contextmanager
+def storage_errors(known: Mapping[str, ServiceError] | None = None) -> Iterator[None]:
+    """Turn S3's refusals named in ``known`` (by error code) into those domain errors, and
+    outages into StorageUnavailable (503); any other S3 error propagates."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if known and code in known:
+            raise known[code] from exc
+        if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "RequestTimeout"):
+            raise StorageUnavailable(f"S3 is unavailable ({code}); try again shortly") from exc
+        raise
+    except BotoCoreError as exc:
+        # Connection refused, DNS failure, timeouts: after the client's bounded retries.
+        raise StorageUnavailable(
+            f"S3 could not be reached ({type(exc).__name__}); try again shortly"
+        ) from exc

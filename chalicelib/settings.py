@@ -21,8 +21,10 @@ DEFAULT_URL_EXPIRES = 300
 # SigV4 presigned URLs cannot be valid for longer than seven days.
 MAX_URL_EXPIRES = 7 * 24 * 3600
 DEFAULT_CORS_ALLOW_ORIGIN = "*"
-# S3 refuses a single PUT (or form POST) larger than 5 GiB; bigger files need multipart.
+# S3 refuses a single PUT (or form POST) larger than 5 GiB; bigger files need multipart,
+# up to S3's largest object, 5 TiB.
 MAX_SINGLE_UPLOAD_BYTES = 5 * 1024**3
+MAX_OBJECT_BYTES = 5 * 1024**4
 
 # Each is used with fullmatch: `$` would let a trailing newline through.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
@@ -54,8 +56,13 @@ class Settings:
 
     @property
     def size_limit(self) -> int:
-        """The largest single upload allowed: UPLOAD_MAX_BYTES, or S3's own 5 GiB limit."""
-        return MAX_SINGLE_UPLOAD_BYTES if self.max_bytes is None else self.max_bytes
+        """The largest single PUT or POST allowed: UPLOAD_MAX_BYTES, at most S3's 5 GiB."""
+        return min(self.object_size_limit, MAX_SINGLE_UPLOAD_BYTES)
+
+    @property
+    def object_size_limit(self) -> int:
+        """The largest upload allowed by any route: UPLOAD_MAX_BYTES, or S3's 5 TiB."""
+        return MAX_OBJECT_BYTES if self.max_bytes is None else self.max_bytes
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -70,7 +77,7 @@ class Settings:
             ),
             endpoint_url=_endpoint_url(environ),
             allowed_types=_allowed_types(environ),
-            max_bytes=_optional_int(environ, "UPLOAD_MAX_BYTES", 1, MAX_SINGLE_UPLOAD_BYTES),
+            max_bytes=_optional_int(environ, "UPLOAD_MAX_BYTES", 1, MAX_OBJECT_BYTES),
             require_md5=_flag(environ, "UPLOAD_REQUIRE_MD5"),
             no_overwrite=_flag(environ, "UPLOAD_NO_OVERWRITE"),
         )

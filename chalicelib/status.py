@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import StorageUnavailable, UploadNotFound
+from chalicelib.errors import UploadNotFound
 from chalicelib.keys import parse_upload_id, upload_key
 from chalicelib.rules import filename_from_metadata
+from chalicelib.s3 import storage_errors
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -69,16 +68,10 @@ class UploadStatus:
                 f"no upload {upload_id} is stored for you; allowed: the UUID of an upload "
                 "you made, once its PUT or POST has succeeded"
             )
-        from botocore.exceptions import ClientError
-
-        try:
-            with storage_errors():
-                head = self._client.head_object(Bucket=self._settings.bucket, Key=key)
-        except ClientError as exc:
-            # Deleted between the LIST and the HEAD: gone, as far as the caller can tell.
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                raise UploadNotFound(f"no upload {upload_id} is stored for you") from exc
-            raise
+        # Deleted between the LIST and the HEAD: gone, as far as the caller can tell.
+        gone = UploadNotFound(f"no upload {upload_id} is stored for you")
+        with storage_errors({"404": gone, "NoSuchKey": gone}):
+            head = self._client.head_object(Bucket=self._settings.bucket, Key=key)
         return StoredUpload(
             upload_id=upload_id,
             key=key,
@@ -105,23 +98,3 @@ class UploadStatus:
         # Keys are <uuid> or <uuid>.<ext>; anything else under the prefix is not ours.
         ours = [k for k in keys if k == prefix or k.startswith(prefix + ".")]
         return ours[0] if ours else None
-
-
-@contextmanager
-def storage_errors() -> Iterator[None]:
-    """Turn S3 outages into StorageUnavailable (503); other S3 errors propagate."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "RequestTimeout"):
-            raise StorageUnavailable(f"S3 is unavailable ({code}); try again shortly") from exc
-        raise
-    except BotoCoreError as exc:
-        # Connection refused, DNS failure, timeouts: after the client's bounded retries.
-        raise StorageUnavailable(
-            f"S3 could not be reached ({type(exc).__name__}); try again shortly"
-        ) from exc

@@ -30,6 +30,10 @@ ROUTES = [
     "/post-url",
     "/uploads/3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b",
     "/uploads/3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b/download-url",
+    "/s3/params",
+    "/s3/multipart/abc",
+    "/s3/multipart/abc/1",
+    "/s3/multipart/abc/batch",
 ]
 
 
@@ -115,6 +119,43 @@ def test_no_verified_caller_is_a_401_with_cors_never_the_shared_prefix(cognito, 
         },
     )
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/s3/multipart"), ("POST", "/s3/multipart/abc/complete"),
+     ("DELETE", "/s3/multipart/abc")],
+)  # fmt: skip
+def test_multipart_writes_without_a_caller_are_a_401(cognito, method, path):
+    with pytest.warns(UserWarning, match="local mode"):
+        response = cognito.http.request(
+            method,
+            path,
+            body=b'{"filename": "a.mp4"}',
+            headers={"Content-Type": "application/json"},
+        )
+    assert (response.status_code, response.json_body["Code"]) == (401, "UnauthorizedError")
+
+
+def test_a_multipart_upload_is_only_reachable_from_its_owners_space(cognito):
+    headers = {"Content-Type": "application/json", "Authorization": id_token(ALICE)}
+    created = cognito.http.post("/s3/multipart", body=b'{"filename": "a.mp4"}', headers=headers)
+    upload = created.json_body
+    assert upload["key"] == f"put_folder/{ALICE}/{upload['UUID']}.mp4"
+    path = f"/s3/multipart/{upload['uploadId']}?key={upload['key']}"
+    assert get(cognito, path, id_token(ALICE)).json_body == []
+    for attempt in ("", "/1", "/batch"):
+        sep = "&partNumbers=1" if attempt == "/batch" else ""
+        bobs = get(
+            cognito,
+            f"/s3/multipart/{upload['uploadId']}{attempt}?key={upload['key']}{sep}",
+            id_token(BOB, "bob"),
+        )
+        assert (bobs.status_code, bobs.json_body["Message"]) == (
+            400,
+            f"key {upload['key']!r} is not an upload key issued to you; allowed: the key "
+            "returned by POST /s3/multipart",
+        )
 
 
 def gateway_event(path, identity):

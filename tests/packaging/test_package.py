@@ -76,11 +76,18 @@ def test_role_may_touch_only_the_stages_prefix(package):
             "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/presigned-upload-{stage}:*",
             "Sid": "WriteOwnLogs",
         },
-        # PutObject: what the presigned PUT and POST URLs carry. GetObject: the HEAD of
-        # status, and the presigned download URL.
+        # PutObject: the presigned PUT, POST and part URLs, and CreateMultipartUpload and
+        # CompleteMultipartUpload. GetObject: the HEAD of status, the download URL.
+        # ListMultipartUploadParts: resuming, and the size check on completion.
+        # AbortMultipartUpload: DELETE /s3/multipart/{id}, and refusing an oversize upload.
         "UploadsUnderPrefix": {
             "Effect": "Allow",
-            "Action": ["s3:PutObject", "s3:GetObject"],
+            "Action": [
+                "s3:PutObject",
+                "s3:GetObject",
+                "s3:ListMultipartUploadParts",
+                "s3:AbortMultipartUpload",
+            ],
             "Resource": f"arn:aws:s3:::{env['UPLOAD_BUCKET']}/{keys}",
             "Sid": "UploadsUnderPrefix",
         },
@@ -117,7 +124,18 @@ def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
     AuthConfig.from_env(env)
 
 
-ROUTES = ["/put-url", "/post-url", "/uploads/{upload_id}", "/uploads/{upload_id}/download-url"]
+ROUTES = {
+    "/put-url": ["get"],
+    "/post-url": ["get"],
+    "/uploads/{upload_id}": ["get"],
+    "/uploads/{upload_id}/download-url": ["get"],
+    "/s3/params": ["get"],
+    "/s3/multipart": ["post"],
+    "/s3/multipart/{upload_id}": ["get", "delete"],
+    "/s3/multipart/{upload_id}/batch": ["get"],
+    "/s3/multipart/{upload_id}/complete": ["post"],
+    "/s3/multipart/{upload_id}/{part_number}": ["get"],
+}
 
 
 def test_exactly_the_api_routes_are_published(package):
@@ -130,14 +148,16 @@ def test_exactly_the_api_routes_are_published(package):
 def test_route_is_wired_to_the_lambda_with_an_open_cors_preflight(package, route):
     stage, template, _ = package
     paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
-    assert set(paths[route]) == {"get", "options"}
-    assert paths[route]["get"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+    assert set(paths[route]) == {*ROUTES[route], "options"}
+    for method in ROUTES[route]:
+        assert paths[route][method]["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
     options = paths[route]["options"]["x-amazon-apigateway-integration"]
     assert options["type"] == "mock"
     headers = options["responses"]["default"]["responseParameters"]
     origin = cors_allow_origin(stage_environment(stage))
+    allowed = headers["method.response.header.Access-Control-Allow-Methods"].strip("'")
     assert headers["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'"
-    assert headers["method.response.header.Access-Control-Allow-Methods"] == "'GET,OPTIONS'"
+    assert sorted(allowed.split(",")) == sorted(m.upper() for m in [*ROUTES[route], "options"])
 
 
 def test_every_route_has_the_stages_authorizer_and_no_preflight_has_one(package):
@@ -155,7 +175,7 @@ def test_every_route_has_the_stages_authorizer_and_no_preflight_has_one(package)
         "iam": [{"sigv4": []}],
     }[auth.mode]
     assert security == {
-        **{(route, "get"): expected for route in ROUTES},
+        **{(route, method): expected for route, methods in ROUTES.items() for method in methods},
         **{(route, "options"): None for route in ROUTES},
     }
     if auth.mode == "cognito":

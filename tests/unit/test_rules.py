@@ -159,7 +159,13 @@ def test_size_limits_are_inclusive():
 def test_without_a_limit_size_is_capped_at_s3s_single_put_maximum():
     assert refused(size=str(5 * 1024**3 + 1)) == (
         "size 5368709121 is too large; allowed: 0 to 5368709120 "
-        "(larger files need a multipart upload)"
+        "(larger files need a multipart upload: POST /s3/multipart)"
+    )
+
+
+def test_a_limit_below_5_gib_gives_no_multipart_hint():
+    assert refused(STRICT, content_type="image/png", md5=EMPTY_MD5, size="10485761") == (
+        "size 10485761 is too large; allowed: 0 to 10485760"
     )
 
 

@@ -197,10 +197,21 @@ def test_bad_type_patterns_are_listed():
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("0", "UPLOAD_MAX_BYTES=0 is out of range; allowed: 1 to 5368709120"),
-        ("5368709121", "UPLOAD_MAX_BYTES=5368709121 is out of range; allowed: 1 to 5368709120"),
-        ("10MB", "UPLOAD_MAX_BYTES='10MB' is not a whole number; allowed: 1 to 5368709120"),
+        ("0", "UPLOAD_MAX_BYTES=0 is out of range; allowed: 1 to 5497558138880"),
+        ("5497558138881",
+         "UPLOAD_MAX_BYTES=5497558138881 is out of range; allowed: 1 to 5497558138880"),
+        ("10MB", "UPLOAD_MAX_BYTES='10MB' is not a whole number; allowed: 1 to 5497558138880"),
     ],
-)
-def test_max_bytes_must_fit_a_single_put(raw, message):
+)  # fmt: skip
+def test_max_bytes_must_fit_s3s_largest_object(raw, message):
     assert error(UPLOAD_MAX_BYTES=raw) == message
+
+
+@pytest.mark.parametrize(
+    ("raw", "single", "any_route"),
+    [(None, 5 * 1024**3, 5 * 1024**4), ("1000", 1000, 1000),
+     (str(6 * 1024**3), 5 * 1024**3, 6 * 1024**3)],
+)  # fmt: skip
+def test_single_uploads_stop_at_5_gib_and_multipart_at_the_limit(raw, single, any_route):
+    loaded = settings() if raw is None else settings(UPLOAD_MAX_BYTES=raw)
+    assert (loaded.size_limit, loaded.object_size_limit) == (single, any_route)
