@@ -48,7 +48,7 @@ from chalicelib.rules import (
     expect_no_parameters,
     parse_request,
 )
-from chalicelib.s3 import make_s3_client
+from chalicelib.s3 import SLOW_READ_TIMEOUT, make_s3_client
 from chalicelib.settings import Settings, cors_allow_origin
 from chalicelib.status import UploadStatus
 
@@ -118,11 +118,12 @@ def services() -> Services:
     settings = Settings.from_env(os.environ)
     client = make_s3_client(settings)
     presigner = Presigner(client, settings)
+    completer = functools.cache(lambda: make_s3_client(settings, read_timeout=SLOW_READ_TIMEOUT))
     return Services(
         settings,
         presigner,
         UploadStatus(client, settings),
-        Multipart(client, settings, presigner),
+        Multipart(client, settings, presigner, completer),
     )
 
 

@@ -14,7 +14,7 @@ upload is aborted and refused.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -174,10 +174,20 @@ def parse_complete(body: Any) -> list[dict[str, Any]]:
 class Multipart:
     """Creates, signs, lists, completes and aborts multipart uploads in a caller's space."""
 
-    def __init__(self, client: S3Client, settings: Settings, presigner: Presigner) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        settings: Settings,
+        presigner: Presigner,
+        completer: Callable[[], S3Client] | None = None,
+    ) -> None:
+        """``completer`` gives the client for CompleteMultipartUpload, which S3 may take
+        many seconds to answer for a large object: built on first use, with a longer read
+        timeout than the one the other calls get."""
         self._client = client
         self._settings = settings
         self._presigner = presigner
+        self._completer = completer or (lambda: client)
 
     def create(self, space: str, request: UploadRequest) -> dict[str, Any]:
         """Start an upload at ``<space><uuid>[.<ext>]``; S3 stores the type and filename
@@ -281,7 +291,7 @@ class Multipart:
         if self._settings.no_overwrite:
             completion["IfNoneMatch"] = "*"
         with storage_errors(self._refusals(key, upload)):
-            done = self._client.complete_multipart_upload(**completion)
+            done = self._completer().complete_multipart_upload(**completion)
         return {
             "location": done.get("Location"),
             "key": key,

@@ -14,7 +14,13 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-def make_s3_client(settings: Settings) -> S3Client:
+# Bounds for the routes that call S3: a quick answer or a 503, well inside API Gateway's
+# 29 s. CompleteMultipartUpload alone may legitimately take long for a large object.
+READ_TIMEOUT = 5
+SLOW_READ_TIMEOUT = 25
+
+
+def make_s3_client(settings: Settings, read_timeout: int = READ_TIMEOUT) -> S3Client:
     """An S3 client that signs the way browsers and curl need.
 
     - ``signature_version="s3v4"``: without it botocore still presigns legacy SigV2 URLs
@@ -41,8 +47,9 @@ def make_s3_client(settings: Settings) -> S3Client:
         },
         # Presigning needs no network; these bound the routes that later do call S3.
         connect_timeout=2,
-        read_timeout=5,
-        retries={"max_attempts": 3, "mode": "standard"},
+        read_timeout=read_timeout,
+        # One slow call is already most of the budget: do not repeat it.
+        retries={"max_attempts": 3 if read_timeout <= READ_TIMEOUT else 1, "mode": "standard"},
     )
     return boto3.session.Session().client(
         "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config

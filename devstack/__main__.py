@@ -167,11 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_port(args.host, args.s3_port, s3, timeout=30)
         create_bucket(settings, env, origin)
 
-        chalice = Path(sys.executable).with_name("chalice")
         api = Child(
             "chalice local",
             [
-                str(chalice),
+                sys.executable,
+                "-m",
+                "devstack.chalice_local",
                 "local",
                 "--stage",
                 args.stage,

@@ -1,0 +1,1 @@
+"""The command-line uploader: `python -m uploader upload FILE --api URL`. Never deployed."""

@@ -1,0 +1,152 @@
+"""Upload a file through the presigned-upload API, straight to S3.
+
+    python -m uploader upload FILE [--api URL] [--token TOKEN] [--resume] [--json] ...
+
+Files up to --threshold go in one presigned PUT; larger ones in parallel parts
+(multipart), each retried with backoff. Ctrl-C leaves a multipart upload resumable
+(run the same command with --resume), or aborts it with --abort-on-interrupt.
+Exit status: 0 uploaded, 1 failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+from tqdm import tqdm
+
+from uploader.api import Api, ApiError
+from uploader.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD
+from uploader.state import StateStore
+from uploader.transfer import Interrupted, Options, TransferError, Uploader
+
+MiB = 1024**2
+
+
+def session(concurrency: int) -> requests.Session:
+    """A session with a connection for every thread (requests keeps 10 by default)."""
+    http = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, concurrency))
+    http.mount("http://", adapter)
+    http.mount("https://", adapter)
+    return http
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m uploader", description=__doc__.split("\n")[0])
+    commands = p.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("upload", help="upload one file")
+    up.add_argument("file", type=Path)
+    up.add_argument(
+        "--api",
+        default=os.environ.get("UPLOAD_API_URL", "http://127.0.0.1:8000"),
+        help="the API's base URL (env UPLOAD_API_URL; default %(default)s)",
+    )
+    up.add_argument(
+        "--token",
+        default=os.environ.get("UPLOAD_API_TOKEN"),
+        help="sent as the Authorization header, e.g. a Cognito ID token (env UPLOAD_API_TOKEN)",
+    )
+    up.add_argument("--concurrency", type=int, default=8, help="parts in flight (default 8)")
+    up.add_argument(
+        "--part-size",
+        type=int,
+        default=DEFAULT_PART_SIZE // MiB,
+        metavar="MIB",
+        help="part size in MiB, at least 5 (default %(default)s)",
+    )
+    up.add_argument(
+        "--threshold",
+        type=int,
+        default=DEFAULT_THRESHOLD // MiB,
+        metavar="MIB",
+        help="larger files go multipart (default %(default)s MiB)",
+    )
+    up.add_argument("--content-type", help="default: guessed from the file name")
+    up.add_argument(
+        "--no-md5",
+        action="store_true",
+        help="do not send Content-MD5 (S3 then does not check the bytes)",
+    )
+    up.add_argument("--retries", type=int, default=5, help="per request (default 5)")
+    up.add_argument(
+        "--resume", action="store_true", help="continue this file's interrupted multipart upload"
+    )
+    up.add_argument(
+        "--abort-on-interrupt",
+        action="store_true",
+        help="on Ctrl-C, abort the multipart upload instead of keeping it",
+    )
+    up.add_argument("--state-dir", type=Path, help="where resume state is kept")
+    up.add_argument("--json", action="store_true", help="print the result as JSON")
+    up.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None, http: requests.Session | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not args.file.is_file():
+        print(f"upload: error: {args.file} is not a file", file=sys.stderr)
+        return 1
+    if args.concurrency < 1 or args.part_size < 5 or args.retries < 0:
+        print("upload: error: --concurrency >= 1, --part-size >= 5, --retries >= 0",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    http = http or session(args.concurrency)
+    options = Options(
+        concurrency=args.concurrency,
+        part_size=args.part_size * MiB,
+        threshold=args.threshold * MiB,
+        retries=args.retries,
+        md5=not args.no_md5,
+        content_type=args.content_type,
+        abort_on_interrupt=args.abort_on_interrupt,
+    )
+    size = args.file.stat().st_size
+    bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=args.file.name,
+               disable=True if args.no_progress else None, file=sys.stderr)  # fmt: skip
+    lock = threading.Lock()
+
+    def progress(n: int) -> None:
+        with lock:
+            bar.update(n)
+
+    uploader = Uploader(Api(args.api, http, args.token), http, options,
+                        StateStore(args.state_dir), progress)  # fmt: skip
+    started = time.monotonic()
+    try:
+        result = uploader.upload(args.file, resume=args.resume)
+    except Interrupted as exc:
+        bar.close()
+        hint = (
+            f"resume with: python -m uploader upload {args.file} --api {args.api} --resume"
+            if exc.resumable
+            else "the multipart upload was aborted"
+        )
+        print(f"\nupload: interrupted; {hint}", file=sys.stderr)
+        return 130
+    except (ApiError, TransferError) as exc:
+        bar.close()
+        print(f"upload: error: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    seconds = time.monotonic() - started
+    result["seconds"] = round(seconds, 3)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        rate = size / MiB / seconds if seconds else 0.0
+        print(f"uploaded {args.file} -> {result['key']} (UUID {result['UUID']}), "
+              f"{size} bytes in {seconds:.1f} s, {rate:.1f} MiB/s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

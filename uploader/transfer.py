@@ -1,0 +1,336 @@
+"""Moving the bytes: one presigned PUT for a small file, parallel parts for a large one.
+
+The bytes go straight from the file to S3: each request body reads its region of the
+file with ``os.pread``, so no part is held in memory and the threads share one file
+descriptor. Every request is retried with exponential backoff and jitter; a part whose
+URL has expired (403) gets a fresh one.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import mimetypes
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+from uploader.api import Api, ApiError
+from uploader.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD, Part, part_size, plan
+from uploader.state import ResumeState, StateStore
+
+T = TypeVar("T")
+READ_BLOCK = 1024 * 1024
+
+
+class TransferError(Exception):
+    """An upload failed for good (after its retries); the message says what happened."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the upload stopped; ``resumable`` tells whether ``--resume`` continues it."""
+
+    def __init__(self, resumable: bool) -> None:
+        super().__init__("interrupted")
+        self.resumable = resumable
+
+
+@dataclass(frozen=True)
+class Options:
+    concurrency: int = 8
+    part_size: int = DEFAULT_PART_SIZE
+    threshold: int = DEFAULT_THRESHOLD
+    retries: int = 5
+    backoff: float = 0.5
+    md5: bool = True
+    content_type: str | None = None
+    abort_on_interrupt: bool = False
+
+
+class Retryable(Exception):
+    """A failure worth another attempt: the network, S3 busy, or an expired URL."""
+
+    def __init__(self, message: str, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+class FileRegion:
+    """Bytes ``offset .. offset + size`` of an open file, as a request body with a known
+    length (so requests sends Content-Length, which presigned PUTs need, not chunks)."""
+
+    def __init__(self, fd: int, offset: int, size: int, on_read: Callable[[int], None]) -> None:
+        self._fd, self._offset, self._size, self._on_read = fd, offset, size, on_read
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, n: int = -1) -> bytes:
+        # http.client asks for 8 KiB at a time; answering with up to 1 MiB (it sends
+        # whatever it gets) costs 8 reads and sends per 8 MiB part instead of 1,024.
+        left = self._size - self._pos
+        n = left if n is None or n < 0 else min(max(n, READ_BLOCK), left)
+        data = os.pread(self._fd, n, self._offset + self._pos) if n else b""
+        self._pos += len(data)
+        self._on_read(len(data))
+        return data
+
+
+def md5_of(fd: int, offset: int, size: int) -> bytes:
+    digest = hashlib.md5()  # noqa: S324 (S3's Content-MD5 and part ETags are MD5)
+    for start in range(offset, offset + size, READ_BLOCK):
+        digest.update(os.pread(fd, min(READ_BLOCK, offset + size - start), start))
+    return digest.digest()
+
+
+def content_type_of(path: Path, given: str | None) -> str:
+    return given or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def with_retries(
+    attempt: Callable[[bool], T],
+    retries: int,
+    backoff: float,
+    stop: threading.Event,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> T:
+    """``attempt(expired)`` up to ``1 + retries`` times while it raises Retryable, waiting
+    ``backoff * 2**n`` seconds (at most 20, with jitter) in between. ``expired`` tells the
+    attempt that the previous one found its URL expired."""
+    expired = False
+    for n in range(retries + 1):
+        try:
+            return attempt(expired)
+        except Retryable as exc:
+            if n == retries or stop.is_set():
+                raise TransferError(f"{exc} (gave up after {n + 1} attempts)") from exc
+            expired = exc.expired
+            sleep(min(backoff * 2**n, 20) * random.uniform(0.5, 1))  # noqa: S311 (jitter)
+    raise AssertionError("unreachable")
+
+
+def put(session: requests.Session, url: str, body: FileRegion, headers: dict[str, str]) -> str:
+    """PUT ``body`` to a presigned URL; its ETag, or Retryable/TransferError."""
+    try:
+        response = session.put(url, data=body, headers=headers, timeout=(5, 120))
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise Retryable(f"network error: {type(exc).__name__}") from exc
+    if response.status_code == 200:
+        return response.headers["ETag"]
+    code = _s3_code(response.text)
+    if response.status_code >= 500 or response.status_code == 429:
+        raise Retryable(f"S3 answered {response.status_code} {code}")
+    if response.status_code == 403 and code in ("AccessDenied", "RequestTimeTooSkewed"):
+        raise Retryable(f"S3 answered 403 {code} (URL expired?)", expired=True)
+    raise TransferError(f"S3 refused the upload: {response.status_code} {code}")
+
+
+def _s3_code(xml: str) -> str:
+    start = xml.find("<Code>")
+    return xml[start + 6 : xml.find("</Code>")] if start >= 0 else ""
+
+
+class Uploader:
+    """Uploads one file through the API; ``progress(n)`` is called as bytes go out
+    (negative when a failed attempt's bytes are taken back)."""
+
+    def __init__(
+        self,
+        api: Api,
+        session: requests.Session,
+        options: Options,
+        store: StateStore,
+        progress: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self._api, self._session, self._options, self._store = api, session, options, store
+        self._progress = progress
+        self._stop = threading.Event()
+
+    def upload(self, path: Path, resume: bool = False) -> dict[str, Any]:
+        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if size <= self._options.threshold and not resume:
+                return self._single(path, fd, size)
+            return self._multipart(path, fd, size, resume)
+        finally:
+            os.close(fd)
+
+    # -- one PUT -------------------------------------------------------------------------
+
+    def _single(self, path: Path, fd: int, size: int) -> dict[str, Any]:
+        params = {
+            "filename": path.name,
+            "content_type": content_type_of(path, self._options.content_type),
+            "size": str(size),
+        }
+        if self._options.md5:
+            params["md5"] = base64.b64encode(md5_of(fd, 0, size)).decode()
+        ticket = self._api.put_url(params)
+
+        def attempt(expired: bool) -> str:
+            if expired:
+                raise TransferError("the upload URL expired; run the upload again")
+            return self._counted_put(ticket["PUT_URL"], fd, Part(1, 0, size), ticket["headers"])
+
+        etag = with_retries(attempt, self._options.retries, self._options.backoff, self._stop)
+        return {"mode": "single", "UUID": ticket["UUID"], "key": ticket["key"], "size": size,
+                "etag": etag, "parts": 1}  # fmt: skip
+
+    # -- multipart -----------------------------------------------------------------------
+
+    def _multipart(self, path: Path, fd: int, size: int, resume: bool) -> dict[str, Any]:
+        state = self._store.load(path, api=self._api.base_url) if resume else None
+        if resume and state is None:
+            raise TransferError(f"no interrupted upload of {path} to resume")
+        if state is None:
+            self._abandon_previous(path)
+            state = self._create(path, size)
+        parts = plan(size, state.part_size)
+        done = self._verified_parts(fd, state, parts) if resume else {}
+        self._progress(sum(p.size for p in parts if p.number in done))
+        todo = [p for p in parts if p.number not in done]
+        try:
+            done.update(self._upload_parts(fd, state, todo))
+        except KeyboardInterrupt:
+            self._stop.set()
+            if self._options.abort_on_interrupt:
+                self._api.abort(state.key, state.upload_id)
+                self._store.delete(path)
+                raise Interrupted(resumable=False) from None
+            raise Interrupted(resumable=True) from None
+        listed = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
+        etag = self._complete(state, listed, size)
+        self._store.delete(path)
+        return {"mode": "multipart", "UUID": state.uuid, "key": state.key, "size": size,
+                "etag": etag, "parts": len(parts)}  # fmt: skip
+
+    def _complete(self, state: ResumeState, parts: list[dict[str, Any]], size: int) -> str | None:
+        """Complete the upload. If the answer is lost (a timeout, a 503), S3 may have
+        completed it all the same: then the object is there and the upload id is gone."""
+        try:
+            return self._api.complete(state.key, state.upload_id, parts).get("etag")
+        except ApiError as exc:
+            if exc.status not in (404, 503, 504):
+                raise
+            status = self._api.status(state.uuid)
+            if status.get("status") == "uploaded" and status.get("size") == size:
+                return str(status["etag"])
+            raise
+
+    def _create(self, path: Path, size: int) -> ResumeState:
+        created = self._api.create_multipart(
+            {
+                "filename": path.name,
+                "type": content_type_of(path, self._options.content_type),
+                "size": size,
+            }
+        )
+        state = ResumeState.for_file(
+            path, self._api.base_url, created["key"], created["uploadId"], created["UUID"],
+            part_size(size, self._options.part_size),
+        )  # fmt: skip
+        self._store.save(path, state)
+        return state
+
+    def _abandon_previous(self, path: Path) -> None:
+        """An interrupted upload of this file that is not being resumed: abort it, so its
+        parts do not wait for the bucket's lifecycle rule."""
+        old = self._store.load(path, check_file=False)
+        if old is not None:
+            with contextlib.suppress(ApiError):  # already gone
+                self._api.abort(old.key, old.upload_id)
+            self._store.delete(path)
+
+    def _verified_parts(self, fd: int, state: ResumeState, parts: list[Part]) -> dict[int, str]:
+        """The parts S3 already holds whose ETag is the MD5 of our bytes at that place."""
+        try:
+            listed = self._api.list_parts(state.key, state.upload_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise TransferError(
+                    "the interrupted upload no longer exists (completed, aborted or expired); "
+                    "upload again without --resume"
+                ) from exc
+            raise
+        by_number = {p.number: p for p in parts}
+        good: dict[int, str] = {}
+        for item in listed:
+            part = by_number.get(item["PartNumber"])
+            if part is not None and item["Size"] == part.size:
+                expected = f'"{md5_of(fd, part.offset, part.size).hex()}"'
+                if item["ETag"] == expected:
+                    good[part.number] = item["ETag"]
+        return good
+
+    def _upload_parts(self, fd: int, state: ResumeState, todo: list[Part]) -> dict[int, str]:
+        """Upload ``todo`` with ``concurrency`` daemon threads: Ctrl-C in the main thread
+        stops at once, and whatever is half sent is simply sent again on resume."""
+        work: queue.Queue[Part] = queue.Queue()
+        for part in todo:
+            work.put(part)
+        results: queue.Queue[tuple[Part, str | BaseException]] = queue.Queue()
+
+        def worker() -> None:
+            while not self._stop.is_set():
+                try:
+                    part = work.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results.put((part, self._part(fd, state, part)))
+                except BaseException as exc:  # reported to the main thread
+                    results.put((part, exc))
+
+        for _ in range(min(self._options.concurrency, len(todo))):
+            threading.Thread(target=worker, daemon=True).start()
+        done: dict[int, str] = {}
+        while len(done) < len(todo):
+            try:
+                part, outcome = results.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if isinstance(outcome, BaseException):
+                self._stop.set()
+                raise TransferError(f"part {part.number}: {outcome}") from outcome
+            done[part.number] = outcome
+        return done
+
+    def _part(self, fd: int, state: ResumeState, part: Part) -> str:
+        md5 = (
+            base64.b64encode(md5_of(fd, part.offset, part.size)).decode()
+            if self._options.md5
+            else None
+        )
+        ticket: dict[str, Any] = {}
+
+        def attempt(expired: bool) -> str:
+            if expired or not ticket:
+                ticket.update(self._api.part_url(state.key, state.upload_id, part.number, md5))
+            return self._counted_put(ticket["url"], fd, part, ticket.get("headers", {}))
+
+        return with_retries(attempt, self._options.retries, self._options.backoff, self._stop)
+
+    def _counted_put(self, url: str, fd: int, part: Part, headers: dict[str, str]) -> str:
+        sent = 0
+
+        def count(n: int) -> None:
+            nonlocal sent
+            sent += n
+            self._progress(n)
+
+        try:
+            return put(self._session, url, FileRegion(fd, part.offset, part.size, count), headers)
+        except BaseException:
+            self._progress(-sent)  # those bytes will be sent again, or never
+            raise
