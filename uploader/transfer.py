@@ -213,7 +213,8 @@ class Uploader:
         etag = self._complete(state, listed, size)
         self._store.delete(path)
         return {"mode": "multipart", "UUID": state.uuid, "key": state.key, "size": size,
-                "etag": etag, "parts": len(parts)}  # fmt: skip
+                "etag": etag, "parts": len(parts),
+                "resumed_parts": len(parts) - len(todo)}  # fmt: skip
 
     def _complete(self, state: ResumeState, parts: list[dict[str, Any]], size: int) -> str | None:
         """Complete the upload. If the answer is lost (a timeout, a 503), S3 may have

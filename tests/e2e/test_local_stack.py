@@ -13,103 +13,17 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
 
-from tests.support import LOCAL_AWS_ENV, free_port, unsigned_jwt
+from tests.e2e.conftest import local_s3
+from tests.support import free_port, unsigned_jwt
 
 PROJECT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Stack:
-    proc: subprocess.Popen[str]
-    api: str
-    s3: str
-    output: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        return "".join(self.output)
-
-
-def _wait_ready(stack: Stack, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "devstack: ready" in stack.text():
-            return
-        if stack.proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    stack.proc.kill()
-    pytest.fail(f"devstack did not become ready:\n{stack.text()}")
-
-
-def _start(stage: str) -> Stack:
-    s3_port, api_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devstack",
-            "--stage",
-            stage,
-            "--s3-port",
-            str(s3_port),
-            "--api-port",
-            str(api_port),
-        ],
-        cwd=PROJECT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    stack = Stack(proc, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{s3_port}")
-    out = proc.stdout
-    assert out is not None
-    reader = threading.Thread(target=lambda: stack.output.extend(out), daemon=True)
-    reader.start()
-    _wait_ready(stack, timeout=90)
-    return stack
-
-
-def _stop(stack: Stack) -> None:
-    # SIGTERM, not SIGKILL: the launcher must stop its children, which run in sessions of
-    # their own and would otherwise outlive the test run.
-    if stack.proc.poll() is None:
-        stack.proc.terminate()
-        stack.proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    stack = _start("local")
-    yield stack
-    _stop(stack)
-
-
-@pytest.fixture(scope="module")
-def cognito_stack() -> Iterator[Stack]:
-    stack = _start("local-cognito")
-    yield stack
-    _stop(stack)
-
-
-def local_s3(stack: Stack):
-    return boto3.client(
-        "s3",
-        endpoint_url=stack.s3,
-        region_name="us-east-1",
-        aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def test_curl_flow_stores_the_file_at_the_returned_key(stack, tmp_path):

@@ -1,0 +1,102 @@
+"""The local stack (`python -m devstack`) as a fixture: moto's server and `chalice local`
+as real subprocesses on free ports, one stack per test module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.support import LOCAL_AWS_ENV, free_port
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Stack:
+    proc: subprocess.Popen[str]
+    api: str
+    s3: str
+    output: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+
+def _wait_ready(stack: Stack, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "devstack: ready" in stack.text():
+            return
+        if stack.proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    stack.proc.kill()
+    pytest.fail(f"devstack did not become ready:\n{stack.text()}")
+
+
+def start_stack(stage: str) -> Stack:
+    s3_port, api_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devstack",
+            "--stage",
+            stage,
+            "--s3-port",
+            str(s3_port),
+            "--api-port",
+            str(api_port),
+        ],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stack = Stack(proc, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{s3_port}")
+    out = proc.stdout
+    assert out is not None
+    reader = threading.Thread(target=lambda: stack.output.extend(out), daemon=True)
+    reader.start()
+    _wait_ready(stack, timeout=90)
+    return stack
+
+
+def stop_stack(stack: Stack) -> None:
+    # SIGTERM, not SIGKILL: the launcher must stop its children, which run in sessions of
+    # their own and would otherwise outlive the test run.
+    if stack.proc.poll() is None:
+        stack.proc.terminate()
+        stack.proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    stack = start_stack("local")
+    yield stack
+    stop_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def cognito_stack() -> Iterator[Stack]:
+    stack = start_stack("local-cognito")
+    yield stack
+    stop_stack(stack)
+
+
+def local_s3(stack: Stack):
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.s3,
+        region_name="us-east-1",
+        aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )

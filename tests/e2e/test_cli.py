@@ -1,0 +1,165 @@
+"""The uploader CLI against the local stack: real processes, real bytes, real Ctrl-C."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+from tests.e2e.conftest import PROJECT, local_s3
+from uploader.__main__ import main
+
+pytestmark = pytest.mark.e2e
+MiB = 1024**2
+BUCKET = "uploads-local"
+
+
+def cli(stack, tmp_path, *args: str, **popen) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uploader", "upload", *args, "--api", stack.api,
+         "--state-dir", str(tmp_path / "state"), "--json", "--no-progress"],
+        cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C must raise KeyboardInterrupt even if this test run ignores SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen,
+    )  # fmt: skip
+
+
+def run(stack, tmp_path, *args: str) -> tuple[int, dict, str]:
+    proc = cli(stack, tmp_path, *args)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, (json.loads(out) if out.strip() else {}), err
+
+
+def stored(stack, key: str):
+    return local_s3(stack).get_object(Bucket=BUCKET, Key=key)
+
+
+def test_a_small_file_goes_in_one_put_with_type_size_and_md5(stack, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_bytes(b"hello, bucket\n" * 100)
+    code, result, err = run(stack, tmp_path, str(f))
+    assert (code, err) == (0, "")
+    assert result["mode"] == "single"
+    assert result["key"] == f"put_folder/{result['UUID']}.txt"
+    obj = stored(stack, result["key"])
+    assert obj["Body"].read() == f.read_bytes()
+    assert (obj["ContentType"], obj["Metadata"]) == ("text/plain", {"filename": "notes.txt"})
+    assert result["etag"] == f'"{hashlib.md5(f.read_bytes()).hexdigest()}"'  # noqa: S324
+
+
+def test_a_large_file_goes_in_parallel_parts_and_arrives_identical(stack, tmp_path):
+    f = tmp_path / "video.mp4"
+    f.write_bytes(os.urandom(11 * MiB + 3))
+    code, result, err = run(stack, tmp_path, str(f), "--threshold", "5", "--part-size", "5")
+    assert (code, err) == (0, "")
+    assert (result["mode"], result["parts"], result["resumed_parts"]) == ("multipart", 3, 0)
+    assert result["etag"].endswith('-3"')
+    obj = stored(stack, result["key"])
+    assert obj["Body"].read() == f.read_bytes()
+    assert obj["ContentType"] == "video/mp4"
+
+
+def interrupt_after_parts(stack, proc, parts: int) -> str:
+    """Wait until S3 holds ``parts`` parts of the CLI's upload, then press Ctrl-C."""
+    s3 = local_s3(stack)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        uploads = s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+        if uploads:
+            (upload,) = uploads
+            held = s3.list_parts(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+            if len(held.get("Parts", [])) >= parts:
+                proc.send_signal(signal.SIGINT)
+                return upload["UploadId"]
+        time.sleep(0.02)
+    proc.kill()
+    pytest.fail("the upload never got going")
+
+
+@pytest.fixture
+def big(tmp_path) -> Path:
+    f = tmp_path / "big.bin"
+    f.write_bytes(os.urandom(120 * MiB))
+    return f
+
+
+def test_ctrl_c_leaves_the_upload_resumable_and_resume_finishes_it(stack, tmp_path, big):
+    args = (str(big), "--threshold", "5", "--part-size", "5", "--concurrency", "1")
+    proc = cli(stack, tmp_path, *args)
+    upload_id = interrupt_after_parts(stack, proc, 3)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert f"resume with: python -m uploader upload {big} --api {stack.api} --resume" in err
+    assert out == ""
+
+    code, result, err = run(stack, tmp_path, *args, "--resume")
+    assert (code, err) == (0, "")
+    assert result["parts"] == 24
+    assert 3 <= result["resumed_parts"] < 24  # the parts S3 held, checked against their MD5
+    obj = stored(stack, result["key"])
+    assert hashlib.sha256(obj["Body"].read()).digest() == hashlib.sha256(big.read_bytes()).digest()
+    assert upload_id not in json.dumps(local_s3(stack).list_multipart_uploads(Bucket=BUCKET))
+
+
+def test_ctrl_c_with_abort_on_interrupt_deletes_the_upload(stack, tmp_path, big):
+    args = (str(big), "--threshold", "5", "--part-size", "5", "--concurrency", "1",
+            "--abort-on-interrupt")  # fmt: skip
+    proc = cli(stack, tmp_path, *args)
+    interrupt_after_parts(stack, proc, 1)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "upload: interrupted; the multipart upload was aborted" in err
+    assert "Uploads" not in local_s3(stack).list_multipart_uploads(Bucket=BUCKET)
+    code, _, err = run(stack, tmp_path, str(big), "--resume")
+    assert (code, err) == (1, f"upload: error: no interrupted upload of {big} to resume\n")
+
+
+class FlakyAdapter(HTTPAdapter):
+    """Drops the first ``failures`` part PUTs on the floor, as a bad network would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def send(self, request, *args, **kwargs):
+        if request.method == "PUT" and "partNumber=" in request.url and self.failures:
+            self.failures -= 1
+            raise requests.ConnectionError("connection reset by peer")
+        return super().send(request, *args, **kwargs)
+
+
+def test_failed_parts_are_retried_with_backoff(stack, tmp_path, capsys):
+    f = tmp_path / "flaky.bin"
+    f.write_bytes(os.urandom(12 * MiB))
+    http = requests.Session()
+    adapter = FlakyAdapter(failures=2)
+    http.mount("http://", adapter)
+    code = main(
+        ["upload", str(f), "--api", stack.api, "--threshold", "5", "--part-size", "5",
+         "--json", "--no-progress", "--state-dir", str(tmp_path / "state")],
+        http=http,
+    )  # fmt: skip
+    assert code == 0
+    assert adapter.failures == 0
+    result = json.loads(capsys.readouterr().out)
+    assert stored(stack, result["key"])["Body"].read() == f.read_bytes()
+
+
+def test_an_api_refusal_is_one_clear_line(stack, tmp_path):
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"x")
+    code, _, err = run(stack, tmp_path, str(f), "--content-type", "not a type")
+    assert code == 1
+    assert err == (
+        "upload: error: 400: content_type 'not a type' is not a media type; allowed: "
+        "'type/subtype' with optional '; name=value' parameters, like 'image/png'\n"
+    )

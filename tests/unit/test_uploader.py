@@ -1,0 +1,101 @@
+"""The uploader's pure parts: part arithmetic, retries, file regions and resume state."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from uploader.parts import Part, part_size, plan
+from uploader.state import ResumeState, StateStore
+from uploader.transfer import FileRegion, Retryable, TransferError, with_retries
+
+MiB = 1024**2
+GiB = 1024**3
+
+
+@pytest.mark.parametrize(
+    ("file_size", "preferred", "expected"),
+    [(0, 8 * MiB, 8 * MiB), (1, 1, 5 * MiB), (100 * GiB, 8 * MiB, 11 * MiB),
+     (10_000 * 8 * MiB, 8 * MiB, 8 * MiB), (10_000 * 8 * MiB + 1, 8 * MiB, 9 * MiB),
+     (5 * 1024 * GiB, 8 * MiB, 525 * MiB)],
+)  # fmt: skip
+def test_part_size_keeps_every_file_within_10000_parts(file_size, preferred, expected):
+    size = part_size(file_size, preferred)
+    assert size == expected
+    assert len(plan(file_size, size)) <= 10_000
+
+
+def test_a_file_bigger_than_s3s_largest_object_is_refused():
+    with pytest.raises(ValueError, match="cannot be one S3 object"):
+        part_size(5 * 1024 * GiB + 1)
+
+
+def test_plan_covers_the_file_exactly_once():
+    assert plan(11 * MiB + 3, 5 * MiB) == [
+        Part(1, 0, 5 * MiB),
+        Part(2, 5 * MiB, 5 * MiB),
+        Part(3, 10 * MiB, MiB + 3),
+    ]
+    assert plan(0, 5 * MiB) == [Part(1, 0, 0)]
+
+
+def test_retries_back_off_exponentially_then_give_up():
+    waits: list[float] = []
+    calls: list[bool] = []
+
+    def attempt(expired: bool) -> str:
+        calls.append(expired)
+        raise Retryable("S3 answered 503 SlowDown", expired=len(calls) == 2)
+
+    with pytest.raises(TransferError) as exc:
+        with_retries(attempt, retries=3, backoff=1.0, stop=threading.Event(), sleep=waits.append)
+    assert str(exc.value) == "S3 answered 503 SlowDown (gave up after 4 attempts)"
+    assert calls == [False, False, True, False]  # the attempt after an expiry knows it
+    # 1 s, 2 s, 4 s, each with jitter down to half
+    assert len(waits) == 3
+    assert all(b / 2 <= w <= b for w, b in zip(waits, [1, 2, 4], strict=True))
+
+
+def test_retries_stop_at_the_first_success():
+    outcomes = iter([Retryable("reset"), "etag"])
+
+    def attempt(expired: bool) -> str:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert with_retries(attempt, 5, 0.1, threading.Event(), sleep=lambda s: None) == "etag"
+
+
+def test_a_file_region_reads_exactly_its_bytes_and_counts_them(tmp_path):
+    f = tmp_path / "data"
+    f.write_bytes(bytes(range(256)) * 10_000)
+    counted: list[int] = []
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        region = FileRegion(fd, 1000, 1_500_000, counted.append)
+        chunks = iter(lambda: region.read(8192), b"")
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    assert len(region) == 1_500_000
+    assert data == f.read_bytes()[1000:1_501_000]
+    assert counted == [MiB, 1_500_000 - MiB, 0]
+
+
+def test_resume_state_is_found_only_for_the_unchanged_file(tmp_path):
+    f = tmp_path / "movie.mp4"
+    f.write_bytes(b"x" * 100)
+    store = StateStore(tmp_path / "state")
+    state = ResumeState.for_file(f, "http://api", "put_folder/k", "u1", "id", 5 * MiB)
+    store.save(f, state)
+    assert store.load(f, api="http://api") == state
+    assert store.load(f, api="http://other") is None
+    f.write_bytes(b"y" * 101)
+    assert store.load(f) is None
+    assert store.load(f, check_file=False) == state
+    store.delete(f)
+    assert store.load(f, check_file=False) is None
