@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -33,7 +32,7 @@ def cli(stack, tmp_path, *args: str, **popen) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def run(stack, tmp_path, *args: str) -> tuple[int, dict, str]:
+def run(stack, tmp_path, *args: str):
     proc = cli(stack, tmp_path, *args)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, (json.loads(out) if out.strip() else {}), err
@@ -68,7 +67,7 @@ def test_a_large_file_goes_in_parallel_parts_and_arrives_identical(stack, tmp_pa
     assert obj["ContentType"] == "video/mp4"
 
 
-def interrupt_after_parts(stack, proc, parts: int) -> str:
+def interrupt_after_parts(stack, proc, parts: int):
     """Wait until S3 holds ``parts`` parts of the CLI's upload, then press Ctrl-C."""
     s3 = local_s3(stack)
     deadline = time.monotonic() + 60
@@ -86,7 +85,7 @@ def interrupt_after_parts(stack, proc, parts: int) -> str:
 
 
 @pytest.fixture
-def big(tmp_path) -> Path:
+def big(tmp_path):
     f = tmp_path / "big.bin"
     f.write_bytes(os.urandom(120 * MiB))
     return f

@@ -59,10 +59,10 @@ def test_retries_back_off_exponentially_then_give_up():
 
 
 def test_retries_stop_at_the_first_success():
-    outcomes = iter([Retryable("reset"), "etag"])
+    outcomes: list[str | Exception] = [Retryable("reset"), "etag"]
 
     def attempt(expired: bool) -> str:
-        outcome = next(outcomes)
+        outcome = outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
