@@ -1,6 +1,7 @@
 """`make run`: a local S3 on loopback, the upload bucket, and `chalice local`, in one command.
 
     python -m devstack [--stage local] [--host 127.0.0.1] [--s3-port 4566] [--api-port 8000]
+                       [--web-port 8001]
 
 No AWS account is needed: S3 is moto's server, and URLs are signed with dummy credentials
 that only it accepts. Ctrl-C (or SIGTERM) stops both processes.
@@ -9,6 +10,7 @@ that only it accepts. Ctrl-C (or SIGTERM) stops both processes.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import signal
 import socket
@@ -23,6 +25,7 @@ from typing import Any
 from chalicelib.auth import AuthConfig
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings, cors_allow_origin
+from devstack import web
 from devstack.cors import cors_rules
 from infra.stages import stage_environment, stage_names
 
@@ -103,11 +106,14 @@ def create_bucket(settings: Settings, env: Mapping[str, str], origin: str) -> No
     )
 
 
-def ready_message(api_url: str, s3_endpoint: str, settings: Settings, auth: AuthConfig) -> str:
+def ready_message(
+    api_url: str, s3_endpoint: str, settings: Settings, auth: AuthConfig, page_url: str
+) -> str:
     """What to do next, and, loudly, what the stage's authorization means here."""
     token = "" if auth.mode == "none" else '-H "Authorization: $TOKEN" '
     lines = [
         f"\ndevstack: ready. API {api_url}  S3 {s3_endpoint}  bucket {settings.bucket}",
+        f"  upload page: {page_url}",
         f"  URL=$(curl -s {token}{api_url}/put-url | python3 -c "
         "'import json,sys; print(json.load(sys.stdin)[\"PUT_URL\"])')",
         '  curl -X PUT --upload-file README.md "$URL"',
@@ -136,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--s3-port", type=int, default=4566, help="port of the local S3")
     parser.add_argument("--api-port", type=int, default=8000, help="port of `chalice local`")
+    parser.add_argument("--web-port", type=int, default=8001, help="port of the upload page")
     args = parser.parse_args(argv)
 
     s3_endpoint = f"http://{args.host}:{args.s3_port}"
@@ -186,7 +193,14 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(api)
         wait_for_port(args.host, args.api_port, api, timeout=60)
         api_url = f"http://{args.host}:{args.api_port}"
-        print(ready_message(api_url, s3_endpoint, settings, auth), flush=True)
+        try:
+            page = web.serve(args.host, args.web_port, api_url)
+        except OSError as exc:
+            msg = f"the upload page cannot listen on port {args.web_port}: {exc}"
+            raise RuntimeError(msg) from exc
+        atexit.register(page.shutdown)
+        page_url = f"http://{args.host}:{args.web_port}/"
+        print(ready_message(api_url, s3_endpoint, settings, auth, page_url), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.2)
         dead = next(p for p in procs if p.poll() is not None)

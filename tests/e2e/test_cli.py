@@ -14,7 +14,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.e2e.conftest import PROJECT, local_s3
+from tests.stack import PROJECT, local_s3
 from uploader.__main__ import main
 
 pytestmark = pytest.mark.e2e

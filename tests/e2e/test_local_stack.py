@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.conftest import local_s3
+from tests.stack import local_s3
 from tests.support import free_port, unsigned_jwt
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -50,13 +50,15 @@ def test_stage_environment_applies_stage_values_over_the_top_level():
 
 
 SETTINGS = Settings(bucket="uploads-local", region="us-east-1")
+PAGE = "http://127.0.0.1:8001/"
 
 
 def test_ready_message_warns_loudly_when_the_stage_has_no_authorization():
     message = ready_message(
-        "http://127.0.0.1:8000", "http://127.0.0.1:4566", SETTINGS, AuthConfig("none")
+        "http://127.0.0.1:8000", "http://127.0.0.1:4566", SETTINGS, AuthConfig("none"), PAGE
     )
     assert "  URL=$(curl -s http://127.0.0.1:8000/put-url | python3" in message
+    assert "  upload page: http://127.0.0.1:8001/" in message.splitlines()
     assert (
         "devstack: WARNING: AUTH_MODE=none: no authorization; anyone who can reach "
         "http://127.0.0.1:8000 gets upload URLs. Never deploy a stage like this."
@@ -67,7 +69,7 @@ def test_ready_message_in_cognito_mode_sends_a_token_and_says_none_is_verified()
     auth = AuthConfig(
         "cognito", ("arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_X",)
     )
-    message = ready_message("http://127.0.0.1:8000", "http://127.0.0.1:4566", SETTINGS, auth)
+    message = ready_message("http://127.0.0.1:8000", "http://127.0.0.1:4566", SETTINGS, auth, PAGE)
     assert '  URL=$(curl -s -H "Authorization: $TOKEN" http://127.0.0.1:8000/put-url |' in message
     assert "WARNING" not in message
     assert (

@@ -1,5 +1,5 @@
-"""The local stack (`python -m devstack`) as a fixture: moto's server and `chalice local`
-as real subprocesses on free ports, one stack per test module."""
+"""The local stack (`python -m devstack`) for tests: moto's server, `chalice local` and the
+upload page as real subprocesses on free ports (fixtures in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from tests.support import LOCAL_AWS_ENV, free_port
 
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -24,6 +23,7 @@ class Stack:
     proc: subprocess.Popen[str]
     api: str
     s3: str
+    page: str
     output: list[str] = field(default_factory=list)
 
     def text(self) -> str:
@@ -43,7 +43,7 @@ def _wait_ready(stack: Stack, timeout: float) -> None:
 
 
 def start_stack(stage: str) -> Stack:
-    s3_port, api_port = free_port(), free_port()
+    s3_port, api_port, web_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -55,13 +55,20 @@ def start_stack(stage: str) -> Stack:
             str(s3_port),
             "--api-port",
             str(api_port),
+            "--web-port",
+            str(web_port),
         ],
         cwd=PROJECT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    stack = Stack(proc, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{s3_port}")
+    stack = Stack(
+        proc,
+        f"http://127.0.0.1:{api_port}",
+        f"http://127.0.0.1:{s3_port}",
+        f"http://127.0.0.1:{web_port}/",
+    )
     out = proc.stdout
     assert out is not None
     reader = threading.Thread(target=lambda: stack.output.extend(out), daemon=True)
@@ -76,20 +83,6 @@ def stop_stack(stack: Stack) -> None:
     if stack.proc.poll() is None:
         stack.proc.terminate()
         stack.proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    stack = start_stack("local")
-    yield stack
-    stop_stack(stack)
-
-
-@pytest.fixture(scope="module")
-def cognito_stack() -> Iterator[Stack]:
-    stack = start_stack("local-cognito")
-    yield stack
-    stop_stack(stack)
 
 
 def local_s3(stack: Stack):

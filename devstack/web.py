@@ -1,0 +1,43 @@
+"""The browser upload page, served by `make run` next to the API (local stages only).
+
+Files come from devstack/web/; ``/config.json`` tells the page where the API is. The page
+is on its own origin, so the API's and the bucket's CORS rules are exercised as a
+deployed site would exercise them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent / "web"
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    def __init__(self, *args: Any, api_url: str, **kwargs: Any) -> None:
+        self._config = json.dumps({"api": api_url}).encode()
+        super().__init__(*args, directory=str(ROOT), **kwargs)
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == "/config.json":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(self._config)))
+            self.end_headers()
+            self.wfile.write(self._config)
+            return
+        super().do_GET()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the page's requests carry nothing worth a line each."""
+
+
+def serve(host: str, port: int, api_url: str) -> ThreadingHTTPServer:
+    """Start serving the page in a daemon thread; ``shutdown()`` stops it."""
+    server = ThreadingHTTPServer((host, port), partial(_Handler, api_url=api_url))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

@@ -1,0 +1,97 @@
+"""Headless Chromium (Debian's package) driven by Playwright, and Uppy's bundle.
+
+Playwright's own browser download cannot run here, so it drives /usr/bin/chromium through
+``executable_path``. Without Chromium this tier is skipped, unless REQUIRE_BROWSER=1
+(which .ci/run sets after installing it), where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+from typing import Any
+
+import pytest
+
+from tests.stack import PROJECT
+from tests.support import free_port
+
+HARNESS = PROJECT / "tests" / "browser" / "uppy"
+BUNDLE = PROJECT / "build" / "uppy"
+# As the machine's notes advise: no sandbox as root, and no background network calls,
+# which this machine's closed network would refuse.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]  # fmt: skip
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{what} is required (REQUIRE_BROWSER=1)")
+    pytest.skip(f"{what} is not installed (Debian: apt-get install chromium nodejs npm)")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        _missing("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Any]:
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def uppy_page() -> Iterator[str]:
+    """Uppy's packages, installed from the lockfile and bundled with esbuild, served on a
+    page of their own origin; its URL."""
+    npm = shutil.which("npm")
+    if npm is None:
+        _missing("npm")
+    assert npm is not None
+    lock = HARNESS / "package-lock.json"
+    installed = HARNESS / "node_modules" / ".package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HARNESS, check=True,
+                       capture_output=True)  # fmt: skip
+    BUNDLE.mkdir(parents=True, exist_ok=True)
+    esbuild = HARNESS / "node_modules" / ".bin" / "esbuild"
+    subprocess.run([str(esbuild), "entry.js", "--bundle", "--format=iife", "--log-level=warning",
+                    f"--outfile={BUNDLE / 'harness.js'}"], cwd=HARNESS, check=True)  # fmt: skip
+    css = [HARNESS / "node_modules" / "@uppy" / name / "dist" / "style.min.css"
+           for name in ("core", "dashboard")]  # fmt: skip
+    (BUNDLE / "dashboard.css").write_text("\n".join(p.read_text() for p in css))
+    shutil.copy(HARNESS / "index.html", BUNDLE / "index.html")
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_QuietHandler, directory=str(BUNDLE)))
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}/"
+    server.shutdown()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def sample(tmp_path: Path, name: str, size: int) -> Path:
+    f = tmp_path / name
+    f.write_bytes(os.urandom(size))
+    return f
