@@ -16,7 +16,7 @@ MiB = 1024**2
 BUCKET = "uploads-local"
 
 
-def stored_bytes(stack, key: str) -> bytes:
+def stored_bytes(stack, key: str):
     return local_s3(stack).get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
