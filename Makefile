@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-live lint package clean
+.PHONY: install run test test-live lint package bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: install
 ## test: lint, then unit, route, end-to-end and packaging tests
 test: lint
 	$(BIN)/pytest
+
+## bench: benchmarks, each printing ratios measured side by side in one run
+bench: install
+	$(BIN)/python -m bench.upload_throughput
 
 ## package: the stage's CloudFormation (SAM) template and zip in build/<stage>/
 STAGE ?= prod

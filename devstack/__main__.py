@@ -1,7 +1,7 @@
 """`make run`: a local S3 on loopback, the upload bucket, and `chalice local`, in one command.
 
     python -m devstack [--stage local] [--host 127.0.0.1] [--s3-port 4566] [--api-port 8000]
-                       [--web-port 8001]
+                       [--web-port 8001] [--no-reload]
 
 No AWS account is needed: S3 is moto's server, and URLs are signed with dummy credentials
 that only it accepts. Ctrl-C (or SIGTERM) stops both processes.
@@ -143,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--s3-port", type=int, default=4566, help="port of the local S3")
     parser.add_argument("--api-port", type=int, default=8000, help="port of `chalice local`")
     parser.add_argument("--web-port", type=int, default=8001, help="port of the upload page")
+    parser.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not restart the API when a file in the project changes (tests, benchmarks)",
+    )
     args = parser.parse_args(argv)
 
     s3_endpoint = f"http://{args.host}:{args.s3_port}"
@@ -187,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.host,
                 "--port",
                 str(args.api_port),
+                *(["--no-autoreload"] if args.no_reload else []),
             ],
             env,
         )

@@ -57,6 +57,8 @@ def start_stack(stage: str) -> Stack:
             str(api_port),
             "--web-port",
             str(web_port),
+            # Test runs write files (Uppy's node_modules, caches); the API must not restart.
+            "--no-reload",
         ],
         cwd=PROJECT,
         stdout=subprocess.PIPE,
