@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ def local_stack() -> Iterator[LocalStack]:
                 raise RuntimeError("the local stack did not start")
         else:
             raise RuntimeError(f"the local stack exited with status {proc.wait()}")
+        # Keep reading its log: a full pipe would block `chalice local` mid-request.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield LocalStack(f"http://127.0.0.1:{api}", f"http://127.0.0.1:{s3}")
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -209,6 +209,8 @@ class Multipart:
             "UUID": upload_id,
             "bucket": self._settings.bucket,
             "filename": request.filename,
+            # Beyond Companion's shape: tells clients to send each part's md5 when signing.
+            "part_md5_required": self._settings.require_md5,
         }
 
     def part_url(

@@ -71,9 +71,11 @@ def parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--content-type", help="default: guessed from the file name")
     up.add_argument(
-        "--no-md5",
-        action="store_true",
-        help="do not send Content-MD5 (S3 then does not check the bytes)",
+        "--md5",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="send Content-MD5 so that S3 checks the bytes: auto (default) on a single PUT, "
+        "and on parts when the server requires it",
     )
     up.add_argument("--retries", type=int, default=5, help="per request (default 5)")
     up.add_argument(
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
         part_size=args.part_size * MiB,
         threshold=args.threshold * MiB,
         retries=args.retries,
-        md5=not args.no_md5,
+        md5=args.md5,
         content_type=args.content_type,
         abort_on_interrupt=args.abort_on_interrupt,
     )

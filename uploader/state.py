@@ -25,14 +25,16 @@ class ResumeState:
     upload_id: str
     uuid: str
     part_size: int
+    part_md5: bool = False  # the server requires each part's Content-MD5
 
     @classmethod
     def for_file(
-        cls, path: Path, api: str, key: str, upload_id: str, uuid: str, part_size: int
-    ) -> ResumeState:
+        cls, path: Path, api: str, key: str, upload_id: str, uuid: str, part_size: int,
+        part_md5: bool = False,
+    ) -> ResumeState:  # fmt: skip
         stat = path.stat()
         return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns, api, key, upload_id,
-                   uuid, part_size)  # fmt: skip
+                   uuid, part_size, part_md5)  # fmt: skip
 
     def matches(self, path: Path) -> bool:
         """Whether ``path`` is still the file this upload started from."""

@@ -51,7 +51,9 @@ class Options:
     threshold: int = DEFAULT_THRESHOLD
     retries: int = 5
     backoff: float = 0.5
-    md5: bool = True
+    # "auto": Content-MD5 on a single PUT always (one cheap pass over a small file), and on
+    # parts when the server requires it; "always" / "never" for every request.
+    md5: str = "auto"
     content_type: str | None = None
     abort_on_interrupt: bool = False
 
@@ -174,7 +176,7 @@ class Uploader:
             "content_type": content_type_of(path, self._options.content_type),
             "size": str(size),
         }
-        if self._options.md5:
+        if self._options.md5 != "never":
             params["md5"] = base64.b64encode(md5_of(fd, 0, size)).decode()
         ticket = self._api.put_url(params)
 
@@ -240,6 +242,7 @@ class Uploader:
         state = ResumeState.for_file(
             path, self._api.base_url, created["key"], created["uploadId"], created["UUID"],
             part_size(size, self._options.part_size),
+            part_md5=bool(created.get("part_md5_required")),
         )  # fmt: skip
         self._store.save(path, state)
         return state
@@ -308,11 +311,8 @@ class Uploader:
         return done
 
     def _part(self, fd: int, state: ResumeState, part: Part) -> str:
-        md5 = (
-            base64.b64encode(md5_of(fd, part.offset, part.size)).decode()
-            if self._options.md5
-            else None
-        )
+        send_md5 = self._options.md5 == "always" or (self._options.md5 == "auto" and state.part_md5)
+        md5 = base64.b64encode(md5_of(fd, part.offset, part.size)).decode() if send_md5 else None
         ticket: dict[str, Any] = {}
 
         def attempt(expired: bool) -> str:

@@ -162,3 +162,35 @@ def test_an_api_refusal_is_one_clear_line(stack, tmp_path):
         "upload: error: 400: content_type 'not a type' is not a media type; allowed: "
         "'type/subtype' with optional '; name=value' parameters, like 'image/png'\n"
     )
+
+
+class RecordingAdapter(HTTPAdapter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def send(self, request, *args, **kwargs):
+        self.urls.append(request.url)
+        return super().send(request, *args, **kwargs)
+
+
+@pytest.mark.parametrize(("md5", "signed"), [("auto", False), ("always", True)])
+def test_parts_carry_their_md5_when_asked_or_required(stack, tmp_path, capsys, md5, signed):
+    # The local stage does not require MD5, so "auto" sends none on parts.
+    f = tmp_path / "parts.bin"
+    f.write_bytes(os.urandom(6 * MiB))
+    http = requests.Session()
+    recorder = RecordingAdapter()
+    http.mount("http://", recorder)
+    code = main(
+        ["upload", str(f), "--api", stack.api, "--threshold", "5", "--part-size", "5",
+         "--md5", md5, "--json", "--no-progress", "--state-dir", str(tmp_path / "state")],
+        http=http,
+    )  # fmt: skip
+    assert code == 0
+    signing = [u for u in recorder.urls if "/s3/multipart/" in u and u.split("?")[0][-1].isdigit()]
+    assert len(signing) == 2
+    assert all(("md5=" in u) is signed for u in signing)
+    parts = [u for u in recorder.urls if "partNumber=" in u]
+    assert all(("content-md5" in u) is signed for u in parts)
+    capsys.readouterr()

@@ -72,6 +72,7 @@ def test_create_names_the_key_and_keeps_the_type_and_filename(api, s3):
         "UUID": upload["UUID"],
         "bucket": BUCKET,
         "filename": "movie.MP4",
+        "part_md5_required": False,
     }
     (listed,) = s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
     assert (listed["Key"], listed["UploadId"]) == (upload["key"], upload["uploadId"])
@@ -323,6 +324,7 @@ def test_malformed_create_bodies_are_a_400(api, body, message):
 def test_md5_rule_signs_each_part_and_turns_batches_off(api, monkeypatch):
     monkeypatch.setenv("UPLOAD_REQUIRE_MD5", "true")
     upload = create(api)
+    assert upload["part_md5_required"] is True
     md5 = base64.b64encode(hashlib.md5(PART2).digest()).decode()  # noqa: S324
     missing = api.http.get(f"/s3/multipart/{upload['uploadId']}/1?key={upload['key']}")
     assert missing.json_body["Message"] == (
