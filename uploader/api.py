@@ -46,6 +46,12 @@ class Api:
         params = {"key": key, **({"md5": md5} if md5 else {})}
         return dict(self._call("GET", f"{self._multipart(upload_id)}/{number}", params=params))
 
+    def batch_urls(self, key: str, upload_id: str, numbers: list[int]) -> dict[int, str]:
+        """Presigned URLs for up to 100 parts in one call."""
+        params = {"key": key, "partNumbers": ",".join(map(str, numbers))}
+        body = self._call("GET", f"{self._multipart(upload_id)}/batch", params=params)
+        return {int(n): str(url) for n, url in body["presignedUrls"].items()}
+
     def list_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = self._call(
             "GET", self._multipart(upload_id), params={"key": key}

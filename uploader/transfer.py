@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from chalicelib.multipart import MAX_BATCH
 from uploader.api import Api, ApiError
 from uploader.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD, Part, part_size, plan
 from uploader.state import ResumeState, StateStore
@@ -280,6 +281,7 @@ class Uploader:
     def _upload_parts(self, fd: int, state: ResumeState, todo: list[Part]) -> dict[int, str]:
         """Upload ``todo`` with ``concurrency`` daemon threads: Ctrl-C in the main thread
         stops at once, and whatever is half sent is simply sent again on resume."""
+        urls = self._presigned(state, todo)
         work: queue.Queue[Part] = queue.Queue()
         for part in todo:
             work.put(part)
@@ -292,7 +294,7 @@ class Uploader:
                 except queue.Empty:
                     return
                 try:
-                    results.put((part, self._part(fd, state, part)))
+                    results.put((part, self._part(fd, state, part, urls.get(part.number))))
                 except BaseException as exc:  # reported to the main thread
                     results.put((part, exc))
 
@@ -310,13 +312,29 @@ class Uploader:
             done[part.number] = outcome
         return done
 
-    def _part(self, fd: int, state: ResumeState, part: Part) -> str:
-        send_md5 = self._options.md5 == "always" or (self._options.md5 == "auto" and state.part_md5)
+    def _sends_md5(self, state: ResumeState) -> bool:
+        return self._options.md5 == "always" or (self._options.md5 == "auto" and state.part_md5)
+
+    def _presigned(self, state: ResumeState, todo: list[Part]) -> dict[int, str]:
+        """Part URLs signed ahead, 100 per API call, when parts carry no MD5 (a signed
+        MD5 needs the part's bytes first, so those parts are signed one by one)."""
+        if self._sends_md5(state):
+            return {}
+        numbers = [p.number for p in todo]
+        urls: dict[int, str] = {}
+        for start in range(0, len(numbers), MAX_BATCH):
+            urls.update(
+                self._api.batch_urls(state.key, state.upload_id, numbers[start : start + MAX_BATCH])
+            )
+        return urls
+
+    def _part(self, fd: int, state: ResumeState, part: Part, url: str | None = None) -> str:
+        send_md5 = self._sends_md5(state)
         md5 = base64.b64encode(md5_of(fd, part.offset, part.size)).decode() if send_md5 else None
-        ticket: dict[str, Any] = {}
+        ticket: dict[str, Any] = {"url": url, "headers": {}} if url else {}
 
         def attempt(expired: bool) -> str:
-            if expired or not ticket:
+            if expired or not ticket:  # an expired URL is signed again, on its own
                 ticket.update(self._api.part_url(state.key, state.upload_id, part.number, md5))
             return self._counted_put(ticket["url"], fd, part, ticket.get("headers", {}))
 
