@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-live lint package bench clean
+.PHONY: install run test test-live lint package bench bench-huge clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: lint
 ## bench: benchmarks, each printing ratios measured side by side in one run
 bench: install
 	$(BIN)/python -m bench.upload_throughput
+
+## bench-huge: 6 GiB through the CLI, killed and resumed (needs S3_ENDPOINT: an S3 on disk)
+bench-huge: install
+	@test -n "$(S3_ENDPOINT)" || { echo "set S3_ENDPOINT, e.g. a local LocalStack or MinIO"; exit 2; }
+	$(BIN)/python -m bench.huge_upload --s3-endpoint $(S3_ENDPOINT)
 
 ## package: the stage's CloudFormation (SAM) template and zip in build/<stage>/
 STAGE ?= prod

@@ -29,11 +29,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_stack() -> Iterator[LocalStack]:
+def local_stack(s3_endpoint: str | None = None) -> Iterator[LocalStack]:
+    """moto and `chalice local` (or only the latter, against ``s3_endpoint``)."""
     s3, api, web = _free_port(), _free_port(), _free_port()
+    external = ["--s3-endpoint", s3_endpoint] if s3_endpoint else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack", "--s3-port", str(s3), "--api-port", str(api),
-         "--web-port", str(web), "--no-reload"],
+         "--web-port", str(web), "--no-reload", *external],
         cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -48,7 +50,7 @@ def local_stack() -> Iterator[LocalStack]:
             raise RuntimeError(f"the local stack exited with status {proc.wait()}")
         # Keep reading its log: a full pipe would block `chalice local` mid-request.
         threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield LocalStack(f"http://127.0.0.1:{api}", f"http://127.0.0.1:{s3}")
+        yield LocalStack(f"http://127.0.0.1:{api}", s3_endpoint or f"http://127.0.0.1:{s3}")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -80,7 +80,7 @@ def run_s3transfer(stack: LocalStack, path: Path, concurrency: int, part_mib: in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.upload_throughput")
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--part-mib", type=int, default=8)
     args = parser.parse_args(argv)

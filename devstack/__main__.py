@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -93,17 +94,23 @@ class Child(subprocess.Popen[bytes]):
 def create_bucket(settings: Settings, env: Mapping[str, str], origin: str) -> None:
     """Create the upload bucket with the same CORS rules as infra/bucket.yaml."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     s3 = boto3.session.Session(
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=settings.region,
     ).client("s3", endpoint_url=settings.endpoint_url)
-    s3.create_bucket(Bucket=settings.bucket)
-    s3.put_bucket_cors(
-        Bucket=settings.bucket,
-        CORSConfiguration={"CORSRules": cors_rules({"AllowedOrigin": origin})},  # type: ignore[typeddict-item]
-    )
+    try:
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=settings.bucket)
+        s3.put_bucket_cors(
+            Bucket=settings.bucket,
+            CORSConfiguration={"CORSRules": cors_rules({"AllowedOrigin": origin})},  # type: ignore[typeddict-item]
+        )
+    except (BotoCoreError, ClientError) as exc:
+        msg = f"cannot prepare bucket {settings.bucket} at {settings.endpoint_url}: {exc}"
+        raise RuntimeError(msg) from exc
 
 
 def ready_message(
@@ -144,13 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, default=8000, help="port of `chalice local`")
     parser.add_argument("--web-port", type=int, default=8001, help="port of the upload page")
     parser.add_argument(
+        "--s3-endpoint",
+        help="use this S3 (a local strict S3 such as LocalStack, or MinIO) instead of "
+        "starting moto; the bucket is created there if missing. Credentials: test/test",
+    )
+    parser.add_argument(
         "--no-reload",
         action="store_true",
         help="do not restart the API when a file in the project changes (tests, benchmarks)",
     )
     args = parser.parse_args(argv)
 
-    s3_endpoint = f"http://{args.host}:{args.s3_port}"
+    s3_endpoint = (args.s3_endpoint or f"http://{args.host}:{args.s3_port}").rstrip("/")
     env = child_environment(os.environ, s3_endpoint)
     stage_env = {**env, **stage_environment(args.stage)}
     try:
@@ -167,16 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     procs: list[Child] = []
     try:
-        s3 = Child(
-            "the local S3 (moto)",
-            [sys.executable, "-m", "moto.server", "-H", args.host, "-p", str(args.s3_port)],
-            env,
-            # Its access log would print every signed URL; errors show as its exit status.
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        procs.append(s3)
-        wait_for_port(args.host, args.s3_port, s3, timeout=30)
+        if args.s3_endpoint is None:
+            s3 = Child(
+                "the local S3 (moto)",
+                [sys.executable, "-m", "moto.server", "-H", args.host, "-p", str(args.s3_port)],
+                env,
+                # Its access log would print every signed URL; errors show as its exit status.
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            procs.append(s3)
+            wait_for_port(args.host, args.s3_port, s3, timeout=30)
         create_bucket(settings, env, origin)
 
         api = Child(
