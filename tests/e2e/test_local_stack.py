@@ -174,3 +174,17 @@ def test_launcher_refuses_a_bad_setting_with_one_clear_line():
         "like 'eu-west-1' (see .chalice/config.json, stage 'local')\n"
     )
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_launcher_against_an_unreachable_external_s3_says_so_in_one_line():
+    run = subprocess.run(
+        [sys.executable, "-m", "devstack", "--s3-endpoint", "http://127.0.0.1:9",
+         "--api-port", str(free_port()), "--web-port", str(free_port())],
+        cwd=PROJECT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.startswith(
+        "devstack: error: cannot prepare bucket uploads-local at http://127.0.0.1:9: "
+        'Could not connect to the endpoint URL: "http://127.0.0.1:9/uploads-local"'
+    )
+    assert "Traceback" not in run.stdout + run.stderr

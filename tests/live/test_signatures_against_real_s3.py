@@ -179,3 +179,28 @@ def test_download_url_fetches_the_upload_under_its_original_name(strict, s3):
     )
     renamed = download.url.replace("doc.pdf", "evil.html")
     assert requests.get(renamed, timeout=30).status_code == 403
+
+
+def test_part_urls_are_accepted_and_a_signed_part_md5_is_enforced(settings, s3):
+    presigner = Presigner(s3, settings)
+    key = f"{SPACE}00000000-0000-4000-8000-00000000000a.bin"
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    first, last = os.urandom(5 * 1024 * 1024), b"tail"
+    first_md5 = base64.b64encode(hashlib.md5(first).digest()).decode()  # noqa: S324
+    signed = presigner.part_ticket(key, upload, 1, first_md5)
+    wrong = requests.put(signed.url, data=first[:-1] + b"!", headers=signed.headers, timeout=60)
+    assert wrong.status_code == 400, wrong.text
+    assert "<Code>BadDigest</Code>" in wrong.text
+    ok = requests.put(signed.url, data=first, headers=signed.headers, timeout=60)
+    plain = requests.put(presigner.part_ticket(key, upload, 2, None).url, data=last, timeout=30)
+    assert (ok.status_code, plain.status_code) == (200, 200), plain.text
+    tampered = presigner.part_ticket(key, upload, 3, None).url.replace(
+        "partNumber=3", "partNumber=4"
+    )
+    assert requests.put(tampered, data=last, timeout=30).status_code == 403
+    parts = [{"PartNumber": 1, "ETag": ok.headers["ETag"]},
+             {"PartNumber": 2, "ETag": plain.headers["ETag"]}]  # fmt: skip
+    s3.complete_multipart_upload(
+        Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == first + last
