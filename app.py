@@ -33,6 +33,7 @@ from chalicelib.auth import AuthConfig, key_space
 from chalicelib.errors import (
     ConfigError,
     ServiceError,
+    SigningUnavailable,
     StorageUnavailable,
     Unauthenticated,
     UploadConflict,
@@ -50,6 +51,7 @@ from chalicelib.rules import (
 )
 from chalicelib.s3 import SLOW_READ_TIMEOUT, make_s3_client
 from chalicelib.settings import Settings, cors_allow_origin
+from chalicelib.signing import BotocoreBackend, SigV4Backend
 from chalicelib.status import UploadStatus
 
 app = Chalice(app_name="presigned-upload")
@@ -93,6 +95,7 @@ _HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
     UploadNotFound: NotFoundError,
     UploadConflict: ConflictError,
     StorageUnavailable: ServiceUnavailableError,
+    SigningUnavailable: ServiceUnavailableError,
 }
 
 
@@ -114,11 +117,16 @@ class Services:
 
 @functools.cache
 def services() -> Services:
-    """The services, sharing one S3 client built once per container and then reused."""
+    """The services, built once per container and then reused (one S3 client, if any)."""
     settings = Settings.from_env(os.environ)
-    client = make_s3_client(settings)
-    presigner = Presigner(client, settings)
+    # Issuing URLs needs no AWS SDK (chalicelib/sigv4.py); the routes that call S3 load
+    # boto3 and build their client on first use, so a cold start pays for it only then.
+    client = functools.cache(lambda: make_s3_client(settings))
     completer = functools.cache(lambda: make_s3_client(settings, read_timeout=SLOW_READ_TIMEOUT))
+    backend = SigV4Backend.for_settings(settings, os.environ) or BotocoreBackend(
+        client, settings.bucket
+    )
+    presigner = Presigner(backend, settings)
     return Services(
         settings,
         presigner,

@@ -29,3 +29,7 @@ class UploadNotFound(ServiceError):
 
 class UploadConflict(ServiceError):
     """The upload would replace an existing object, and overwriting is off."""
+
+
+class SigningUnavailable(ServiceError):
+    """No valid AWS credentials to sign with right now; the caller may retry."""

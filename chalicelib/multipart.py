@@ -176,18 +176,18 @@ class Multipart:
 
     def __init__(
         self,
-        client: S3Client,
+        client: Callable[[], S3Client],
         settings: Settings,
         presigner: Presigner,
         completer: Callable[[], S3Client] | None = None,
     ) -> None:
-        """``completer`` gives the client for CompleteMultipartUpload, which S3 may take
-        many seconds to answer for a large object: built on first use, with a longer read
-        timeout than the one the other calls get."""
+        """``client`` gives the S3 client, built on first use; ``completer`` the one for
+        CompleteMultipartUpload, which S3 may take many seconds to answer for a large
+        object, with a longer read timeout than the other calls get."""
         self._client = client
         self._settings = settings
         self._presigner = presigner
-        self._completer = completer or (lambda: client)
+        self._completer = completer or client
 
     def create(self, space: str, request: UploadRequest) -> dict[str, Any]:
         """Start an upload at ``<space><uuid>[.<ext>]``; S3 stores the type and filename
@@ -202,7 +202,7 @@ class Multipart:
         if request.filename is not None:
             params["Metadata"] = {FILENAME_METADATA: filename_metadata(request.filename)}
         with storage_errors():
-            created = self._client.create_multipart_upload(**params)
+            created = self._client().create_multipart_upload(**params)
         return {
             "key": key,
             "uploadId": created["UploadId"],
@@ -312,7 +312,7 @@ class Multipart:
 
     def _abort(self, key: str, upload: str) -> None:
         with storage_errors(self._refusals(key, upload)):
-            self._client.abort_multipart_upload(
+            self._client().abort_multipart_upload(
                 Bucket=self._settings.bucket, Key=key, UploadId=upload
             )
 
@@ -321,7 +321,7 @@ class Multipart:
         marker = 0
         while True:
             with storage_errors(self._refusals(key, upload)):
-                page = self._client.list_parts(
+                page = self._client().list_parts(
                     Bucket=self._settings.bucket,
                     Key=key,
                     UploadId=upload,

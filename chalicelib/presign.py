@@ -1,44 +1,28 @@
 """Issuing presigned upload URLs and POST policies. No HTTP framework, no os.environ.
 
-The S3 client is injected. Presigning is local computation (an HMAC over the request),
-so issuing a URL makes no request to S3 at all: no placeholder object is written, and an
-abandoned upload leaves nothing behind.
+The signing backend is injected (chalicelib/signing.py). Presigning is local computation
+(an HMAC over the request), so issuing a URL makes no request to S3 at all: no
+placeholder object is written, and an abandoned upload leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from datetime import datetime
+from typing import Any
 
 from chalicelib.keys import new_upload_id, upload_key
 from chalicelib.rules import (
     FILENAME_HEADER,
-    FILENAME_METADATA,
     UploadRequest,
     content_disposition,
     filename_metadata,
     put_headers,
 )
 from chalicelib.settings import Settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-_AMZ_DATE = "%Y%m%dT%H%M%SZ"
-_ISO = "%Y-%m-%dT%H:%M:%SZ"
-# boto3 parameter name for each header a PUT may be required to carry.
-_PUT_PARAMS = {
-    "Content-Type": "ContentType",
-    "Content-Length": "ContentLength",
-    "Content-MD5": "ContentMD5",
-    "Content-Disposition": "ContentDisposition",
-    "If-None-Match": "IfNoneMatch",
-}
+from chalicelib.signing import SigningBackend
+from chalicelib.sigv4 import ISO8601
 
 
 @dataclass(frozen=True)
@@ -52,6 +36,7 @@ class PutTicket:
     expires_at: datetime
     headers: dict[str, str] = field(default_factory=dict)
     filename: str | None = None
+    expires_in_capped: bool = False
 
     def to_response(self) -> dict[str, Any]:
         """The JSON body of ``GET /put-url``. ``PUT_URL`` and ``UUID`` are the original
@@ -63,7 +48,8 @@ class PutTicket:
             "method": "PUT",
             "headers": dict(self.headers),
             "expires_in": self.expires_in,
-            "expires_at": self.expires_at.strftime(_ISO),
+            "expires_at": self.expires_at.strftime(ISO8601),
+            "expires_in_capped": self.expires_in_capped,
             "filename": self.filename,
         }
 
@@ -80,6 +66,7 @@ class PostTicket:
     expires_in: int
     expires_at: datetime
     filename: str | None = None
+    expires_in_capped: bool = False
 
     def to_companion_response(self) -> dict[str, Any]:
         """The JSON body of ``GET /s3/params``, the shape Uppy's AwsS3 plugin reads."""
@@ -103,7 +90,8 @@ class PostTicket:
             "method": "POST",
             "max_bytes": self.max_bytes,
             "expires_in": self.expires_in,
-            "expires_at": self.expires_at.strftime(_ISO),
+            "expires_at": self.expires_at.strftime(ISO8601),
+            "expires_in_capped": self.expires_in_capped,
             "filename": self.filename,
         }
 
@@ -127,13 +115,15 @@ class DownloadTicket:
     expires_in: int
     expires_at: datetime
     filename: str | None = None
+    expires_in_capped: bool = False
 
     def to_response(self) -> dict[str, Any]:
         """The JSON body of ``GET /uploads/{uuid}/download-url``."""
         return {
             "url": self.url,
             "expires_in": self.expires_in,
-            "expires_at": self.expires_at.strftime(_ISO),
+            "expires_at": self.expires_at.strftime(ISO8601),
+            "expires_in_capped": self.expires_in_capped,
             "UUID": self.upload_id,
             "key": self.key,
             "filename": self.filename,
@@ -142,15 +132,19 @@ class DownloadTicket:
 
 class Presigner:
     """Issues presigned PUT URLs and POST policies for new uploads in a caller's key space
-    (``space``, from :func:`chalicelib.auth.key_space`), and GET URLs for stored ones."""
+    (``space``, from :func:`chalicelib.auth.key_space`), and part and GET URLs.
+
+    Every URL lives ``UPLOAD_URL_EXPIRES`` seconds, or less when the signing credentials
+    expire first; ``expires_in_capped`` then says so.
+    """
 
     def __init__(
         self,
-        client: S3Client,
+        backend: SigningBackend,
         settings: Settings,
         new_id: Callable[[], str] = new_upload_id,
     ) -> None:
-        self._client = client
+        self._backend = backend
         self._settings = settings
         self._new_id = new_id
 
@@ -164,24 +158,16 @@ class Presigner:
         request = request or UploadRequest()
         upload_id, key = self.new_upload(space, request)
         headers = put_headers(request, self._settings)
-        params: dict[str, Any] = {"Bucket": self._settings.bucket, "Key": key}
-        for name, value in headers.items():
-            if name == FILENAME_HEADER:
-                params["Metadata"] = {FILENAME_METADATA: value}
-            else:
-                params[_PUT_PARAMS[name]] = int(value) if name == "Content-Length" else value
-        expires_in = self._settings.url_expires
-        url = self._client.generate_presigned_url(
-            "put_object", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
-        )
+        signed = self._backend.put_object(key, headers, self._settings.url_expires)
         return PutTicket(
             upload_id=upload_id,
             key=key,
-            url=url,
-            expires_in=expires_in,
-            expires_at=_signed_at(url) + timedelta(seconds=expires_in),
+            url=signed.url,
+            expires_in=signed.expires_in,
+            expires_at=signed.expires_at,
             headers=headers,
             filename=request.filename,
+            expires_in_capped=signed.expires_in < self._settings.url_expires,
         )
 
     def post_ticket(self, space: str, request: UploadRequest | None = None) -> PostTicket:
@@ -207,44 +193,18 @@ class Presigner:
         if request.filename is not None:
             fields[FILENAME_HEADER] = filename_metadata(request.filename)
             conditions.append({FILENAME_HEADER: fields[FILENAME_HEADER]})
-        expires_in = self._settings.url_expires
-        # boto3 adds the exact {"bucket": ...} and {"key": ...} conditions itself.
-        post = self._client.generate_presigned_post(
-            Bucket=self._settings.bucket,
-            Key=key,
-            Fields=fields,
-            Conditions=conditions,
-            ExpiresIn=expires_in,
-        )
+        # The exact {"bucket": ...} and {"key": ...} conditions are added when signing.
+        signed = self._backend.post(key, fields, conditions, self._settings.url_expires)
         return PostTicket(
             upload_id=upload_id,
             key=key,
-            url=post["url"],
-            fields=post["fields"],
+            url=signed.url,
+            fields=signed.fields,
             max_bytes=max_bytes,
-            expires_in=expires_in,
-            expires_at=_policy_expiration(post["fields"]["policy"]),
+            expires_in=signed.expires_in,
+            expires_at=signed.expires_at,
             filename=request.filename,
-        )
-
-    def download_ticket(self, upload_id: str, key: str, filename: str | None) -> DownloadTicket:
-        """A URL that downloads ``key``, always as an attachment (never rendered by the
-        browser on S3's origin), named ``filename`` when the upload gave one."""
-        params: dict[str, Any] = {"Bucket": self._settings.bucket, "Key": key}
-        params["ResponseContentDisposition"] = (
-            content_disposition("attachment", filename) if filename else "attachment"
-        )
-        expires_in = self._settings.url_expires
-        url = self._client.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET"
-        )
-        return DownloadTicket(
-            upload_id=upload_id,
-            key=key,
-            url=url,
-            expires_in=expires_in,
-            expires_at=_signed_at(url) + timedelta(seconds=expires_in),
-            filename=filename,
+            expires_in_capped=signed.expires_in < self._settings.url_expires,
         )
 
     def part_ticket(
@@ -252,35 +212,27 @@ class Presigner:
     ) -> PartTicket:
         """A URL that uploads one part of a multipart upload; with ``md5``, S3 also checks
         the part's bytes against it (a signed ``Content-MD5``)."""
-        params: dict[str, Any] = {
-            "Bucket": self._settings.bucket,
-            "Key": key,
-            "UploadId": multipart_id,
-            "PartNumber": part_number,
-        }
-        headers = {"Content-MD5": md5} if md5 else {}
-        if md5:
-            params["ContentMD5"] = md5
-        expires_in = self._settings.url_expires
-        url = self._client.generate_presigned_url(
-            "upload_part", Params=params, ExpiresIn=expires_in, HttpMethod="PUT"
+        signed = self._backend.upload_part(
+            key, multipart_id, part_number, md5, self._settings.url_expires
         )
-        return PartTicket(url=url, expires_in=expires_in, headers=headers)
+        return PartTicket(signed.url, signed.expires_in, {"Content-MD5": md5} if md5 else {})
+
+    def download_ticket(self, upload_id: str, key: str, filename: str | None) -> DownloadTicket:
+        """A URL that downloads ``key``, always as an attachment (never rendered by the
+        browser on S3's origin), named ``filename`` when the upload gave one."""
+        disposition = content_disposition("attachment", filename) if filename else "attachment"
+        signed = self._backend.get_object(key, disposition, self._settings.url_expires)
+        return DownloadTicket(
+            upload_id=upload_id,
+            key=key,
+            url=signed.url,
+            expires_in=signed.expires_in,
+            expires_at=signed.expires_at,
+            filename=filename,
+            expires_in_capped=signed.expires_in < self._settings.url_expires,
+        )
 
     def new_upload(self, space: str, request: UploadRequest) -> tuple[str, str]:
         """A fresh upload id and its key: the server names every object, never the client."""
         upload_id = self._new_id()
         return upload_id, upload_key(space, upload_id, request.extension)
-
-
-def _signed_at(url: str) -> datetime:
-    # S3 counts X-Amz-Expires from X-Amz-Date, which botocore stamps from its own clock while
-    # signing; reading it back makes expires_at exactly the moment S3 starts refusing the URL.
-    (amz_date,) = parse_qs(urlsplit(url).query)["X-Amz-Date"]
-    return datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
-
-
-def _policy_expiration(policy: str) -> datetime:
-    # The policy's own "expiration" is what S3 enforces for a form POST.
-    expiration = json.loads(base64.b64decode(policy))["expiration"]
-    return datetime.strptime(expiration, _ISO).replace(tzinfo=UTC)

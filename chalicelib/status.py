@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,8 @@ class UploadStatus:
     """Finds uploads in a caller's key space (``space``, from
     :func:`chalicelib.auth.key_space`); it never looks outside it."""
 
-    def __init__(self, client: S3Client, settings: Settings) -> None:
+    def __init__(self, client: Callable[[], S3Client], settings: Settings) -> None:
+        """``client`` gives the S3 client, built on first use."""
         self._client = client
         self._settings = settings
 
@@ -71,7 +73,7 @@ class UploadStatus:
         # Deleted between the LIST and the HEAD: gone, as far as the caller can tell.
         gone = UploadNotFound(f"no upload {upload_id} is stored for you")
         with storage_errors({"404": gone, "NoSuchKey": gone}):
-            head = self._client.head_object(Bucket=self._settings.bucket, Key=key)
+            head = self._client().head_object(Bucket=self._settings.bucket, Key=key)
         return StoredUpload(
             upload_id=upload_id,
             key=key,
@@ -91,7 +93,7 @@ class UploadStatus:
         """
         prefix = upload_key(space, upload_id)
         with storage_errors():
-            listed = self._client.list_objects_v2(
+            listed = self._client().list_objects_v2(
                 Bucket=self._settings.bucket, Prefix=prefix, MaxKeys=10
             )
         keys = [obj["Key"] for obj in listed.get("Contents", [])]

@@ -367,7 +367,7 @@ def test_list_parts_reads_every_page(s3, monkeypatch):
     monkeypatch.setenv("UPLOAD_BUCKET", BUCKET)  # outside a request: no stage variables
     svc = app_module.services()
     key = "put_folder/3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b"
-    stub = Stubber(svc.multipart._client)  # the one client the services share
+    stub = Stubber(svc.multipart._client())  # the one client the services share
     common = {"Bucket": BUCKET, "Key": key, "UploadId": "u1"}
     part = {"ETag": '"e"', "Size": 5 * MiB}
     stub.add_response(

@@ -34,6 +34,7 @@ def test_put_url_returns_the_original_fields_and_the_new_ones(api, s3_endpoint):
         "headers": {},
         "expires_in": 300,
         "expires_at": expected_expiry,
+        "expires_in_capped": False,
         "filename": None,
     }
 

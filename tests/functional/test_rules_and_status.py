@@ -157,6 +157,7 @@ def test_download_url_fetches_the_bytes_as_an_attachment_named_like_the_original
         "url": ticket["url"],
         "expires_in": 300,
         "expires_at": (signed_at + timedelta(seconds=300)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "expires_in_capped": False,
         "UUID": body["UUID"],
         "key": body["key"],
         "filename": name,

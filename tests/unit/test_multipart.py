@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,8 +18,8 @@ from chalicelib.multipart import (
     parse_part_numbers,
 )
 from chalicelib.presign import Presigner
-from chalicelib.s3 import make_s3_client
 from chalicelib.settings import Settings
+from chalicelib.signing import SigV4Backend
 from tests.support import query
 
 SETTINGS = Settings(bucket="my-uploads", region="eu-west-1")
@@ -103,7 +104,9 @@ def test_malformed_part_lists_are_refused(body):
 def test_a_part_url_signs_exactly_that_part_and_its_md5(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    presigner = Presigner(make_s3_client(SETTINGS), SETTINGS)
+    backend = SigV4Backend.for_settings(SETTINGS, os.environ)
+    assert backend is not None
+    presigner = Presigner(backend, SETTINGS)
     ticket = presigner.part_ticket(f"put_folder/{ID}", "up+load/id", 42, "1B2M2Y8AsgTpgAmY7PhCfg==")
     url = urlsplit(ticket.url)
     params = query(ticket.url)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -17,8 +18,8 @@ import pytest
 
 from chalicelib.presign import Presigner, PutTicket
 from chalicelib.rules import UploadRequest
-from chalicelib.s3 import make_s3_client
 from chalicelib.settings import Settings
+from chalicelib.signing import SigV4Backend
 from tests.support import LOCAL_AWS_ENV, REAL_AWS_VARS, query
 
 FIXED_ID = "0b6f4a6e-2a53-4d0e-9c39-7f1a4c2b9e11"
@@ -35,7 +36,9 @@ def dummy_credentials(monkeypatch):
 
 def presigner(**settings_kw) -> Presigner:
     settings = Settings(**{"bucket": "my-uploads", "region": "eu-west-1", **settings_kw})
-    return Presigner(make_s3_client(settings), settings, new_id=lambda: FIXED_ID)
+    backend = SigV4Backend.for_settings(settings, os.environ)
+    assert backend is not None
+    return Presigner(backend, settings, new_id=lambda: FIXED_ID)
 
 
 def ticket(**settings_kw) -> PutTicket:
@@ -143,6 +146,7 @@ def test_response_keeps_the_original_contract_and_adds_the_new_fields():
         "headers": {},
         "expires_in": 300,
         "expires_at": "2026-01-02T03:04:05Z",
+        "expires_in_capped": False,
         "filename": None,
     }
 
@@ -240,6 +244,7 @@ def test_download_url_is_a_signed_get_that_forces_an_attachment_with_the_name():
         "url": ticket.url,
         "expires_in": 60,
         "expires_at": ticket.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "expires_in_capped": False,
         "UUID": FIXED_ID,
         "key": f"put_folder/{FIXED_ID}.pdf",
         "filename": "ré.pdf",

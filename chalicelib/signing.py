@@ -1,0 +1,177 @@
+"""The four S3 requests this service presigns, by two interchangeable backends.
+
+``SigV4Backend`` signs with :mod:`chalicelib.sigv4` (no AWS SDK, a few microseconds a
+URL); ``BotocoreBackend`` asks a botocore client, and is the fallback for endpoints the
+former does not build. Both return the same bytes (tests/unit/test_sigv4.py), and both
+cap a URL's lifetime to that of the credentials signing it, when it is known: a URL
+cannot work after they expire, so it must not say it will.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from chalicelib.credentials import CredentialSource, remaining_seconds
+from chalicelib.errors import SigningUnavailable
+from chalicelib.settings import Settings
+from chalicelib.sigv4 import AMZ_DATE, ISO8601, Credentials, Endpoint, Signed, Signer
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# boto3's parameter for each header a PUT may be required to carry.
+_PUT_PARAMS = {
+    "Content-Type": "ContentType",
+    "Content-Length": "ContentLength",
+    "Content-MD5": "ContentMD5",
+    "Content-Disposition": "ContentDisposition",
+    "If-None-Match": "IfNoneMatch",
+}
+METADATA_PREFIX = "x-amz-meta-"
+
+
+class SigningBackend(Protocol):
+    def put_object(self, key: str, headers: Mapping[str, str], expires_in: int) -> Signed: ...
+
+    def upload_part(
+        self, key: str, upload_id: str, part_number: int, md5: str | None, expires_in: int
+    ) -> Signed: ...
+
+    def get_object(self, key: str, disposition: str, expires_in: int) -> Signed: ...
+
+    def post(
+        self, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
+    ) -> Signed: ...
+
+
+def capped(expires_in: int, credentials: Credentials, now: datetime) -> int:
+    """``expires_in``, or less if the credentials expire sooner."""
+    remaining = remaining_seconds(credentials, now)
+    if remaining is None or remaining >= expires_in:
+        return expires_in
+    if remaining < 1:
+        raise SigningUnavailable(
+            "the service's AWS credentials have expired and could not be renewed; "
+            "try again shortly"
+        )
+    return remaining
+
+
+class SigV4Backend:
+    """Presigns with hmac/hashlib; credentials from the environment or botocore's chain."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        credentials: CredentialSource,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._signer = signer
+        self._credentials = credentials
+        self._clock = clock
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, environ: Mapping[str, str]
+    ) -> SigV4Backend | None:
+        """The backend for this bucket, or None where botocore must build the endpoint."""
+        endpoint = Endpoint.for_settings(settings.bucket, settings.region, settings.endpoint_url)
+        if endpoint is None:
+            return None
+        return cls(Signer(endpoint, settings.region), CredentialSource(environ))
+
+    def _current(self, expires_in: int) -> tuple[Credentials, int]:
+        credentials = self._credentials.get()
+        return credentials, capped(expires_in, credentials, self._clock())
+
+    def put_object(self, key: str, headers: Mapping[str, str], expires_in: int) -> Signed:
+        credentials, expires_in = self._current(expires_in)
+        return self._signer.presign(credentials, "PUT", key, expires_in, headers=dict(headers))
+
+    def upload_part(
+        self, key: str, upload_id: str, part_number: int, md5: str | None, expires_in: int
+    ) -> Signed:
+        credentials, expires_in = self._current(expires_in)
+        # botocore's serializer puts uploadId before partNumber.
+        params = [("uploadId", upload_id), ("partNumber", str(part_number))]
+        headers = {"Content-MD5": md5} if md5 else {}
+        return self._signer.presign(credentials, "PUT", key, expires_in, params, headers)
+
+    def get_object(self, key: str, disposition: str, expires_in: int) -> Signed:
+        credentials, expires_in = self._current(expires_in)
+        params = [("response-content-disposition", disposition)]
+        return self._signer.presign(credentials, "GET", key, expires_in, params)
+
+    def post(
+        self, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
+    ) -> Signed:
+        credentials, expires_in = self._current(expires_in)
+        return self._signer.presign_post(credentials, key, expires_in, fields, conditions)
+
+
+class BotocoreBackend:
+    """Presigns with a botocore client (built lazily by ``client``)."""
+
+    def __init__(self, client: Callable[[], S3Client], bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def _expiry(self, expires_in: int) -> int:
+        found = self._client()._request_signer._credentials  # type: ignore[attr-defined]
+        if found is None:
+            raise SigningUnavailable("no AWS credentials found to sign with")
+        expiry = getattr(found, "_expiry_time", None)
+        frozen = found.get_frozen_credentials()
+        credentials = Credentials(frozen.access_key, frozen.secret_key, frozen.token, expiry)
+        return capped(expires_in, credentials, datetime.now(UTC))
+
+    def _url(self, operation: str, params: dict[str, Any], method: str, expires: int) -> Signed:
+        expires = self._expiry(expires)
+        url = self._client().generate_presigned_url(
+            operation, Params={"Bucket": self._bucket, **params}, ExpiresIn=expires,
+            HttpMethod=method,
+        )  # fmt: skip
+        # S3 counts the lifetime from X-Amz-Date, which botocore stamped while signing.
+        (amz_date,) = parse_qs(urlsplit(url).query)["X-Amz-Date"]
+        return Signed(url, datetime.strptime(amz_date, AMZ_DATE).replace(tzinfo=UTC), expires)
+
+    def put_object(self, key: str, headers: Mapping[str, str], expires_in: int) -> Signed:
+        params: dict[str, Any] = {"Key": key}
+        for name, value in headers.items():
+            if name.lower().startswith(METADATA_PREFIX):
+                params.setdefault("Metadata", {})[name[len(METADATA_PREFIX) :]] = value
+            else:
+                params[_PUT_PARAMS[name]] = int(value) if name == "Content-Length" else value
+        return self._url("put_object", params, "PUT", expires_in)
+
+    def upload_part(
+        self, key: str, upload_id: str, part_number: int, md5: str | None, expires_in: int
+    ) -> Signed:
+        params: dict[str, Any] = {"Key": key, "UploadId": upload_id, "PartNumber": part_number}
+        if md5:
+            params["ContentMD5"] = md5
+        return self._url("upload_part", params, "PUT", expires_in)
+
+    def get_object(self, key: str, disposition: str, expires_in: int) -> Signed:
+        params = {"Key": key, "ResponseContentDisposition": disposition}
+        return self._url("get_object", params, "GET", expires_in)
+
+    def post(
+        self, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
+    ) -> Signed:
+        expires_in = self._expiry(expires_in)
+        post = self._client().generate_presigned_post(
+            Bucket=self._bucket, Key=key, Fields=fields, Conditions=conditions,
+            ExpiresIn=expires_in,
+        )  # fmt: skip
+        # The policy's own "expiration" is what S3 enforces for a form POST.
+        expiration = json.loads(base64.b64decode(post["fields"]["policy"]))["expiration"]
+        expires_at = datetime.strptime(expiration, ISO8601).replace(tzinfo=UTC)
+        signed_at = datetime.strptime(post["fields"]["x-amz-date"], AMZ_DATE).replace(tzinfo=UTC)
+        return Signed(post["url"], signed_at, int((expires_at - signed_at).total_seconds()),
+                      dict(post["fields"]))  # fmt: skip
