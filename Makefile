@@ -29,6 +29,7 @@ test: lint
 
 ## bench: benchmarks, each printing ratios measured side by side in one run
 bench: install
+	$(BIN)/python -m bench.signing
 	$(BIN)/python -m bench.upload_throughput
 
 ## bench-huge: 6 GiB through the CLI, killed and resumed (needs S3_ENDPOINT: an S3 on disk)

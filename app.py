@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +49,7 @@ from chalicelib.rules import (
 )
 from chalicelib.s3 import SLOW_READ_TIMEOUT, make_s3_client
 from chalicelib.settings import Settings, cors_allow_origin
-from chalicelib.signing import BotocoreBackend, SigV4Backend
+from chalicelib.signing import backend_for
 from chalicelib.status import UploadStatus
 
 app = Chalice(app_name="presigned-upload")
@@ -99,12 +97,21 @@ _HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
 }
 
 
-@contextmanager
-def _http_errors() -> Iterator[None]:
-    try:
-        yield
-    except ServiceError as exc:
-        raise _HTTP_ERRORS[type(exc)](str(exc)) from exc
+class _HttpErrors:
+    """``with _http_errors():`` raises a domain error as its HTTP error. A class rather than
+    a @contextmanager: it runs on every request, and costs a tenth as much."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if isinstance(exc, ServiceError):
+            raise _HTTP_ERRORS[type(exc)](str(exc)) from exc
+
+
+_http_errors = _HttpErrors
 
 
 @dataclass(frozen=True)
@@ -123,10 +130,7 @@ def services() -> Services:
     # boto3 and build their client on first use, so a cold start pays for it only then.
     client = functools.cache(lambda: make_s3_client(settings))
     completer = functools.cache(lambda: make_s3_client(settings, read_timeout=SLOW_READ_TIMEOUT))
-    backend = SigV4Backend.for_settings(settings, os.environ) or BotocoreBackend(
-        client, settings.bucket
-    )
-    presigner = Presigner(backend, settings)
+    presigner = Presigner(backend_for(settings, os.environ, client), settings)
     return Services(
         settings,
         presigner,

@@ -56,8 +56,7 @@ def capped(expires_in: int, credentials: Credentials, now: datetime) -> int:
         return expires_in
     if remaining < 1:
         raise SigningUnavailable(
-            "the service's AWS credentials have expired and could not be renewed; "
-            "try again shortly"
+            "the service's AWS credentials have expired and could not be renewed; try again shortly"
         )
     return remaining
 
@@ -76,9 +75,7 @@ class SigV4Backend:
         self._clock = clock
 
     @classmethod
-    def for_settings(
-        cls, settings: Settings, environ: Mapping[str, str]
-    ) -> SigV4Backend | None:
+    def for_settings(cls, settings: Settings, environ: Mapping[str, str]) -> SigV4Backend | None:
         """The backend for this bucket, or None where botocore must build the endpoint."""
         endpoint = Endpoint.for_settings(settings.bucket, settings.region, settings.endpoint_url)
         if endpoint is None:
@@ -175,3 +172,11 @@ class BotocoreBackend:
         signed_at = datetime.strptime(post["fields"]["x-amz-date"], AMZ_DATE).replace(tzinfo=UTC)
         return Signed(post["url"], signed_at, int((expires_at - signed_at).total_seconds()),
                       dict(post["fields"]))  # fmt: skip
+
+
+def backend_for(
+    settings: Settings, environ: Mapping[str, str], client: Callable[[], S3Client]
+) -> SigningBackend:
+    """This module's own signer where it knows the endpoint, else botocore's (``client``
+    is then built on first use)."""
+    return SigV4Backend.for_settings(settings, environ) or BotocoreBackend(client, settings.bucket)

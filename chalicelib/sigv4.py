@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,9 +58,7 @@ class Endpoint:
     bucket: str
 
     @classmethod
-    def for_settings(
-        cls, bucket: str, region: str, endpoint_url: str | None
-    ) -> Endpoint | None:
+    def for_settings(cls, bucket: str, region: str, endpoint_url: str | None) -> Endpoint | None:
         """The endpoint, or None where botocore's rules should decide."""
         if endpoint_url:
             parts = urlsplit(endpoint_url)
@@ -82,22 +81,36 @@ class Endpoint:
     def path(self, key: str) -> str:
         """The URL path of an object, encoded as botocore encodes it (and as it is
         signed: S3 signs the path as sent, without normalising it)."""
-        encoded = quote(key.encode(), safe="/~")
+        encoded = key if _UNRESERVED_PATH.fullmatch(key) else quote(key.encode(), safe="/~")
         return f"/{self.bucket}/{encoded}" if self.bucket_in_path else f"/{encoded}"
 
     def post_url(self) -> str:
         """Where a browser form POSTs to: the bucket's address."""
-        return f"{self.scheme}://{self.netloc}/{self.bucket}" if self.bucket_in_path else (
-            f"{self.scheme}://{self.netloc}/"
+        return (
+            f"{self.scheme}://{self.netloc}/{self.bucket}"
+            if self.bucket_in_path
+            else (f"{self.scheme}://{self.netloc}/")
         )
 
 
+# Characters SigV4 leaves unencoded; most of what is signed needs no encoding at all, and
+# skipping quote() for it is most of the time a URL takes.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_UNRESERVED_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def _encode(value: str) -> str:
-    return quote(value.encode(), safe="-_.~")
+    return value if _UNRESERVED.fullmatch(value) else quote(value.encode(), safe="-_.~")
 
 
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+@dataclass(frozen=True)
+class _Scope:
+    credentials: Credentials
+    day: str
+    key: bytes = field(repr=False)
+    scope: str
+    credential: str  # access key and scope, encoded for the query string
+    token: str | None = field(repr=False)  # encoded for the query string
 
 
 @dataclass(frozen=True)
@@ -118,7 +131,8 @@ class Signer:
     """Signs S3 requests for one bucket and region with SigV4.
 
     The signing key depends only on the secret, the day and the region, so it is derived
-    once a day (four HMACs) and each URL then costs one HMAC and one SHA-256.
+    once a day (four HMACs) and each URL then costs one HMAC and one SHA-256, plus
+    building the canonical request.
     """
 
     def __init__(
@@ -130,17 +144,23 @@ class Signer:
         self._endpoint = endpoint
         self._region = region
         self._clock = clock
-        self._key_cache: tuple[str, str, bytes] | None = None
+        self._scope_cache: _Scope | None = None
 
-    def _signing_key(self, secret: str, day: str) -> bytes:
-        cached = self._key_cache
-        if cached is not None and cached[0] == secret and cached[1] == day:
-            return cached[2]
-        key = _hmac(f"AWS4{secret}".encode(), day)
+    def _scope(self, credentials: Credentials, day: str) -> _Scope:
+        """What stays the same for a day's signatures with these credentials: the signing
+        key (four HMACs) and the encoded credential and token."""
+        cached = self._scope_cache
+        if cached is not None and cached.day == day and cached.credentials == credentials:
+            return cached
+        key = hmac.digest(f"AWS4{credentials.secret_key}".encode(), day.encode(), "sha256")
         for part in (self._region, "s3", "aws4_request"):
-            key = _hmac(key, part)
-        self._key_cache = (secret, day, key)
-        return key
+            key = hmac.digest(key, part.encode(), "sha256")
+        scope = f"{day}/{self._region}/s3/aws4_request"
+        token = None if credentials.token is None else _encode(credentials.token)
+        fresh = _Scope(credentials, day, key, scope,
+                       _encode(f"{credentials.access_key}/{scope}"), token)  # fmt: skip
+        self._scope_cache = fresh
+        return fresh
 
     def presign(
         self,
@@ -157,41 +177,39 @@ class Signer:
         now = self._clock()
         amz_date = now.strftime(AMZ_DATE)
         day = amz_date[:8]
-        scope = f"{day}/{self._region}/s3/aws4_request"
-        canonical_headers = {"host": self._endpoint.host}
-        for name, value in (headers or {}).items():
-            canonical_headers[name.lower()] = " ".join(value.split())
-        names = sorted(canonical_headers)
-        signed_headers = ";".join(names)
-        auth = [
+        scope = self._scope(credentials, day)
+        host = self._endpoint.host
+        if headers:
+            canonical_headers = {"host": host}
+            for name, value in headers.items():
+                canonical_headers[name.lower()] = " ".join(value.split())
+            names = sorted(canonical_headers)
+            signed_headers = ";".join(names)
+            header_block = "".join(f"{n}:{canonical_headers[n]}\n" for n in names)
+        else:
+            signed_headers, header_block = "host", f"host:{host}\n"
+        # Already encoded: names and values, operation parameters first, as botocore does.
+        pairs = [(_encode(k), _encode(v)) for k, v in params]
+        pairs += [
             ("X-Amz-Algorithm", ALGORITHM),
-            ("X-Amz-Credential", f"{credentials.access_key}/{scope}"),
+            ("X-Amz-Credential", scope.credential),
             ("X-Amz-Date", amz_date),
             ("X-Amz-Expires", str(expires_in)),
-            ("X-Amz-SignedHeaders", signed_headers),
+            ("X-Amz-SignedHeaders", _encode(signed_headers)),
         ]
-        if credentials.token is not None:
-            auth.append(("X-Amz-Security-Token", credentials.token))
-        pairs = [(_encode(k), _encode(v)) for k, v in (*params, *auth)]
-        query = "&".join(f"{k}={v}" for k, v in pairs)
+        if scope.token is not None:
+            pairs.append(("X-Amz-Security-Token", scope.token))
+        query = "&".join([f"{k}={v}" for k, v in pairs])
         path = self._endpoint.path(key)
-        canonical_request = "\n".join(
-            (
-                method,
-                path,
-                "&".join(f"{k}={v}" for k, v in sorted(pairs)),
-                "".join(f"{n}:{canonical_headers[n]}\n" for n in names),
-                signed_headers,
-                UNSIGNED_PAYLOAD,
-            )
+        canonical_request = (
+            f"{method}\n{path}\n{'&'.join([f'{k}={v}' for k, v in sorted(pairs)])}\n"
+            f"{header_block}\n{signed_headers}\n{UNSIGNED_PAYLOAD}"
         )
         string_to_sign = (
-            f"{ALGORITHM}\n{amz_date}\n{scope}\n"
+            f"{ALGORITHM}\n{amz_date}\n{scope.scope}\n"
             f"{hashlib.sha256(canonical_request.encode()).hexdigest()}"
         )
-        signature = hmac.new(
-            self._signing_key(credentials.secret_key, day), string_to_sign.encode(), hashlib.sha256
-        ).hexdigest()
+        signature = hmac.digest(scope.key, string_to_sign.encode(), "sha256").hex()
         url = (
             f"{self._endpoint.scheme}://{self._endpoint.netloc}{path}?{query}"
             f"&X-Amz-Signature={signature}"
@@ -200,8 +218,8 @@ class Signer:
 
     def policy_signature(self, credentials: Credentials, day: str, encoded_policy: str) -> str:
         """The signature of a base64-encoded POST policy: it is the string to sign."""
-        key = self._signing_key(credentials.secret_key, day)
-        return hmac.new(key, encoded_policy.encode(), hashlib.sha256).hexdigest()
+        key = self._scope(credentials, day).key
+        return hmac.digest(key, encoded_policy.encode(), "sha256").hex()
 
     def presign_post(
         self,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import requests
@@ -102,3 +102,26 @@ def test_invalid_setting_is_reported_and_fixed_without_a_cold_start(api, monkeyp
     # A failed build is not cached: once the setting is fixed, the next request works.
     monkeypatch.delenv("UPLOAD_BUCKET_REGION")
     assert api.http.get("/put-url").status_code == 200
+
+
+def test_a_url_is_capped_to_the_signing_credentials_lifetime_and_says_so(api, monkeypatch):
+    expiry = datetime.now(UTC) + timedelta(seconds=100)
+    monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", expiry.isoformat())
+    body = api.http.get("/put-url").json_body
+    assert body["expires_in_capped"] is True
+    assert 95 <= body["expires_in"] <= 100
+    assert query(body["PUT_URL"])["X-Amz-Expires"] == str(body["expires_in"])
+    assert body["expires_at"] <= expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_expired_signing_credentials_are_a_503_that_says_so(api, monkeypatch):
+    monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", "2020-01-01T00:00:00Z")
+    response = api.http.get("/put-url")
+    assert (response.status_code, response.json_body) == (
+        503,
+        {
+            "Code": "ServiceUnavailableError",
+            "Message": "the service's AWS credentials have expired and could not be renewed; "
+            "try again shortly",
+        },
+    )
