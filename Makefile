@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-live lint package bench bench-huge clean
+.PHONY: install run test test-live lint package bench bench-huge fuzz clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: install
 bench-huge: install
 	@test -n "$(S3_ENDPOINT)" || { echo "set S3_ENDPOINT, e.g. a local LocalStack or MinIO"; exit 2; }
 	$(BIN)/python -m bench.huge_upload --s3-endpoint $(S3_ENDPOINT)
+
+## fuzz: a longer schemathesis run than CI's, with a random seed
+fuzz: install
+	FUZZ_MAX_EXAMPLES=300 FUZZ_SEED=random $(BIN)/pytest -ra tests/e2e/test_fuzz.py
 
 ## package: the stage's CloudFormation (SAM) template and zip in build/<stage>/
 STAGE ?= prod

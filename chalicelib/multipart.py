@@ -48,6 +48,8 @@ PARAMS_FIELDS = ("filename", "type")
 _KEY_TAIL = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:\.[a-z0-9]{1,16})?"
 # S3's upload ids are URL-safe base64-like strings; '/' '+' '=' arrive percent-encoded.
 _MULTIPART_ID = re.compile(r"[A-Za-z0-9._~=+/-]{1,1024}")
+# A part's ETag as S3 returns it: hex digits (SSE-KMS: other characters), quoted or not.
+_ETAG = re.compile(r'"?[A-Za-z0-9_-]{1,126}"?')
 _METADATA_PARAM = re.compile(r"metadata\[[^\]]{1,128}\]")
 
 
@@ -159,7 +161,7 @@ def parse_complete(body: Any) -> list[dict[str, Any]]:
             or not isinstance(number, int)
             or not 1 <= number <= MAX_PARTS
             or not isinstance(etag, str)
-            or not 1 <= len(etag) <= 128
+            or not _ETAG.fullmatch(etag)
         ):
             raise UploadRejected(
                 f'part {str(part)[:100]} is not valid; allowed: {{"PartNumber": 1 to '
@@ -268,16 +270,26 @@ class Multipart:
     ) -> dict[str, Any]:
         """Assemble the listed parts into the object: ``{location, key, bucket, ...}``.
 
-        With UPLOAD_MAX_BYTES set, the parts are added up first; over the limit, the upload
-        is aborted (its parts are deleted) and refused. With UPLOAD_NO_OVERWRITE,
+        The parts S3 holds are listed first: a missing one is named, and with
+        UPLOAD_MAX_BYTES set, they are added up; over the limit, the upload is aborted (its
+        parts are deleted) and refused. With UPLOAD_NO_OVERWRITE,
         ``If-None-Match: *`` makes S3 refuse to replace an existing object.
         """
         key = owned_key(space, single_values(params, ("key",)).get("key"))
         upload = parse_multipart_id(multipart_id)
         parts = parse_complete(body)
+        # The parts S3 holds: whether the upload exists at all (NoSuchUpload, a 404), which
+        # named parts are missing (said by number), and the total size.
+        sizes = {p["PartNumber"]: p["Size"] for p in self._parts(key, upload)}
+        missing = [p["PartNumber"] for p in parts if p["PartNumber"] not in sizes]
+        if missing:
+            held = ", ".join(map(str, sorted(sizes)[:20])) or "none"
+            raise UploadRejected(
+                f"part {missing[0]} was not uploaded; allowed: the parts S3 holds "
+                f"({held}), with their ETags (GET /s3/multipart/{{uploadId}})"
+            )
         if self._settings.max_bytes is not None:
-            sizes = {p["PartNumber"]: p["Size"] for p in self._parts(key, upload)}
-            total = sum(sizes.get(p["PartNumber"], 0) for p in parts)
+            total = sum(sizes[p["PartNumber"]] for p in parts)
             if total > self._settings.max_bytes:
                 self._abort(key, upload)
                 raise UploadRejected(

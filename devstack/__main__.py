@@ -120,7 +120,7 @@ def ready_message(
     token = "" if auth.mode == "none" else '-H "Authorization: $TOKEN" '
     lines = [
         f"\ndevstack: ready. API {api_url}  S3 {s3_endpoint}  bucket {settings.bucket}",
-        f"  upload page: {page_url}",
+        f"  upload page: {page_url}   API description: {page_url}openapi.yaml",
         f"  URL=$(curl -s {token}{api_url}/put-url | python3 -c "
         "'import json,sys; print(json.load(sys.stdin)[\"PUT_URL\"])')",
         '  curl -X PUT --upload-file README.md "$URL"',

@@ -6,18 +6,33 @@ Chalice's handler writes a response's status line, headers and body as separate 
 writes. With Nagle's algorithm on, the last write waits for the ACK of the previous one,
 which the client delays (up to 40 ms on Linux) for every request after a connection's
 first. http.server's handlers turn Nagle off (TCP_NODELAY) when asked to; this asks,
-before Chalice builds its handler, then runs Chalice's own CLI unchanged.
+before Chalice builds its handler, then runs Chalice's own CLI unchanged. It also lets
+Chalice answer every HTTP method (405 JSON for one a route lacks), not http.server (501
+HTML for any method Chalice does not list).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 
 def main() -> None:
     BaseHTTPRequestHandler.disable_nagle_algorithm = True
     from chalice.cli import cli
+    from chalice.local import ChaliceRequestHandler
+
+    # Chalice answers a method a route lacks with 405 JSON, as for DELETE on a GET route;
+    # http.server answers any method Chalice did not list (TRACE, QUERY, ...) itself, with
+    # a 501 HTML page. Let Chalice answer every method.
+    def any_method(handler: ChaliceRequestHandler, name: str) -> Any:
+        if name.startswith("do_"):
+            return functools.partial(ChaliceRequestHandler._generic_handle, handler)
+        raise AttributeError(name)
+
+    ChaliceRequestHandler.__getattr__ = any_method
 
     args = sys.argv[1:]
     # Chalice's reloader restarts its worker with sys.argv, so make that this module again.

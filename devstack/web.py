@@ -1,6 +1,7 @@
 """The browser upload page, served by `make run` next to the API (local stages only).
 
-Files come from devstack/web/; ``/config.json`` tells the page where the API is. The page
+Files come from devstack/web/; ``/config.json`` tells the page where the API is, and
+``/openapi.yaml`` is the API's OpenAPI description. The page
 is on its own origin, so the API's and the bucket's CORS rules are exercised as a
 deployed site would exercise them.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent / "web"
+OPENAPI = ROOT.parent.parent / "openapi.yaml"
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -23,14 +25,20 @@ class _Handler(SimpleHTTPRequestHandler):
         super().__init__(*args, directory=str(ROOT), **kwargs)
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/config.json":
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(self._config)))
-            self.end_headers()
-            self.wfile.write(self._config)
-            return
-        super().do_GET()
+        path = self.path.split("?")[0]
+        if path == "/config.json":
+            self._send(self._config, "application/json")
+        elif path == "/openapi.yaml":  # the API's contract, served beside the page
+            self._send(OPENAPI.read_bytes(), "application/yaml")
+        else:
+            super().do_GET()
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the page's requests carry nothing worth a line each."""

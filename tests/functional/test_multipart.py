@@ -383,3 +383,23 @@ def test_list_parts_reads_every_page(s3, monkeypatch):
         listed = svc.multipart.list_parts("put_folder/", "u1", {"key": [key]})
     assert [p["PartNumber"] for p in listed] == [1, 2]
     stub.assert_no_pending_responses()
+
+
+def test_completing_with_a_part_never_uploaded_names_it(api, s3):
+    upload = create(api)
+    parts = upload_parts(api, upload, PART2)
+    response = complete(api, upload, [*parts, {"PartNumber": 3, "ETag": '"abc"'}])
+    assert (response.status_code, response.json_body["Message"]) == (
+        400,
+        "part 3 was not uploaded; allowed: the parts S3 holds (1), with their ETags "
+        "(GET /s3/multipart/{uploadId})",
+    )
+
+
+def test_completing_an_unknown_upload_is_a_404(api, s3):
+    key = f"put_folder/{uuid.uuid4()}"
+    response = post_json(
+        api, f"/s3/multipart/nosuchupload/complete?key={key}",
+        {"parts": [{"PartNumber": 1, "ETag": '"0"'}]},
+    )  # fmt: skip
+    assert (response.status_code, response.json_body["Code"]) == (404, "NotFoundError")

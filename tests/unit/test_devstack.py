@@ -58,7 +58,9 @@ def test_ready_message_warns_loudly_when_the_stage_has_no_authorization():
         "http://127.0.0.1:8000", "http://127.0.0.1:4566", SETTINGS, AuthConfig("none"), PAGE
     )
     assert "  URL=$(curl -s http://127.0.0.1:8000/put-url | python3" in message
-    assert "  upload page: http://127.0.0.1:8001/" in message.splitlines()
+    assert (
+        "  upload page: http://127.0.0.1:8001/   API description: http://127.0.0.1:8001/openapi.yaml"
+    ) in message.splitlines()
     assert (
         "devstack: WARNING: AUTH_MODE=none: no authorization; anyone who can reach "
         "http://127.0.0.1:8000 gets upload URLs. Never deploy a stage like this."
