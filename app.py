@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +25,12 @@ from chalice.app import (
     CORSConfig,
     IAMAuthorizer,
     NotFoundError,
+    Request,
+    Response,
     UnauthorizedError,
 )
 
-from chalicelib.auth import AuthConfig, key_space
+from chalicelib.auth import AuthConfig, key_space, principal
 from chalicelib.errors import (
     ConfigError,
     ServiceError,
@@ -38,6 +41,7 @@ from chalicelib.errors import (
     UploadNotFound,
     UploadRejected,
 )
+from chalicelib.logs import RequestLog, log_level, request_record
 from chalicelib.multipart import Multipart, parse_create, parse_params_query
 from chalicelib.presign import Presigner
 from chalicelib.rules import (
@@ -65,12 +69,41 @@ AUTHORIZER: Authorizer | None = {
     "cognito": CognitoUserPoolAuthorizer("UserPool", provider_arns=list(AUTH.user_pool_arns)),
     "iam": IAMAuthorizer(),
 }[AUTH.mode]
+REQUEST_LOG = RequestLog(log_level(os.environ))
 if not AUTH.required:
     print(
         "WARNING: AUTH_MODE=none: anyone who can reach this API can get upload URLs. "
         "Use it only for local development.",
         file=sys.stderr,
     )
+
+
+@app.middleware("http")
+def log_request(event: Request, get_response: Any) -> Response:
+    """One JSON line per request (chalicelib/logs.py): never a URL, a header or a body."""
+    started = time.perf_counter()
+    response: Response = get_response(event)
+    context = event.context or {}
+    REQUEST_LOG.write(
+        request_record(
+            context,
+            event.method,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+            principal(AUTH, context),
+            response.body,
+            _uuid_in_path(event, context),
+        )
+    )
+    return response
+
+
+def _uuid_in_path(event: Request, context: dict[str, Any]) -> str | None:
+    """The upload's UUID when the route names it (/uploads/{upload_id}...); the multipart
+    routes' {upload_id} is S3's upload id instead, which is not logged."""
+    if not str(context.get("resourcePath", "")).startswith("/uploads/"):
+        return None
+    return (event.uri_params or {}).get("upload_id")
 
 
 class ConfigurationError(ChaliceViewError):

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from chalicelib.auth import AuthConfig
+from chalicelib.logs import log_level
 from chalicelib.settings import Settings, cors_allow_origin
 from devstack.cors import load_template
 from infra.stages import stage_environment, stage_names
@@ -122,6 +123,7 @@ def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
     Settings.from_env({**env, "AWS_REGION": "eu-west-1"})
     cors_allow_origin(env)
     AuthConfig.from_env(env)
+    log_level(env)
 
 
 ROUTES = {

@@ -36,6 +36,7 @@ def test_stage_environment_applies_stage_values_over_the_top_level():
     assert stage_environment("prod") == {
         "UPLOAD_PREFIX": "put_folder/",
         "UPLOAD_URL_EXPIRES": "120",
+        "LOG_LEVEL": "INFO",
         "UPLOAD_BUCKET": "example-uploads-prod",
         "CORS_ALLOW_ORIGIN": "https://app.example.com",
         "UPLOAD_ALLOWED_TYPES": "image/*,application/pdf",

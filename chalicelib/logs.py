@@ -1,0 +1,77 @@
+"""One JSON line per request, and nothing secret in it.
+
+A line holds what an operator needs to follow a request: its id, method, route, status,
+latency, the caller's principal and the upload's UUID and key. It never holds a signed
+URL, a signature, a POST policy, credentials, a query string, a body or a header (an
+``Authorization`` header carries a token): the line is built field by field from values
+that are not secret, never from the request or response as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from chalicelib.errors import ConfigError
+
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+# Built once: json.dumps with any non-default option builds a new encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def log_level(environ: Mapping[str, str]) -> int:
+    """LOG_LEVEL (default INFO): successful requests are INFO, 4xx WARNING, 5xx ERROR."""
+    value = environ.get("LOG_LEVEL", "INFO").upper()
+    if value not in LEVELS:
+        raise ConfigError(
+            f"LOG_LEVEL={environ.get('LOG_LEVEL')!r} is invalid; allowed: {', '.join(LEVELS)}"
+        )
+    return LEVELS[value]
+
+
+def status_level(status: int) -> str:
+    return "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
+
+
+class RequestLog:
+    """Writes request records as JSON lines to ``stream`` (Lambda sends stdout to
+    CloudWatch Logs), from ``level`` up."""
+
+    def __init__(self, level: int, stream: TextIO | None = None) -> None:
+        self._level = level
+        self._stream = stream
+
+    def write(self, record: dict[str, Any]) -> None:
+        level = status_level(int(record.get("status", 0)))
+        if LEVELS[level] < self._level:
+            return
+        stream = self._stream or sys.stdout
+        record["level"] = level
+        stream.write(_ENCODE(record) + "\n")
+
+
+def request_record(
+    context: Mapping[str, Any],
+    method: str,
+    status: int,
+    latency_ms: float,
+    principal: str | None,
+    body: Any,
+    upload_id: str | None,
+) -> dict[str, Any]:
+    """The fields of one line. From a response body only ``UUID`` and ``key`` are taken
+    (and an error's ``Code``), never the URL or fields beside them."""
+    found = body if isinstance(body, Mapping) else {}
+    return {
+        "request_id": context.get("requestId"),
+        "method": method,
+        "route": context.get("resourcePath"),
+        "status": status,
+        "latency_ms": round(latency_ms, 3),
+        "principal": principal,
+        "UUID": found.get("UUID") or upload_id,
+        "key": found.get("key"),
+        **({"error": found.get("Code")} if status >= 400 else {}),
+    }
