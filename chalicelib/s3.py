@@ -14,9 +14,13 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-# Bounds for the routes that call S3: a quick answer or a 503, well inside API Gateway's
-# 29 s. CompleteMultipartUpload alone may legitimately take long for a large object.
-READ_TIMEOUT = 5
+# Bounds for the routes that call S3: an answer or a 503 within about 7 s (two attempts of
+# at most 1 s to connect and 3 s to read, and the backoff between), well inside API
+# Gateway's 29 s; botocore's defaults (60 s reads, more attempts) would outlast it.
+# CompleteMultipartUpload alone may legitimately take long for a large object.
+CONNECT_TIMEOUT = 1
+READ_TIMEOUT = 3
+ATTEMPTS = 2
 SLOW_READ_TIMEOUT = 25
 
 
@@ -46,10 +50,13 @@ def make_s3_client(settings: Settings, read_timeout: int = READ_TIMEOUT) -> S3Cl
             "us_east_1_regional_endpoint": "regional",
         },
         # Presigning needs no network; these bound the routes that later do call S3.
-        connect_timeout=2,
+        connect_timeout=CONNECT_TIMEOUT,
         read_timeout=read_timeout,
         # One slow call is already most of the budget: do not repeat it.
-        retries={"max_attempts": 3 if read_timeout <= READ_TIMEOUT else 1, "mode": "standard"},
+        retries={
+            "max_attempts": ATTEMPTS if read_timeout <= READ_TIMEOUT else 1,
+            "mode": "standard",
+        },
     )
     return boto3.session.Session().client(
         "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
