@@ -27,9 +27,10 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
-## bench: benchmarks, each printing ratios measured side by side in one run
+## bench: benchmarks (signing, load, upload throughput), each side by side in one run
 bench: install
 	$(BIN)/python -m bench.signing
+	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.upload_throughput
 
 ## bench-huge: 6 GiB through the CLI, killed and resumed (needs S3_ENDPOINT: an S3 on disk)
