@@ -57,6 +57,10 @@ from chalicelib.signing import backend_for
 from chalicelib.status import UploadStatus
 
 app = Chalice(app_name="presigned-upload")
+# The API takes and returns JSON only (files go straight to S3). Chalice's default list of
+# binary media types would be matched against every response, three times; without it,
+# API Gateway treats no payload as binary either.
+app.api.binary_types = []
 
 # Read at import: `chalice package` writes both into API Gateway (the OPTIONS preflight
 # response, and the authorizer of every other method); Chalice applies the stage's
