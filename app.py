@@ -1,9 +1,9 @@
 """HTTP routes only: parse the request, call one service, return a dict.
 
 Services are built lazily, once per container (``services()``), and domain errors are
-mapped to HTTP statuses in one place (``_http_errors``). Two settings are read at import,
-because ``chalice package`` writes them into API Gateway: the CORS origin and the
-authorizer (``AUTH_MODE``).
+mapped to HTTP statuses in one place (``_http_errors``). Three settings are read at
+import: the CORS origin and the authorizer (``AUTH_MODE``), because ``chalice package``
+writes them into API Gateway, and ``LOG_LEVEL``, for the request log's middleware.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class ConfigurationError(ChaliceViewError):
 
 
 class ServiceUnavailableError(ChaliceViewError):
-    """S3 could not be reached in time; the caller may retry."""
+    """S3 could not be reached in time, or no valid credentials could sign; retry later."""
 
     STATUS_CODE = 503
 

@@ -34,6 +34,7 @@ _CONTENT_TYPE = re.compile(
     rf"(?P<essence>{_TCHARS}/{_TCHARS})(?: *; *{_TCHARS}=(?:{_TCHARS}|{_QUOTED}))*"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SIZE = re.compile(r"[0-9]{1,12}")
 _MD5_EXAMPLE = "1B2M2Y8AsgTpgAmY7PhCfg=="
 
@@ -172,6 +173,10 @@ def single_values(params: Mapping[str, Sequence[str]], allowed: Sequence[str]) -
     for name, given in params.items():
         if len(given) != 1:
             raise UploadRejected(f"parameter {name!r} was given {len(given)} times; give it once")
+        if _SURROGATE.search(given[0]):
+            # A lone surrogate (JSON allows "\ud800") is not text: it cannot be encoded as
+            # UTF-8, so it could reach no header, URL or metadata.
+            raise UploadRejected(f"parameter {name!r} is not valid Unicode text")
         values[name] = given[0]
     return values
 

@@ -403,3 +403,13 @@ def test_completing_an_unknown_upload_is_a_404(api, s3):
         {"parts": [{"PartNumber": 1, "ETag": '"0"'}]},
     )  # fmt: skip
     assert (response.status_code, response.json_body["Code"]) == (404, "NotFoundError")
+
+
+@pytest.mark.parametrize("body", ['{"filename": "\\udc00.txt"}', '{"type": "text/plain\\ud800"}'])
+def test_json_text_that_is_not_unicode_is_a_400_not_a_500(api, body):
+    # JSON may escape a lone surrogate; it cannot be encoded into a header or a URL.
+    response = api.http.post(
+        "/s3/multipart", body=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json_body["Message"].endswith("is not valid Unicode text")

@@ -244,3 +244,9 @@ def test_form_uploads_are_refused_when_rules_need_signed_headers():
         "browser-form uploads are off because UPLOAD_REQUIRE_MD5 and UPLOAD_NO_OVERWRITE are "
         "on, which a POST policy cannot enforce; allowed: /put-url with the headers it returns"
     )
+
+
+def test_a_lone_surrogate_is_refused_before_it_reaches_a_header():
+    assert refused(filename="a\ud800b.txt", disposition="inline") == (
+        "parameter 'filename' is not valid Unicode text"
+    )
