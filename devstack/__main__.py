@@ -1,10 +1,12 @@
 """`make run`: a local S3 on loopback, the upload bucket, and `chalice local`, in one command.
 
     python -m devstack [--stage local] [--host 127.0.0.1] [--s3-port 4566] [--api-port 8000]
-                       [--web-port 8001] [--no-reload]
+                       [--web-port 8001] [--no-reload] [--s3-endpoint URL]
 
-No AWS account is needed: S3 is moto's server, and URLs are signed with dummy credentials
-that only it accepts. Ctrl-C (or SIGTERM) stops both processes.
+No AWS account is needed: S3 is moto's server (or, with --s3-endpoint, an S3 of your
+own, such as LocalStack), and URLs are signed with dummy credentials that only it
+accepts. The upload page and openapi.yaml are served on --web-port. Ctrl-C (or SIGTERM)
+stops everything.
 """
 
 from __future__ import annotations
