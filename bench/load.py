@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from bench.stack import PROJECT, _free_port
+from bench.stack import PROJECT, free_port
 
 ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"}  # fmt: skip
@@ -34,7 +34,7 @@ SERVERS = {
 
 @contextmanager
 def server(command: list[str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*command, "local", "--stage", "local", "--port", str(port), "--no-autoreload"],
         cwd=PROJECT, env={**os.environ, **ENV},

@@ -22,7 +22,7 @@ class LocalStack:
     s3: str
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -31,7 +31,7 @@ def _free_port() -> int:
 @contextmanager
 def local_stack(s3_endpoint: str | None = None) -> Iterator[LocalStack]:
     """moto and `chalice local` (or only the latter, against ``s3_endpoint``)."""
-    s3, api, web = _free_port(), _free_port(), _free_port()
+    s3, api, web = free_port(), free_port(), free_port()
     external = ["--s3-endpoint", s3_endpoint] if s3_endpoint else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "devstack", "--s3-port", str(s3), "--api-port", str(api),

@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
         bar.close()
         print(f"upload: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # while starting or checking: a started upload still resumes
+        bar.close()
+        print("\nupload: interrupted", file=sys.stderr)
+        return 130
     bar.close()
     seconds = time.monotonic() - started
     result["seconds"] = round(seconds, 3)
