@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from uploader.api import Api, ApiError
+from uploader.iam import SigV4Auth, region_of
 from uploader.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD
 from uploader.state import StateStore
 from uploader.transfer import Interrupted, Options, TransferError, Uploader
@@ -54,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("UPLOAD_API_TOKEN"),
         help="sent as the Authorization header, e.g. a Cognito ID token (env UPLOAD_API_TOKEN)",
     )
+    up.add_argument(
+        "--iam",
+        action="store_true",
+        help="sign API requests with your AWS credentials (stages with AUTH_MODE=iam)",
+    )
+    up.add_argument("--region", help="with --iam: the API's region (default: from its URL)")
     up.add_argument("--concurrency", type=int, default=8, help="parts in flight (default 8)")
     up.add_argument(
         "--part-size",
@@ -120,7 +127,18 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
         with lock:
             bar.update(n)
 
-    uploader = Uploader(Api(args.api, http, args.token), http, options,
+    auth = None
+    if args.iam:
+        region = args.region or region_of(args.api)
+        if region is None:
+            print("upload: error: --iam needs --region for this API URL", file=sys.stderr)
+            return 1
+        try:
+            auth = SigV4Auth(region)
+        except ValueError as exc:
+            print(f"upload: error: {exc}", file=sys.stderr)
+            return 1
+    uploader = Uploader(Api(args.api, http, args.token, auth=auth), http, options,
                         StateStore(args.state_dir), progress)  # fmt: skip
     started = time.monotonic()
     try:

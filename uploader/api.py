@@ -26,11 +26,13 @@ class Api:
         session: requests.Session | None = None,
         token: str | None = None,
         timeout: float = 30,
+        auth: requests.auth.AuthBase | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._session = session or requests.Session()
         self._headers = {"Authorization": token} if token else {}
         self._timeout = timeout
+        self._auth = auth  # e.g. uploader.iam.SigV4Auth, for stages with AUTH_MODE=iam
 
     @property
     def base_url(self) -> str:
@@ -76,8 +78,9 @@ class Api:
         """The JSON the API answers (an object, or a list for list_parts); ApiError if it
         refused."""
         response = self._session.request(
-            method, self._base + path, headers=self._headers, timeout=self._timeout, **kwargs
-        )
+            method, self._base + path, headers=self._headers, timeout=self._timeout,
+            auth=self._auth, **kwargs,
+        )  # fmt: skip
         if response.status_code >= 400:
             try:
                 message = response.json().get("Message") or response.text
