@@ -21,15 +21,14 @@ from urllib.parse import unquote
 from chalicelib.errors import UploadConflict, UploadNotFound, UploadRejected
 from chalicelib.presign import Presigner
 from chalicelib.rules import (
-    FILENAME_METADATA,
     POST_PARAMETERS,
     UploadRequest,
-    filename_metadata,
+    object_headers,
     parse_md5,
     parse_request,
     single_values,
 )
-from chalicelib.s3 import storage_errors
+from chalicelib.s3 import object_params, storage_errors
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -195,16 +194,11 @@ class Multipart:
         """Start an upload at ``<space><uuid>[.<ext>]``; S3 stores the type and filename
         given now with the object that the completion assembles."""
         upload_id, key = self._presigner.new_upload(space, request)
-        params: dict[str, Any] = {"Bucket": self._settings.bucket, "Key": key}
-        if request.content_type is not None:
-            params["ContentType"] = request.content_type
-        disposition = request.content_disposition()
-        if disposition is not None:
-            params["ContentDisposition"] = disposition
-        if request.filename is not None:
-            params["Metadata"] = {FILENAME_METADATA: filename_metadata(request.filename)}
+        params = object_params(object_headers(request))
         with storage_errors():
-            created = self._client().create_multipart_upload(**params)
+            created = self._client().create_multipart_upload(
+                Bucket=self._settings.bucket, Key=key, **params
+            )
         return {
             "key": key,
             "uploadId": created["UploadId"],

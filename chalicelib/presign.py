@@ -14,10 +14,9 @@ from typing import Any
 
 from chalicelib.keys import new_upload_id, upload_key
 from chalicelib.rules import (
-    FILENAME_HEADER,
     UploadRequest,
     content_disposition,
-    filename_metadata,
+    object_headers,
     put_headers,
 )
 from chalicelib.settings import Settings
@@ -179,20 +178,12 @@ class Presigner:
         request = request or UploadRequest()
         upload_id, key = self.new_upload(space, request)
         max_bytes = self._settings.size_limit
-        fields: dict[str, str] = {}
+        fields = object_headers(request)
         conditions: list[Any] = [["content-length-range", 0, max_bytes]]
-        if request.content_type is not None:
-            fields["Content-Type"] = request.content_type
-            conditions.append({"Content-Type": request.content_type})
-        else:
+        if "Content-Type" not in fields:
             conditions.append(["starts-with", "$Content-Type", ""])
-        disposition = request.content_disposition()
-        if disposition is not None:
-            fields["Content-Disposition"] = disposition
-            conditions.append({"Content-Disposition": disposition})
-        if request.filename is not None:
-            fields[FILENAME_HEADER] = filename_metadata(request.filename)
-            conditions.append({FILENAME_HEADER: fields[FILENAME_HEADER]})
+        # Each stored attribute is a form field, pinned exactly by the policy.
+        conditions += [{name: value} for name, value in fields.items()]
         # The exact {"bucket": ...} and {"key": ...} conditions are added when signing.
         signed = self._backend.post(key, fields, conditions, self._settings.url_expires)
         return PostTicket(

@@ -143,20 +143,27 @@ def expect_no_parameters(params: Mapping[str, Sequence[str]]) -> None:
     single_values(params, ())
 
 
-def put_headers(request: UploadRequest, settings: Settings) -> dict[str, str]:
-    """Exactly the headers the client must send with its PUT; each one is signed."""
+def object_headers(request: UploadRequest) -> dict[str, str]:
+    """What S3 stores with the object, as headers: its type, its Content-Disposition and
+    its original name. The same for a PUT, a POST policy and a multipart upload."""
     headers: dict[str, str] = {}
     if request.content_type is not None:
         headers["Content-Type"] = request.content_type
-    if request.size is not None:
-        headers["Content-Length"] = str(request.size)
-    if request.md5 is not None:
-        headers["Content-MD5"] = request.md5
     disposition = request.content_disposition()
     if disposition is not None:
         headers["Content-Disposition"] = disposition
     if request.filename is not None:
         headers[FILENAME_HEADER] = filename_metadata(request.filename)
+    return headers
+
+
+def put_headers(request: UploadRequest, settings: Settings) -> dict[str, str]:
+    """Exactly the headers the client must send with its PUT; each one is signed."""
+    headers = object_headers(request)
+    if request.size is not None:
+        headers["Content-Length"] = str(request.size)
+    if request.md5 is not None:
+        headers["Content-MD5"] = request.md5
     if settings.no_overwrite:
         headers["If-None-Match"] = "*"
     return headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import ServiceError, StorageUnavailable
 from chalicelib.settings import Settings
@@ -22,6 +22,28 @@ CONNECT_TIMEOUT = 1
 READ_TIMEOUT = 3
 ATTEMPTS = 2
 SLOW_READ_TIMEOUT = 25
+
+
+# boto3's parameter for each header an object request may carry.
+_HEADER_PARAMS = {
+    "Content-Type": "ContentType",
+    "Content-Length": "ContentLength",
+    "Content-MD5": "ContentMD5",
+    "Content-Disposition": "ContentDisposition",
+    "If-None-Match": "IfNoneMatch",
+}
+METADATA_PREFIX = "x-amz-meta-"
+
+
+def object_params(headers: Mapping[str, str]) -> dict[str, Any]:
+    """boto3's parameters for these headers (``x-amz-meta-*`` become ``Metadata``)."""
+    params: dict[str, Any] = {}
+    for name, value in headers.items():
+        if name.lower().startswith(METADATA_PREFIX):
+            params.setdefault("Metadata", {})[name[len(METADATA_PREFIX) :]] = value
+        else:
+            params[_HEADER_PARAMS[name]] = int(value) if name == "Content-Length" else value
+    return params
 
 
 def make_s3_client(settings: Settings, read_timeout: int = READ_TIMEOUT) -> S3Client:

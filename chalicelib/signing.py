@@ -18,21 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.credentials import CredentialSource, remaining_seconds
 from chalicelib.errors import SigningUnavailable
+from chalicelib.s3 import object_params
 from chalicelib.settings import Settings
 from chalicelib.sigv4 import AMZ_DATE, ISO8601, Credentials, Endpoint, Signed, Signer
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-# boto3's parameter for each header a PUT may be required to carry.
-_PUT_PARAMS = {
-    "Content-Type": "ContentType",
-    "Content-Length": "ContentLength",
-    "Content-MD5": "ContentMD5",
-    "Content-Disposition": "ContentDisposition",
-    "If-None-Match": "IfNoneMatch",
-}
-METADATA_PREFIX = "x-amz-meta-"
 
 
 class SigningBackend(Protocol):
@@ -138,13 +129,7 @@ class BotocoreBackend:
         return Signed(url, datetime.strptime(amz_date, AMZ_DATE).replace(tzinfo=UTC), expires)
 
     def put_object(self, key: str, headers: Mapping[str, str], expires_in: int) -> Signed:
-        params: dict[str, Any] = {"Key": key}
-        for name, value in headers.items():
-            if name.lower().startswith(METADATA_PREFIX):
-                params.setdefault("Metadata", {})[name[len(METADATA_PREFIX) :]] = value
-            else:
-                params[_PUT_PARAMS[name]] = int(value) if name == "Content-Length" else value
-        return self._url("put_object", params, "PUT", expires_in)
+        return self._url("put_object", {"Key": key, **object_params(headers)}, "PUT", expires_in)
 
     def upload_part(
         self, key: str, upload_id: str, part_number: int, md5: str | None, expires_in: int
