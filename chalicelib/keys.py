@@ -54,6 +54,17 @@ def upload_key(prefix: str, upload_id: str, ext: str = "") -> str:
     return f"{prefix}{upload_id}.{ext}" if ext else f"{prefix}{upload_id}"
 
 
+def upload_id_in(space: str, key: str) -> str | None:
+    """The upload id of ``key`` if it is a key this service names inside ``space``
+    (``<space><uuid>[.<ext>]``, as :func:`upload_key` builds it), else None."""
+    if not key.startswith(space):
+        return None
+    upload_id, dot, ext = key[len(space) :].partition(".")
+    if not _CANONICAL_UUID.fullmatch(upload_id) or (dot and not _EXTENSION.fullmatch(ext)):
+        return None
+    return upload_id
+
+
 def parse_upload_id(value: str) -> str:
     """Check that a client-supplied upload id is a canonical UUID, as this service issues."""
     if not _CANONICAL_UUID.fullmatch(value):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from chalicelib.errors import UploadConflict, UploadNotFound, UploadRejected
+from chalicelib.keys import upload_id_in
 from chalicelib.presign import Presigner
 from chalicelib.rules import (
     POST_PARAMETERS,
@@ -44,7 +45,6 @@ MAX_BATCH = 100
 MAX_METADATA_FIELDS = 50
 CREATE_FIELDS = ("filename", "type", "size", "metadata")
 PARAMS_FIELDS = ("filename", "type")
-_KEY_TAIL = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:\.[a-z0-9]{1,16})?"
 # S3's upload ids are URL-safe base64-like strings; '/' '+' '=' arrive percent-encoded.
 _MULTIPART_ID = re.compile(r"[A-Za-z0-9._~=+/-]{1,1024}")
 # A part's ETag as S3 returns it: hex digits (SSE-KMS: other characters), quoted or not.
@@ -60,7 +60,7 @@ def max_part_count(limit: int) -> int:
 
 def owned_key(space: str, key: str | None) -> str:
     """``key``, if it is one this service issues inside ``space``; else UploadRejected."""
-    if key is None or not re.fullmatch(re.escape(space) + _KEY_TAIL, key):
+    if key is None or upload_id_in(space, key) is None:
         raise UploadRejected(
             f"key {str(key)[:200]!r} is not an upload key issued to you; allowed: the key "
             "returned by POST /s3/multipart"
@@ -305,7 +305,7 @@ class Multipart:
             "key": key,
             "bucket": self._settings.bucket,
             "etag": done.get("ETag"),
-            "UUID": key[len(space) :].split(".")[0],
+            "UUID": upload_id_in(space, key),
         }
 
     def abort(

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from chalicelib.errors import UploadRejected
-from chalicelib.keys import extension, new_upload_id, parse_upload_id, upload_key
+from chalicelib.keys import extension, new_upload_id, parse_upload_id, upload_id_in, upload_key
 
 
 def test_upload_key_is_prefix_then_uuid_like_the_original_service():
@@ -64,3 +64,11 @@ def test_parse_upload_id_accepts_the_canonical_form_only():
             f"upload id {bad[:64]!r} is not valid; allowed: a UUID as returned by /put-url, "
             "like '3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b'"
         )
+
+
+def test_a_key_this_service_names_gives_back_its_upload_id_and_no_other_does():
+    upload_id = new_upload_id()
+    assert upload_id_in("put_folder/u/", upload_key("put_folder/u/", upload_id, "png")) == upload_id
+    assert upload_id_in("put_folder/u/", upload_key("put_folder/u/", upload_id)) == upload_id
+    assert upload_id_in("put_folder/v/", upload_key("put_folder/u/", upload_id)) is None
+    assert upload_id_in("put_folder/", f"put_folder/{upload_id}.tar.gz") is None
