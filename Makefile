@@ -1,56 +1,94 @@
 # The commands the README gives. `make test` is exactly what CI runs (.ci/run).
+# Dependencies are installed by purpose, from the hash-locked files in requirements/:
+# `make run` needs only the local stack and the CLI; the test, browser and lint tools
+# come in with the targets that use them.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
+LOCAL_LOCK := requirements.txt requirements/local.txt client/pyproject.toml
+DEV_LOCK   := requirements/test.txt requirements/browser.txt requirements/lint.txt
+hash = $(shell cat $(1) | cksum | cut -d' ' -f1)
+LOCAL_STAMP := $(VENV)/.local-$(call hash,$(LOCAL_LOCK))
+DEV_STAMP   := $(VENV)/.dev-$(call hash,$(LOCAL_LOCK) $(DEV_LOCK))
 
-.PHONY: install run test test-live lint package bench bench-huge fuzz clean
+.DEFAULT_GOAL := help
+.PHONY: help install install-dev run unit test lint package bench bench-huge fuzz test-live lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-* && touch $@
+## help: list the targets
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
 
-install: $(STAMP)
+$(LOCAL_STAMP): $(LOCAL_LOCK)
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --require-hashes -r requirements.txt -r requirements/local.txt
+	# The client is a package of its own (client/pyproject.toml); installed editable, its
+	# `presigned-upload` command runs this checkout. Its dependencies are in local.txt.
+	$(PIP) install --no-deps --no-build-isolation --editable ./client
+	rm -f $(VENV)/.local-* $(VENV)/.dev-* && touch $@
 
-## run: local S3 + bucket + `chalice local` on http://127.0.0.1:8000 (Ctrl-C stops all)
+$(DEV_STAMP): $(LOCAL_STAMP) $(DEV_LOCK)
+	$(PIP) install --require-hashes -r requirements/test.txt -r requirements/browser.txt \
+		-r requirements/lint.txt
+	rm -f $(VENV)/.dev-* && touch $@
+
+install: $(LOCAL_STAMP)
+install-dev: $(DEV_STAMP)
+
+## run: local S3 + bucket + `chalice local` + upload page (S3=strict: LocalStack, signatures checked)
+S3 ?= moto
 run: install
-	$(BIN)/python -m devstack $(RUN_ARGS)
+	$(BIN)/python -m devstack --s3 $(S3) $(RUN_ARGS)
+
+## unit: the fast inner loop: unit and route tests, no subprocesses
+unit: install-dev
+	$(BIN)/pytest -q tests/unit tests/functional
 
 ## lint: ruff (lint and format check) and strict mypy
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## test: lint, then unit, route, end-to-end and packaging tests
+## test: lint, then every tier (unit, route, end-to-end, browser, packaging); what CI runs
 test: lint
 	$(BIN)/pytest
 
 ## bench: benchmarks (signing, load, upload throughput), each side by side in one run
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench.signing
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.upload_throughput
 
 ## bench-huge: 6 GiB through the CLI, killed and resumed (needs S3_ENDPOINT: an S3 on disk)
-bench-huge: install
+bench-huge: install-dev
 	@test -n "$(S3_ENDPOINT)" || { echo "set S3_ENDPOINT, e.g. a local LocalStack or MinIO"; exit 2; }
 	$(BIN)/python -m bench.huge_upload --s3-endpoint $(S3_ENDPOINT)
 
 ## fuzz: a longer schemathesis run than CI's, with a random seed
-fuzz: install
-	FUZZ_MAX_EXAMPLES=300 FUZZ_SEED=random $(BIN)/pytest -ra tests/e2e/test_fuzz.py
+fuzz: install-dev
+	FUZZ_MAX_EXAMPLES=300 FUZZ_SEED=random $(BIN)/pytest -ra -p no:randomly tests/e2e/test_fuzz.py
 
-## package: the stage's CloudFormation (SAM) template and zip in build/<stage>/
+## package: the stage's CloudFormation (SAM) template and zip in build/<stage>/ (STAGE=prod)
 STAGE ?= prod
-package: install
+package: install-dev
 	$(BIN)/python -m infra.package --stage $(STAGE) build/$(STAGE)
 
-clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
-
 ## test-live: the signature tier against a strict S3 (real AWS, or LIVE_S3_ENDPOINT)
-test-live: install
+test-live: install-dev
 	@test -n "$(LIVE_S3_BUCKET)" || { echo "set LIVE_S3_BUCKET (and LIVE_S3_ENDPOINT for a local strict S3)"; exit 2; }
 	LIVE_S3_BUCKET=$(LIVE_S3_BUCKET) LIVE_S3_ENDPOINT=$(LIVE_S3_ENDPOINT) $(BIN)/pytest -ra tests/live
+
+## lock: re-resolve requirements/*.in into the hash-locked requirements/*.txt (uses uv)
+UV_VERSION := 0.13.9
+lock:
+	test -x .cache/uv/bin/uv || { $(PYTHON) -m venv .cache/uv && .cache/uv/bin/pip install --quiet uv==$(UV_VERSION); }
+	cd requirements && for f in local test browser lint; do \
+		../.cache/uv/bin/uv pip compile --quiet --generate-hashes --universal \
+			--python-version 3.11 --custom-compile-command "make lock" $$f.in -o $$f.txt || exit 1; \
+	done
+	cd requirements && ../.cache/uv/bin/uv pip compile --quiet --generate-hashes --python-platform linux \
+		--python-version 3.13 --custom-compile-command "make lock" strict-s3.in -o strict-s3.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .schemathesis

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, local_stack(args.s3_endpoint) as stack:
         path = Path(tmp) / "huge.bin"
         sparse_file(path, size)
-        command = [sys.executable, "-m", "uploader", "upload", str(path), "--api", stack.api,
+        command = [sys.executable, "-m", "presigned_upload", "upload", str(path),
+                   "--api", stack.api,
                    "--part-size", str(args.part_mib), "--state-dir", tmp, "--json",
                    "--no-progress"]  # fmt: skip
         started = time.monotonic()

@@ -1,4 +1,4 @@
-"""Upload throughput: the CLI (`python -m uploader`) against boto3's `upload_file`
+"""Upload throughput: the CLI (`presigned-upload`) against boto3's `upload_file`
 (s3transfer), the same 1 GiB file, the same local S3, the same part size and concurrency,
 alternating in one run. Prints medians and the ratio.
 
@@ -28,7 +28,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from bench.stack import LocalStack, local_stack
-from uploader.__main__ import main as cli_main
+from presigned_upload.cli import main as cli_main
 
 MiB = 1024**2
 BUCKET = "uploads-local"

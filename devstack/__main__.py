@@ -1,11 +1,13 @@
 """`make run`: a local S3 on loopback, the upload bucket, and `chalice local`, in one command.
 
-    python -m devstack [--stage local] [--host 127.0.0.1] [--s3-port 4566] [--api-port 8000]
-                       [--web-port 8001] [--no-reload] [--s3-endpoint URL]
+    python -m devstack [--stage local] [--s3 moto|strict] [--host 127.0.0.1] [--s3-port 4566]
+                       [--api-port 8000] [--web-port 8001] [--no-reload] [--s3-endpoint URL]
 
-No AWS account is needed: S3 is moto's server (or, with --s3-endpoint, an S3 of your
-own, such as LocalStack), and URLs are signed with dummy credentials that only it
-accepts. The upload page and openapi.yaml are served on --web-port. Ctrl-C (or SIGTERM)
+No AWS account is needed: S3 is moto's server (fast, checks no signature), or with
+``--s3 strict`` LocalStack's S3, which verifies signatures, expiry, signed headers and
+checksums as AWS does (devstack/strict_s3.py), or with --s3-endpoint an S3 of your own.
+URLs are signed with dummy credentials that only the local S3 accepts. The upload page and
+openapi.yaml are served on --web-port. Ctrl-C (or SIGTERM)
 stops everything.
 """
 
@@ -28,7 +30,7 @@ from typing import Any
 from chalicelib.auth import AuthConfig
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings, cors_allow_origin
-from devstack import web
+from devstack import strict_s3, web
 from devstack.cors import cors_rules
 from infra.stages import stage_environment, stage_names
 
@@ -93,6 +95,20 @@ class Child(subprocess.Popen[bytes]):
             self.wait()
 
 
+def start_s3(kind: str, host: str, port: int, env: Mapping[str, str]) -> Child:
+    """The local S3: moto's server, or the strict one (installed on first use)."""
+    if kind == "strict":
+        python = strict_s3.installed_python()
+        environ = strict_s3.environment(env, host, port, strict_s3.data_dir())
+        name, args = "the strict local S3 (LocalStack)", strict_s3.command(python)
+    else:
+        environ = dict(env)
+        name = "the local S3 (moto)"
+        args = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    # Its access log would print every signed URL; errors show as its exit status.
+    return Child(name, args, environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def create_bucket(settings: Settings, env: Mapping[str, str], origin: str) -> None:
     """Create the upload bucket with the same CORS rules as infra/bucket.yaml."""
     import boto3
@@ -148,6 +164,13 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n")[0])
     parser.add_argument("--stage", default="local", choices=LOCAL_STAGES, help="chalice stage")
+    parser.add_argument(
+        "--s3",
+        default="moto",
+        choices=("moto", "strict"),
+        help="the local S3: moto (default; checks no signature) or strict (LocalStack's S3, "
+        "which refuses what AWS refuses; needs Python 3.13, installed on first use)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--s3-port", type=int, default=4566, help="port of the local S3")
     parser.add_argument("--api-port", type=int, default=8000, help="port of `chalice local`")
@@ -182,16 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[Child] = []
     try:
         if args.s3_endpoint is None:
-            s3 = Child(
-                "the local S3 (moto)",
-                [sys.executable, "-m", "moto.server", "-H", args.host, "-p", str(args.s3_port)],
-                env,
-                # Its access log would print every signed URL; errors show as its exit status.
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            s3 = start_s3(args.s3, args.host, args.s3_port, env)
             procs.append(s3)
-            wait_for_port(args.host, args.s3_port, s3, timeout=30)
+            wait_for_port(args.host, args.s3_port, s3, timeout=30 if args.s3 == "moto" else 120)
         create_bucket(settings, env, origin)
 
         api = Child(
@@ -230,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("devstack: stopping", file=sys.stderr)
         return 0
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # strict_s3.StrictS3Unavailable among them
         print(f"devstack: error: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -1,4 +1,4 @@
-"""The uploader CLI against the local stack: real processes, real bytes, real Ctrl-C."""
+"""The client CLI against the local stack: real processes, real bytes, real Ctrl-C."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from presigned_upload.cli import main
 from tests.stack import PROJECT, local_s3
-from uploader.__main__ import main
 
 pytestmark = pytest.mark.e2e
 MiB = 1024**2
@@ -24,7 +24,7 @@ BUCKET = "uploads-local"
 
 def cli(stack, tmp_path, *args: str, **popen) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "uploader", "upload", *args, "--api", stack.api,
+        [sys.executable, "-m", "presigned_upload", "upload", *args, "--api", stack.api,
          "--state-dir", str(tmp_path / "state"), "--json", "--no-progress"],
         cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # Ctrl-C must raise KeyboardInterrupt even if this test run ignores SIGINT.
@@ -97,7 +97,7 @@ def test_ctrl_c_leaves_the_upload_resumable_and_resume_finishes_it(stack, tmp_pa
     upload_id = interrupt_after_parts(stack, proc, 3)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
-    assert f"resume with: python -m uploader upload {big} --api {stack.api} --resume" in err
+    assert f"resume with: presigned-upload upload {big} --api {stack.api} --resume" in err
     assert out == ""
 
     code, result, err = run(stack, tmp_path, *args, "--resume")

@@ -10,7 +10,7 @@ import pytest
 import requests
 from botocore.credentials import Credentials
 
-from uploader.iam import SigV4Auth, region_of
+from presigned_upload.iam import SigV4Auth, region_of
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The uploader's pure parts: part arithmetic, retries, file regions and resume state."""
+"""The client's pure parts: part arithmetic, retries, file regions and resume state."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from uploader.parts import Part, part_size, plan
-from uploader.state import ResumeState, StateStore
-from uploader.transfer import FileRegion, Retryable, TransferError, with_retries
+from presigned_upload.parts import Part, part_size, plan
+from presigned_upload.state import ResumeState, StateStore
+from presigned_upload.transfer import FileRegion, Retryable, TransferError, with_retries
 
 MiB = 1024**2
 GiB = 1024**3

@@ -1,6 +1,6 @@
 """Upload a file through the presigned-upload API, straight to S3.
 
-    python -m uploader upload FILE [--api URL] [--token TOKEN] [--resume] [--json] ...
+    presigned-upload upload FILE [--api URL] [--token TOKEN] [--resume] [--json] ...
 
 Files up to --threshold go in one presigned PUT; larger ones in parallel parts
 (multipart), each retried with backoff. Ctrl-C leaves a multipart upload resumable
@@ -22,11 +22,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
-from uploader.api import Api, ApiError
-from uploader.iam import SigV4Auth, region_of
-from uploader.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD
-from uploader.state import StateStore
-from uploader.transfer import Interrupted, Options, TransferError, Uploader
+from presigned_upload.api import Api, ApiError
+from presigned_upload.iam import SigV4Auth, region_of
+from presigned_upload.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD
+from presigned_upload.state import StateStore
+from presigned_upload.transfer import Interrupted, Options, TransferError, Uploader
 
 MiB = 1024**2
 
@@ -41,7 +41,7 @@ def session(concurrency: int) -> requests.Session:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m uploader", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="presigned-upload", description=__doc__.split("\n")[0])
     commands = p.add_subparsers(dest="command", required=True)
     up = commands.add_parser("upload", help="upload one file")
     up.add_argument("file", type=Path)
@@ -138,15 +138,16 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
         except ValueError as exc:
             print(f"upload: error: {exc}", file=sys.stderr)
             return 1
-    uploader = Uploader(Api(args.api, http, args.token, auth=auth), http, options,
-                        StateStore(args.state_dir), progress)  # fmt: skip
+    uploader = Uploader(Api(args.api, http, args.token, auth=auth), session=http,
+                        options=options, store=StateStore(args.state_dir),
+                        progress=progress)  # fmt: skip
     started = time.monotonic()
     try:
         result = uploader.upload(args.file, resume=args.resume)
     except Interrupted as exc:
         bar.close()
         hint = (
-            f"resume with: python -m uploader upload {args.file} --api {args.api} --resume"
+            f"resume with: presigned-upload upload {args.file} --api {args.api} --resume"
             if exc.resumable
             else "the multipart upload was aborted"
         )
@@ -172,5 +173,10 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
     return 0
 
 
-if __name__ == "__main__":
+def main_exit() -> None:
+    """The `presigned-upload` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    main_exit()

@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 
 import requests
 
-from chalicelib.multipart import MAX_BATCH
-from uploader.api import Api, ApiError
-from uploader.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD, Part, part_size, plan
-from uploader.state import ResumeState, StateStore
+from presigned_upload.api import Api, ApiError
+from presigned_upload.limits import MAX_BATCH
+from presigned_upload.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD, Part, part_size, plan
+from presigned_upload.state import ResumeState, StateStore
 
 T = TypeVar("T")
 READ_BLOCK = 1024 * 1024
@@ -149,17 +149,27 @@ class Uploader:
 
     def __init__(
         self,
-        api: Api,
-        session: requests.Session,
-        options: Options,
-        store: StateStore,
+        api: Api | str,
+        *,
+        token: str | None = None,
+        session: requests.Session | None = None,
+        options: Options | None = None,
+        store: StateStore | None = None,
         progress: Callable[[int], None] = lambda n: None,
     ) -> None:
-        self._api, self._session, self._options, self._store = api, session, options, store
+        """``api`` is the API's base URL (``token`` is then its Authorization header), or
+        an :class:`Api`. ``session`` is shared by the API calls and the uploads to S3."""
+        self._session = session or (api.session if isinstance(api, Api) else requests.Session())
+        self._api = api if isinstance(api, Api) else Api(api, self._session, token)
+        self._options = options or Options()
+        self._store = store or StateStore()
         self._progress = progress
         self._stop = threading.Event()
 
-    def upload(self, path: Path, resume: bool = False) -> dict[str, Any]:
+    def upload(self, path: Path | str, resume: bool = False) -> dict[str, Any]:
+        """Upload one file; ``resume`` continues its interrupted multipart upload. The
+        result: ``{mode, UUID, key, size, etag, parts[, resumed_parts]}``."""
+        path = Path(path)
         size = path.stat().st_size
         fd = os.open(path, os.O_RDONLY)
         try:

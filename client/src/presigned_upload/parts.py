@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.multipart import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB
-from chalicelib.settings import MAX_OBJECT_BYTES
+from presigned_upload.limits import MAX_OBJECT_BYTES, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB
 
 DEFAULT_PART_SIZE = 8 * MiB
 DEFAULT_THRESHOLD = 64 * MiB

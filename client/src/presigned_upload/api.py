@@ -1,4 +1,4 @@
-"""The service's HTTP API, as the uploader uses it. The requests session is injected."""
+"""The service's HTTP API, as the client uses it. The requests session is injected."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ class Api:
         self._session = session or requests.Session()
         self._headers = {"Authorization": token} if token else {}
         self._timeout = timeout
-        self._auth = auth  # e.g. uploader.iam.SigV4Auth, for stages with AUTH_MODE=iam
+        self._auth = auth  # e.g. presigned_upload.iam.SigV4Auth, for stages with AUTH_MODE=iam
+
+    @property
+    def session(self) -> requests.Session:
+        return self._session
 
     @property
     def base_url(self) -> str:

@@ -1,1 +1,0 @@
-"""The command-line uploader: `python -m uploader upload FILE --api URL`. Never deployed."""
