@@ -1,7 +1,9 @@
 """HTTP routes only: parse the request, call one service, return a dict.
 
-Services are built lazily, once per container (``services()``), and domain errors are
-mapped to HTTP statuses in one place (``_http_errors``). Three settings are read at
+Every view is registered with ``@route``, which hands it a :class:`Call`: the services
+(built lazily, once per container), the caller's key space, and the request's input. It
+also maps domain errors to HTTP statuses, along the class hierarchy, in one place. The
+Companion/Uppy wire format is chalicelib/companion.py's. Three settings are read at
 import: the CORS origin and the authorizer (``AUTH_MODE``), because ``chalice package``
 writes them into API Gateway, and ``LOG_LEVEL``, for the request log's middleware.
 """
@@ -12,6 +14,7 @@ import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +33,7 @@ from chalice.app import (
     UnauthorizedError,
 )
 
+from chalicelib import companion
 from chalicelib.auth import AuthConfig, key_space, principal
 from chalicelib.errors import (
     ConfigError,
@@ -42,7 +46,7 @@ from chalicelib.errors import (
     UploadRejected,
 )
 from chalicelib.logs import RequestLog, log_level, request_record
-from chalicelib.multipart import Multipart, parse_create, parse_params_query
+from chalicelib.multipart import Multipart
 from chalicelib.presign import Presigner
 from chalicelib.rules import (
     POST_PARAMETERS,
@@ -122,8 +126,17 @@ class ServiceUnavailableError(ChaliceViewError):
     STATUS_CODE = 503
 
 
+class ServiceFailure(ChaliceViewError):
+    """A domain error with no more specific mapping; its message says what failed."""
+
+    STATUS_CODE = 500
+
+
 # Domain error -> Chalice error (Chalice renders {"Code": <class name>, "Message": ...}).
-_HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
+# Looked up along the error's class hierarchy, so a new subclass inherits its parent's
+# status; ServiceError itself is the catch-all, named, never an opaque 500.
+HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
+    ServiceError: ServiceFailure,
     ConfigError: ConfigurationError,
     UploadRejected: BadRequestError,
     Unauthenticated: UnauthorizedError,
@@ -134,21 +147,12 @@ _HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
 }
 
 
-class _HttpErrors:
-    """``with _http_errors():`` raises a domain error as its HTTP error. A class rather than
-    a @contextmanager: it runs on every request, and costs a tenth as much."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        if isinstance(exc, ServiceError):
-            raise _HTTP_ERRORS[type(exc)](str(exc)) from exc
-
-
-_http_errors = _HttpErrors
+def http_error(exc: ServiceError) -> ChaliceViewError:
+    """The HTTP error for a domain error: the nearest mapped class in its MRO."""
+    for kind in type(exc).__mro__:
+        if kind in HTTP_ERRORS:
+            return HTTP_ERRORS[kind](str(exc))
+    raise AssertionError("unreachable: ServiceError is mapped")  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -176,131 +180,142 @@ def services() -> Services:
     )
 
 
-def _query() -> dict[str, list[str]]:
-    params = app.current_request.query_params if app.current_request else None
-    return {name: params.getlist(name) for name in params} if params else {}
+@dataclass(frozen=True)
+class Call:
+    """What a view works with: the services, the caller's own key prefix, the request."""
+
+    svc: Services
+    space: str
+    request: Request
+
+    @property
+    def settings(self) -> Settings:
+        return self.svc.settings
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """Every query parameter with all its values (repeats are refused by parsers)."""
+        params = self.request.query_params
+        return {name: params.getlist(name) for name in params} if params else {}
+
+    @property
+    def body(self) -> Any:
+        """The JSON body, or None when there is none (Chalice answers malformed JSON with
+        a 400 itself)."""
+        return self.request.json_body
 
 
-def _json_body() -> Any:
-    """The request's JSON body, or None when it has none (Chalice answers malformed JSON
-    with a 400 itself)."""
-    return app.current_request.json_body if app.current_request else None
+def route(path: str, method: str = "GET") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a view for ``method path``, with the stage's CORS and authorizer.
+
+    The view gets a :class:`Call` and the path's parameters. The caller's space is
+    resolved before the view runs: with auth on and no caller, every route is a 401
+    before any input is looked at. Domain errors become HTTP errors (:func:`http_error`).
+    """
+
+    def register(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def handler(**path_params: str) -> Any:
+            request = app.current_request
+            assert request is not None  # Chalice sets it before calling a view
+            try:
+                svc = services()
+                space = key_space(svc.settings.prefix, AUTH, request.context)
+                return view(Call(svc, space, request), **path_params)
+            except ServiceError as exc:
+                raise http_error(exc) from exc
+
+        app.route(path, methods=[method], cors=CORS, authorizer=AUTHORIZER)(handler)
+        return view
+
+    return register
 
 
-def _space(settings: Settings) -> str:
-    """The caller's own key prefix; Unauthenticated (401) if auth is on and no one is."""
-    context = app.current_request.context if app.current_request else {}
-    return key_space(settings.prefix, AUTH, context)
-
-
-@app.route("/put-url", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
-def put_url() -> dict[str, Any]:
+@route("/put-url")
+def put_url(call: Call) -> dict[str, Any]:
     """A presigned PUT URL for a new upload: PUT the bytes with exactly `headers`."""
-    with _http_errors():
-        svc = services()
-        space = _space(svc.settings)
-        request = parse_request(_query(), svc.settings, PUT_PARAMETERS)
-        return svc.presigner.put_ticket(space, request).to_response()
+    request = parse_request(call.query, call.settings, PUT_PARAMETERS)
+    return call.svc.presigner.put_ticket(call.space, request).to_response()
 
 
-@app.route("/post-url", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
-def post_url() -> dict[str, Any]:
+@route("/post-url")
+def post_url(call: Call) -> dict[str, Any]:
     """A presigned POST policy (browser form) for one file of at most `max_bytes`."""
-    with _http_errors():
-        svc = services()
-        space = _space(svc.settings)
-        check_form_upload_allowed(svc.settings)
-        request = parse_request(_query(), svc.settings, POST_PARAMETERS)
-        return svc.presigner.post_ticket(space, request).to_response()
+    check_form_upload_allowed(call.settings)
+    request = parse_request(call.query, call.settings, POST_PARAMETERS)
+    return call.svc.presigner.post_ticket(call.space, request).to_response()
 
 
-@app.route("/uploads/{upload_id}", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
-def upload_status(upload_id: str) -> dict[str, Any]:
+@route("/uploads/{upload_id}")
+def upload_status(call: Call, upload_id: str) -> dict[str, Any]:
     """`uploaded` with the object's size, type, ETag and time, or `pending`."""
-    with _http_errors():
-        svc = services()
-        space = _space(svc.settings)
-        expect_no_parameters(_query())
-        return svc.status.status(space, upload_id)
+    expect_no_parameters(call.query)
+    return call.svc.status.status(call.space, upload_id)
 
 
-@app.route("/uploads/{upload_id}/download-url", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
-def download_url(upload_id: str) -> dict[str, Any]:
+@route("/uploads/{upload_id}/download-url")
+def download_url(call: Call, upload_id: str) -> dict[str, Any]:
     """A short-lived GET URL for one of the caller's own stored uploads (else 404)."""
-    with _http_errors():
-        svc = services()
-        space = _space(svc.settings)
-        expect_no_parameters(_query())
-        upload = svc.status.stored(space, upload_id)
-        return svc.presigner.download_ticket(
-            upload.upload_id, upload.key, upload.filename
-        ).to_response()
+    expect_no_parameters(call.query)
+    upload = call.svc.status.stored(call.space, upload_id)
+    ticket = call.svc.presigner.download_ticket(upload.upload_id, upload.key, upload.filename)
+    return ticket.to_response()
 
 
 # Multipart uploads, in the routes and shapes of Uppy's Companion, so that
-# `new AwsS3({companionEndpoint: API_BASE})` works unmodified (see chalicelib/multipart.py).
+# `new AwsS3({endpoint: API_BASE})` works unmodified (chalicelib/companion.py).
 
 
-@app.route("/s3/params", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
-def companion_params() -> dict[str, Any]:
+@route("/s3/params")
+def companion_params(call: Call) -> dict[str, Any]:
     """A POST policy for one file (Uppy uploads single files as a form POST)."""
-    with _http_errors():
-        svc = services()
-        space = _space(svc.settings)
-        check_form_upload_allowed(svc.settings)
-        request = parse_params_query(_query(), svc.settings)
-        return svc.presigner.post_ticket(space, request).to_companion_response()
+    check_form_upload_allowed(call.settings)
+    request = companion.parse_params_query(call.query, call.settings)
+    return companion.params_answer(call.svc.presigner.post_ticket(call.space, request))
 
 
-@app.route("/s3/multipart", methods=["POST"], cors=CORS, authorizer=AUTHORIZER)
-def multipart_create() -> dict[str, Any]:
+@route("/s3/multipart", "POST")
+def multipart_create(call: Call) -> dict[str, Any]:
     """Start a multipart upload: ``{key, uploadId, UUID, ...}``."""
-    with _http_errors():
-        svc = services()
-        space = _space(svc.settings)
-        expect_no_parameters(_query())
-        return svc.multipart.create(space, parse_create(_json_body(), svc.settings))
+    expect_no_parameters(call.query)
+    request = companion.parse_create(call.body, call.settings)
+    return companion.created_answer(call.svc.multipart.create(call.space, request))
 
 
-@app.route("/s3/multipart/{upload_id}", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
-def multipart_parts(upload_id: str) -> list[dict[str, Any]]:
+@route("/s3/multipart/{upload_id}")
+def multipart_parts(call: Call, upload_id: str) -> list[dict[str, Any]]:
     """The parts S3 already holds: ``[{PartNumber, ETag, Size}]`` (to resume)."""
-    with _http_errors():
-        svc = services()
-        return svc.multipart.list_parts(_space(svc.settings), upload_id, _query())
+    upload = companion.parse_ref(call.space, upload_id, call.query)
+    return companion.parts_answer(call.svc.multipart.list_parts(upload))
 
 
-@app.route("/s3/multipart/{upload_id}", methods=["DELETE"], cors=CORS, authorizer=AUTHORIZER)
-def multipart_abort(upload_id: str) -> dict[str, Any]:
-    """Abort the upload and delete its parts."""
-    with _http_errors():
-        svc = services()
-        return svc.multipart.abort(_space(svc.settings), upload_id, _query())
+@route("/s3/multipart/{upload_id}", "DELETE")
+def multipart_abort(call: Call, upload_id: str) -> dict[str, Any]:
+    """Abort the upload and delete its parts; ``{}``, as Companion answers."""
+    call.svc.multipart.abort(companion.parse_ref(call.space, upload_id, call.query))
+    return {}
 
 
-@app.route("/s3/multipart/{upload_id}/batch", methods=["GET"], cors=CORS, authorizer=AUTHORIZER)
-def multipart_batch(upload_id: str) -> dict[str, Any]:
+@route("/s3/multipart/{upload_id}/batch")
+def multipart_batch(call: Call, upload_id: str) -> dict[str, Any]:
     """Presigned URLs for several parts: ``{presignedUrls: {"1": url, ...}}``."""
-    with _http_errors():
-        svc = services()
-        return svc.multipart.batch_urls(_space(svc.settings), upload_id, _query())
+    upload = companion.parse_ref(call.space, upload_id, call.query, ("partNumbers",))
+    numbers = companion.parse_batch_numbers(call.query, call.settings)
+    return companion.batch_answer(call.svc.multipart.batch_urls(upload, numbers))
 
 
-@app.route("/s3/multipart/{upload_id}/complete", methods=["POST"], cors=CORS, authorizer=AUTHORIZER)
-def multipart_complete(upload_id: str) -> dict[str, Any]:
+@route("/s3/multipart/{upload_id}/complete", "POST")
+def multipart_complete(call: Call, upload_id: str) -> dict[str, Any]:
     """Assemble the parts: ``{location, key, bucket, ...}``."""
-    with _http_errors():
-        svc = services()
-        space = _space(svc.settings)
-        return svc.multipart.complete(space, upload_id, _query(), _json_body())
+    upload = companion.parse_ref(call.space, upload_id, call.query)
+    parts = companion.parse_complete(call.body)
+    return companion.completed_answer(call.svc.multipart.complete(call.space, upload, parts))
 
 
-@app.route(
-    "/s3/multipart/{upload_id}/{part_number}", methods=["GET"], cors=CORS, authorizer=AUTHORIZER
-)
-def multipart_part(upload_id: str, part_number: str) -> dict[str, Any]:
+@route("/s3/multipart/{upload_id}/{part_number}")
+def multipart_part(call: Call, upload_id: str, part_number: str) -> dict[str, Any]:
     """A presigned URL for one part: ``{url, expires, headers}``."""
-    with _http_errors():
-        svc = services()
-        space = _space(svc.settings)
-        return svc.multipart.part_url(space, upload_id, part_number, _query())
+    upload = companion.parse_ref(call.space, upload_id, call.query, ("md5",))
+    number = companion.parse_part_number(part_number, call.settings)
+    md5 = companion.parse_part_md5(call.query)
+    return companion.part_answer(call.svc.multipart.part_ticket(upload, number, md5))

@@ -67,18 +67,6 @@ class PostTicket:
     filename: str | None = None
     expires_in_capped: bool = False
 
-    def to_companion_response(self) -> dict[str, Any]:
-        """The JSON body of ``GET /s3/params``, the shape Uppy's AwsS3 plugin reads."""
-        return {
-            "method": "POST",
-            "url": self.url,
-            "fields": dict(self.fields),
-            "expires": self.expires_in,
-            "headers": {},
-            "UUID": self.upload_id,
-            "key": self.key,
-        }
-
     def to_response(self) -> dict[str, Any]:
         """The JSON body of ``GET /post-url``."""
         return {

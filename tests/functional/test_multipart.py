@@ -17,6 +17,7 @@ import pytest
 import requests
 from botocore.stub import Stubber
 
+from chalicelib.multipart import UploadRef
 from tests.functional.conftest import BUCKET, app_module
 from tests.support import query
 
@@ -380,8 +381,8 @@ def test_list_parts_reads_every_page(s3, monkeypatch):
         {**common, "PartNumberMarker": 1},
     )  # fmt: skip
     with stub:
-        listed = svc.multipart.list_parts("put_folder/", "u1", {"key": [key]})
-    assert [p["PartNumber"] for p in listed] == [1, 2]
+        listed = svc.multipart.list_parts(UploadRef(key, "u1"))
+    assert [p.number for p in listed] == [1, 2]
     stub.assert_no_pending_responses()
 
 

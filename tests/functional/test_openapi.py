@@ -11,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from chalicelib.multipart import CREATE_FIELDS
+from chalicelib.companion import CREATE_FIELDS
 from chalicelib.rules import POST_PARAMETERS, PUT_PARAMETERS
 from tests.functional.conftest import app_module
 from tests.support import PROJECT

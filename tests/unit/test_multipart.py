@@ -7,16 +7,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib.errors import UploadRejected
-from chalicelib.multipart import (
-    MAX_PARTS,
-    MIN_PART_SIZE,
-    max_part_count,
+from chalicelib.companion import (
     owned_key,
     parse_complete,
     parse_multipart_id,
     parse_part_numbers,
 )
+from chalicelib.errors import UploadRejected
+from chalicelib.multipart import MAX_PARTS, MIN_PART_SIZE, CompletedPart, max_part_count
 from chalicelib.presign import Presigner
 from chalicelib.settings import Settings
 from chalicelib.signing import SigV4Backend
@@ -84,10 +82,7 @@ def test_a_batch_lists_1_to_100_part_numbers(raw):
 
 def test_a_complete_body_keeps_exactly_number_and_etag():
     body = {"parts": [{"PartNumber": 1, "ETag": '"a"', "Size": 5}, {"PartNumber": 3, "ETag": "b"}]}
-    assert parse_complete(body) == [
-        {"PartNumber": 1, "ETag": '"a"'},
-        {"PartNumber": 3, "ETag": "b"},
-    ]
+    assert parse_complete(body) == [CompletedPart(1, '"a"'), CompletedPart(3, "b")]
 
 
 @pytest.mark.parametrize(
