@@ -42,7 +42,7 @@ run: install
 
 ## unit: the fast inner loop: unit and route tests, no subprocesses
 unit: install-dev
-	$(BIN)/pytest -q tests/unit tests/functional
+	HYPOTHESIS_PROFILE=dev $(BIN)/pytest -q -m "not slow" tests/unit tests/functional
 
 ## lint: ruff (lint and format check) and strict mypy
 lint: install-dev

@@ -11,6 +11,7 @@ from chalicelib.errors import ServiceError, StorageUnavailable
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_s3 import S3Client
 
 
@@ -47,7 +48,19 @@ def object_params(headers: Mapping[str, str]) -> dict[str, Any]:
 
 
 def make_s3_client(settings: Settings, read_timeout: int = READ_TIMEOUT) -> S3Client:
-    """An S3 client that signs the way browsers and curl need.
+    """The service's S3 client (see :func:`client_config` for how it is configured)."""
+    import boto3
+
+    return boto3.session.Session().client(
+        "s3",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        config=client_config(settings, read_timeout),
+    )
+
+
+def client_config(settings: Settings, read_timeout: int = READ_TIMEOUT) -> Config:
+    """How the S3 client signs and waits, so that its URLs work from browsers and curl.
 
     - ``signature_version="s3v4"``: without it botocore still presigns legacy SigV2 URLs
       in some regions, which S3 rejects for newer regions and KMS-encrypted buckets.
@@ -61,10 +74,9 @@ def make_s3_client(settings: Settings, read_timeout: int = READ_TIMEOUT) -> S3Cl
     - path-style addressing for a custom endpoint (a local S3 on loopback), because
       ``<bucket>.127.0.0.1`` does not resolve.
     """
-    import boto3
     from botocore.config import Config
 
-    config = Config(
+    return Config(
         signature_version="s3v4",
         region_name=settings.region,
         s3={
@@ -74,14 +86,13 @@ def make_s3_client(settings: Settings, read_timeout: int = READ_TIMEOUT) -> S3Cl
         # Presigning needs no network; these bound the routes that later do call S3.
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=read_timeout,
-        # One slow call is already most of the budget: do not repeat it.
+        # total_max_attempts counts the first attempt; botocore's max_attempts counts only
+        # the retries (max_attempts=2 is three attempts). One slow call is already most of
+        # the budget: do not repeat it.
         retries={
-            "max_attempts": ATTEMPTS if read_timeout <= READ_TIMEOUT else 1,
+            "total_max_attempts": ATTEMPTS if read_timeout <= READ_TIMEOUT else 1,
             "mode": "standard",
         },
-    )
-    return boto3.session.Session().client(
-        "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
     )
 
 

@@ -31,7 +31,10 @@ MAX_OBJECT_BYTES = 5 * 1024**4
 _BUCKET = re.compile(r"(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+\Z)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # S3's "safe characters" for keys, and '/' as the separator; no empty or dot segments.
 _PREFIX = re.compile(r"(?:[A-Za-z0-9!_.*'()-]+/)+")
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
+# Every region botocore knows (its partitions' patterns: us-east-1, cn-north-1,
+# us-gov-west-1, us-isob-east-1, eusc-de-east-1, ...); tests/unit/test_signing.py checks.
+_REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]+)+-\d+")
+SIGNING_BACKENDS = ("auto", "sigv4", "botocore")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?")
 # A media type (RFC 6838 names) or a wildcard over its subtype: image/png, image/*, */*.
 _TYPE_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
@@ -53,6 +56,9 @@ class Settings:
     max_bytes: int | None = None
     require_md5: bool = False
     no_overwrite: bool = False
+    # auto: the own SigV4 signer where it builds the endpoint exactly as botocore would,
+    # else botocore (chalicelib/signing.py); sigv4 / botocore: that one, always.
+    signing_backend: str = "auto"
 
     @property
     def size_limit(self) -> int:
@@ -80,6 +86,7 @@ class Settings:
             max_bytes=_optional_int(environ, "UPLOAD_MAX_BYTES", 1, MAX_OBJECT_BYTES),
             require_md5=_flag(environ, "UPLOAD_REQUIRE_MD5"),
             no_overwrite=_flag(environ, "UPLOAD_NO_OVERWRITE"),
+            signing_backend=_choice(environ, "SIGNING_BACKEND", SIGNING_BACKENDS),
         )
 
 
@@ -153,6 +160,13 @@ def _allowed_types(environ: Mapping[str, str]) -> tuple[str, ...]:
             "of media types or subtype wildcards, like 'image/*, application/pdf'"
         )
     return patterns
+
+
+def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    value = environ.get(name, "").strip().lower() or allowed[0]
+    if value not in allowed:
+        raise ConfigError(f"{name}={environ[name]!r} is invalid; allowed: {', '.join(allowed)}")
+    return value
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:

@@ -13,14 +13,23 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.credentials import CredentialSource, remaining_seconds
-from chalicelib.errors import SigningUnavailable
+from chalicelib.errors import ConfigError, SigningUnavailable
 from chalicelib.s3 import object_params
 from chalicelib.settings import Settings
-from chalicelib.sigv4 import AMZ_DATE, ISO8601, Credentials, Endpoint, Signed, Signer
+from chalicelib.sigv4 import (
+    AMZ_DATE,
+    ISO8601,
+    Credentials,
+    Endpoint,
+    Signed,
+    Signer,
+    dns_suffix,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -159,9 +168,63 @@ class BotocoreBackend:
                       dict(post["fields"]))  # fmt: skip
 
 
+# Settings that make botocore address S3 differently from the endpoint this module's
+# signer builds: FIPS and dual-stack endpoints, Transfer Acceleration, an endpoint for
+# every service. Where any is on, botocore signs, so that the issued URLs go where the
+# service's own S3 calls go.
+_ENDPOINT_VARIABLES = ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
+_CONFIG_FILE_SETTINGS = (
+    "use_fips_endpoint",
+    "use_dualstack_endpoint",
+    "use_accelerate_endpoint",
+    "endpoint_url",
+)
+
+
+def botocore_reason(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """Why botocore, not the own signer, must sign for these settings; None if it need not.
+
+    A custom endpoint (AWS_ENDPOINT_URL_S3) is addressed path-style by both. Otherwise
+    the own signer builds only the ``aws``, ``aws-cn`` and ``aws-us-gov`` partitions'
+    regional virtual-hosted endpoints, and only when nothing asks botocore for another
+    one: the environment variables above, a global AWS_ENDPOINT_URL, or the same settings
+    in the shared config file (which Lambda does not have).
+    """
+    if settings.signing_backend == "botocore":
+        return "SIGNING_BACKEND=botocore"
+    if settings.endpoint_url:
+        return None
+    if dns_suffix(settings.region) is None:
+        return f"region {settings.region} is outside the aws, aws-cn and aws-us-gov partitions"
+    for name in _ENDPOINT_VARIABLES:
+        if environ.get(name, "").strip().lower() == "true":
+            return f"{name}=true"
+    ignore = environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true"
+    if environ.get("AWS_ENDPOINT_URL") and not ignore:
+        return "AWS_ENDPOINT_URL is set"
+    config = Path(environ.get("AWS_CONFIG_FILE") or Path.home() / ".aws" / "config")
+    try:
+        text = config.read_text(errors="replace") if config.is_file() else ""
+    except OSError:
+        text = ""
+    found = [name for name in _CONFIG_FILE_SETTINGS if name in text]
+    return f"{config} sets {found[0]}" if found else None
+
+
 def backend_for(
     settings: Settings, environ: Mapping[str, str], client: Callable[[], S3Client]
 ) -> SigningBackend:
-    """This module's own signer where it knows the endpoint, else botocore's (``client``
-    is then built on first use)."""
-    return SigV4Backend.for_settings(settings, environ) or BotocoreBackend(client, settings.bucket)
+    """This module's own signer where it builds the endpoint exactly as botocore would,
+    else botocore's (``client`` is then built on first use). SIGNING_BACKEND forces one."""
+    reason = botocore_reason(settings, environ)
+    own = SigV4Backend.for_settings(settings, environ)
+    if settings.signing_backend == "sigv4":
+        if own is None:
+            raise ConfigError(
+                f"SIGNING_BACKEND=sigv4, but the own signer cannot address region "
+                f"{settings.region!r}; allowed: auto or botocore for it"
+            )
+        return own
+    if reason is None and own is not None:
+        return own
+    return BotocoreBackend(client, settings.bucket)

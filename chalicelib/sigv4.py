@@ -29,9 +29,24 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 AMZ_DATE = "%Y%m%dT%H%M%SZ"
 ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
-# Partitions whose S3 endpoints this module builds itself; any other region is signed by
-# botocore, whose endpoint rules know them (ISO partitions, for instance).
-_DNS_SUFFIX = {"": "amazonaws.com", "us-gov-": "amazonaws.com", "cn-": "amazonaws.com.cn"}
+# The partitions whose S3 endpoints this module builds itself, by botocore's own region
+# patterns (botocore/data/partitions.json), and their DNS suffixes. Any other region
+# (aws-eusc, the ISO partitions, one added later) is signed by botocore, whose endpoint
+# rules know it; tests/unit/test_signing.py checks these against botocore's data.
+PARTITIONS = (
+    ("aws", re.compile(r"(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+"), "amazonaws.com"),
+    ("aws-cn", re.compile(r"cn-\w+-\d+"), "amazonaws.com.cn"),
+    ("aws-us-gov", re.compile(r"us-gov-\w+-\d+"), "amazonaws.com"),
+)
+
+
+def dns_suffix(region: str) -> str | None:
+    """The DNS suffix of S3's endpoints in ``region``, if its partition is one this
+    module builds endpoints for; None for any other."""
+    for _name, pattern, suffix in PARTITIONS:
+        if pattern.fullmatch(region):
+            return suffix
+    return None
 
 
 @dataclass(frozen=True)
@@ -67,12 +82,10 @@ class Endpoint:
             if parts.port is not None and parts.port != default:
                 host = f"{host}:{parts.port}"
             return cls(parts.scheme, parts.netloc, host, True, bucket)
-        prefix = next(
-            (p for p in sorted(_DNS_SUFFIX, key=len, reverse=True) if region.startswith(p)), ""
-        )
-        if region.startswith(("us-iso", "eu-iso")):
+        suffix = dns_suffix(region)
+        if suffix is None:
             return None
-        service_host = f"s3.{region}.{_DNS_SUFFIX[prefix]}"
+        service_host = f"s3.{region}.{suffix}"
         if "." in bucket:  # virtual hosting would break TLS: botocore falls back to paths
             return cls("https", service_host, service_host, True, bucket)
         host = f"{bucket}.{service_host}"

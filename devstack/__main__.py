@@ -151,7 +151,7 @@ def ready_message(
     else:
         lines.append(
             f"devstack: AUTH_MODE={auth.mode}, but `chalice local` verifies no token: it "
-            "reads the claims of any JWT in the Authorization header (see README)."
+            "reads the claims of any JWT in the Authorization header (see docs/authorization.md)."
         )
     lines.append("Ctrl-C stops everything.\n")
     return "\n".join(lines)
@@ -250,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devstack: error: {exc}", file=sys.stderr)
         return 1
     finally:
+        # A second Ctrl-C (or a SIGTERM after the first) must not cut the shutdown short
+        # and leave a child running: its own session would keep it alive.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for proc in reversed(procs):
             proc.stop()
 

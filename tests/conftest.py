@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.stack import Stack, start_stack, stop_stack
+
+# `make unit` (the inner loop) tries fewer examples per property than `make test` (CI).
+settings.register_profile("dev", max_examples=15)
+settings.register_profile("ci", max_examples=100)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="module")
@@ -19,5 +26,22 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def cognito_stack() -> Iterator[Stack]:
     stack = start_stack("local-cognito")
+    yield stack
+    stop_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def strict_stack() -> Iterator[Stack]:
+    """The `local` stack on the strict S3 (`make run S3=strict`). It needs Python 3.13;
+    without it the tests skip, except where REQUIRE_STRICT_S3=1 (CI) makes that a failure."""
+    from devstack.strict_s3 import StrictS3Unavailable, find_python
+
+    try:
+        find_python()
+    except StrictS3Unavailable as exc:
+        if os.environ.get("REQUIRE_STRICT_S3") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    stack = start_stack("local", s3="strict")
     yield stack
     stop_stack(stack)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,24 +25,39 @@ class Stack:
     s3: str
     page: str
     output: list[str] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def text(self) -> str:
         return "".join(self.output)
 
+    def read(self, stream: Iterable[str]) -> None:
+        """Collect the launcher's output (on a thread), waking whoever waits for a line."""
+        for line in stream:
+            with self._changed:
+                self.output.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """Whether ``text`` appears in the output within ``timeout`` seconds (or the
+        launcher exits without it): woken by each new line, not by polling."""
+        with self._changed:
+            return (
+                self._changed.wait_for(
+                    lambda: text in self.text() or self.proc.poll() is not None, timeout
+                )
+                and text in self.text()
+            )
+
 
 def _wait_ready(stack: Stack, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "devstack: ready" in stack.text():
-            return
-        if stack.proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    stack.proc.kill()
-    pytest.fail(f"devstack did not become ready:\n{stack.text()}")
+    if not stack.wait_for("devstack: ready", timeout):
+        stack.proc.kill()
+        pytest.fail(f"devstack did not become ready:\n{stack.text()}")
 
 
-def start_stack(stage: str) -> Stack:
+def start_stack(stage: str, s3: str = "moto") -> Stack:
     s3_port, api_port, web_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen(
         [
@@ -51,6 +66,8 @@ def start_stack(stage: str) -> Stack:
             "devstack",
             "--stage",
             stage,
+            "--s3",
+            s3,
             "--s3-port",
             str(s3_port),
             "--api-port",
@@ -73,9 +90,10 @@ def start_stack(stage: str) -> Stack:
     )
     out = proc.stdout
     assert out is not None
-    reader = threading.Thread(target=lambda: stack.output.extend(out), daemon=True)
+    reader = threading.Thread(target=stack.read, args=(out,), daemon=True)
     reader.start()
-    _wait_ready(stack, timeout=90)
+    # The strict S3 installs itself on first use (a minute or two), then starts slowly.
+    _wait_ready(stack, timeout=90 if s3 == "moto" else 600)
     return stack
 
 

@@ -1,19 +1,21 @@
 """S3 down, slow or failing: issuing URLs goes on (it needs no network); the routes that
-call S3 answer 503 with the reason, within a bounded time (chalicelib/s3.py: 1 s to
-connect, 3 s to read, 2 attempts), never hanging for botocore's default minutes."""
+call S3 answer 503 with the reason. The bound on how long that takes is proven by what
+S3 receives (how many attempts) and by the configured timeouts (tests/unit/test_s3.py),
+never by a stopwatch: these machines are shared and noisy."""
 
 from __future__ import annotations
 
 import json
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
+from chalicelib.s3 import ATTEMPTS
 from tests.support import free_port
 
 UUID = "3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b"
@@ -32,11 +34,9 @@ SIGNING_ROUTES = ["/put-url", "/post-url", f"/s3/multipart/u1/1?key={KEY}",
 
 def call(api, method, path, body=None):
     payload = json.dumps(body).encode() if body is not None else b""
-    started = time.monotonic()
-    response = api.http.request(
+    return api.http.request(
         method, path, body=payload, headers={"Content-Type": "application/json"}
     )
-    return response, time.monotonic() - started
 
 
 @pytest.fixture
@@ -47,14 +47,13 @@ def s3_down(api, monkeypatch):
 
 @pytest.mark.parametrize("path", SIGNING_ROUTES)
 def test_issuing_urls_needs_no_s3(s3_down, path):
-    response, seconds = call(s3_down, "GET", path)
+    response = call(s3_down, "GET", path)
     assert response.status_code == 200, response.body
-    assert seconds < 1
 
 
 @pytest.mark.parametrize(("method", "path", "body"), S3_ROUTES)
-def test_routes_that_call_an_unreachable_s3_answer_503_quickly(s3_down, method, path, body):
-    response, seconds = call(s3_down, method, path, body)
+def test_routes_that_call_an_unreachable_s3_answer_503(s3_down, method, path, body):
+    response = call(s3_down, method, path, body)
     assert (response.status_code, response.json_body) == (
         503,
         {
@@ -62,52 +61,71 @@ def test_routes_that_call_an_unreachable_s3_answer_503_quickly(s3_down, method, 
             "Message": "S3 could not be reached (EndpointConnectionError); try again shortly",
         },
     )
-    assert seconds < 5
 
 
-@pytest.fixture
-def silent_s3(api, monkeypatch) -> Iterator[object]:
-    """A server that accepts connections and reads, but never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
+class SilentS3:
+    """A server that accepts connections and reads, but never answers: each connection
+    is one attempt of the client's."""
 
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        self.server.settimeout(0.2)
+        while not self._stop.is_set():
             try:
-                held.append(server.accept()[0])
+                self.held.append(self.server.accept()[0])
             except TimeoutError:
                 continue
 
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{server.getsockname()[1]}")
-    yield api
-    stop.set()
-    acceptor.join()
-    for conn in held:
-        conn.close()
-    server.close()
+    def close(self) -> None:
+        self._stop.set()
+        self._acceptor.join()
+        for conn in self.held:
+            conn.close()
+        self.server.close()
 
 
-def test_a_silent_s3_is_a_503_within_the_bound_while_urls_are_still_issued(silent_s3):
-    response, seconds = call(silent_s3, "GET", f"/uploads/{UUID}")
+@pytest.fixture
+def silent_s3(api, monkeypatch) -> Iterator[SilentS3]:
+    silent = SilentS3()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", silent.url)
+    yield silent
+    silent.close()
+
+
+# Waits out the real read timeouts of every attempt: `make unit` leaves it to `make test`.
+@pytest.mark.slow
+def test_a_silent_s3_gets_the_configured_attempts_then_a_503_while_urls_are_still_issued(
+    api, silent_s3
+):
+    response = call(api, "GET", f"/uploads/{UUID}")
     assert (response.status_code, response.json_body["Message"]) == (
         503,
         "S3 could not be reached (ReadTimeoutError); try again shortly",
     )
-    assert 3 <= seconds < 10  # two attempts of a 3 s read timeout, and the backoff
-    issued, seconds = call(silent_s3, "GET", "/put-url")
-    assert (issued.status_code, seconds < 1) == (200, True)
+    assert len(silent_s3.held) == ATTEMPTS
+    assert call(api, "GET", "/put-url").status_code == 200
+    assert len(silent_s3.held) == ATTEMPTS  # issuing a URL sent S3 nothing
 
 
 class _Busy(BaseHTTPRequestHandler):
-    """S3 throttling every request."""
+    """S3 throttling every request, counting them."""
+
+    received: ClassVar[list[str]] = []
 
     def _answer(self) -> None:
+        self.received.append(f"{self.command} {self.path}")
         body = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
         self.send_response(503)
         self.send_header("Content-Type", "application/xml")
@@ -123,19 +141,28 @@ class _Busy(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def throttling_s3(api, monkeypatch) -> Iterator[object]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+def throttling_s3(api, monkeypatch) -> Iterator[list[str]]:
+    class Busy(_Busy):
+        received: ClassVar[list[str]] = []  # this test's own
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{server.server_address[1]}")
-    yield api
+    yield Busy.received
     server.shutdown()
 
 
-def test_a_throttling_s3_is_a_503_that_says_so(throttling_s3):
-    response, seconds = call(throttling_s3, "POST", "/s3/multipart", {"filename": "a.bin"})
+def test_a_throttling_s3_gets_the_configured_attempts_and_a_503_that_says_so(api, throttling_s3):
+    response = call(api, "POST", "/s3/multipart", {"filename": "a.bin"})
     assert (response.status_code, response.json_body["Message"]) == (
         503,
         "S3 is unavailable (SlowDown); try again shortly",
     )
-    assert seconds < 5
-    assert uuid.UUID(call(throttling_s3, "GET", "/put-url")[0].json_body["UUID"])
+    assert len(throttling_s3) == ATTEMPTS
+    (request,) = set(throttling_s3)  # the same CreateMultipartUpload, attempted again
+    assert (
+        request.startswith("POST /uploads-local/put_folder/"),
+        request.endswith("?uploads"),
+    ) == (True, True)
+    assert uuid.UUID(call(api, "GET", "/put-url").json_body["UUID"])
+    assert len(throttling_s3) == ATTEMPTS

@@ -221,7 +221,9 @@ query_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=300)
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=settings().max_examples * 3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     filename=query_text,

@@ -77,7 +77,7 @@ def test_ready_message_in_cognito_mode_sends_a_token_and_says_none_is_verified()
     assert "WARNING" not in message
     assert (
         "devstack: AUTH_MODE=cognito, but `chalice local` verifies no token: it reads the "
-        "claims of any JWT in the Authorization header (see README)."
+        "claims of any JWT in the Authorization header (see docs/authorization.md)."
     ) in message.splitlines()
 
 
