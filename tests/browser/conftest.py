@@ -1,7 +1,7 @@
 """Headless Chromium (Debian's package) driven by Playwright, and Uppy's bundle.
 
-Playwright's own browser download cannot run here, so it drives /usr/bin/chromium through
-``executable_path``. Without Chromium this tier is skipped, unless REQUIRE_BROWSER=1
+The tests use the system's Chromium through ``executable_path`` rather than a browser that
+Playwright downloads, so CI needs only the distribution's package. Without Chromium this tier is skipped, unless REQUIRE_BROWSER=1
 (which .ci/run sets after installing it), where a missing browser is a failure.
 """
 
@@ -24,8 +24,8 @@ from tests.support import free_port
 
 HARNESS = PROJECT / "tests" / "browser" / "uppy"
 BUNDLE = PROJECT / "build" / "uppy"
-# As the machine's notes advise: no sandbox as root, and no background network calls,
-# which this machine's closed network would refuse.
+# Chromium's sandbox does not run as root (CI containers are root), and a test browser
+# makes no background calls (updates, sync, QUIC) that could fail or slow a run offline.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip
