@@ -13,15 +13,23 @@ upload is aborted and refused.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import UploadConflict, UploadNotFound, UploadRejected
+from chalicelib.errors import ServiceError, UploadConflict, UploadNotFound, UploadRejected
 from chalicelib.keys import upload_id_in
 from chalicelib.presign import PartTicket, Presigner
 from chalicelib.rules import UploadRequest, object_headers
-from chalicelib.s3 import object_params, storage_errors
+from chalicelib.s3 import (
+    CALL_WORST_CASE,
+    COMPLETE_WORST_CASE,
+    Deadline,
+    object_params,
+    storage_errors,
+)
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -100,20 +108,24 @@ class Multipart:
         settings: Settings,
         presigner: Presigner,
         completer: Callable[[], S3Client] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``client`` gives the S3 client, built on first use; ``completer`` the one for
         CompleteMultipartUpload, which S3 may take many seconds to answer for a large
-        object, with a longer read timeout than the other calls get."""
+        object, with a longer read timeout than the other calls get. ``clock`` times
+        each route's Deadline."""
         self._client = client
         self._settings = settings
         self._presigner = presigner
         self._completer = completer or client
+        self._clock = clock
 
     def create(self, space: str, request: UploadRequest) -> Created:
         """Start an upload at ``<space><uuid>[.<ext>]``; S3 stores the type and filename
         given now with the object that the completion assembles."""
         upload_id, key = self._presigner.new_upload(space, request)
         params = object_params(object_headers(request))
+        Deadline(clock=self._clock).reserve(CALL_WORST_CASE)
         with storage_errors():
             created = self._client().create_multipart_upload(
                 Bucket=self._settings.bucket, Key=key, **params
@@ -145,65 +157,110 @@ class Multipart:
 
     def list_parts(self, upload: UploadRef) -> list[ListedPart]:
         """Every part S3 holds for the upload, all pages."""
-        return [
-            ListedPart(p["PartNumber"], p["ETag"], p["Size"])
-            for p in self._parts(upload.key, upload.multipart_id)
-        ]
+        return list(self._listed(upload.key, upload.multipart_id, Deadline(clock=self._clock)))
 
     def complete(self, space: str, upload: UploadRef, parts: list[CompletedPart]) -> Completed:
-        """Assemble the listed parts into the object.
+        """Assemble the listed parts into the object. Safe to retry.
 
-        The parts S3 holds are listed first: a missing one is named, and with
-        UPLOAD_MAX_BYTES set, they are added up; over the limit, the upload is aborted (its
-        parts are deleted) and refused. With UPLOAD_NO_OVERWRITE,
-        ``If-None-Match: *`` makes S3 refuse to replace an existing object.
+        The parts S3 holds are listed first: a missing one is named, and one whose ETag
+        is not the client's is refused. S3 is then sent *its own* listing (ETags, and the
+        summed size as ``x-amz-mp-object-size``), so a part replaced after the listing
+        makes S3 refuse the completion: the size checked against UPLOAD_MAX_BYTES is the
+        size stored. Over the limit, the upload is aborted (its parts are deleted) and
+        refused. With UPLOAD_NO_OVERWRITE, ``If-None-Match: *`` makes S3 refuse to replace
+        an existing object. A completion retried after S3 completed it (its answer lost)
+        finds the object, and answers as the first did.
         """
         key, multipart_id = upload.key, upload.multipart_id
-        # The parts S3 holds: whether the upload exists at all (NoSuchUpload, a 404), which
-        # named parts are missing (said by number), and the total size.
-        sizes = {p["PartNumber"]: p["Size"] for p in self._parts(key, multipart_id)}
-        missing = [p.number for p in parts if p.number not in sizes]
-        if missing:
-            held = ", ".join(map(str, sorted(sizes)[:20])) or "none"
-            raise UploadRejected(
-                f"part {missing[0]} was not uploaded; allowed: the parts S3 holds "
-                f"({held}), with their ETags (GET /s3/multipart/{{uploadId}})"
-            )
-        if self._settings.max_bytes is not None:
-            total = sum(sizes[p.number] for p in parts)
-            if total > self._settings.max_bytes:
-                self._abort(key, multipart_id)
+        deadline = Deadline(clock=self._clock)
+        try:
+            held = {p.number: p for p in self._listed(key, multipart_id, deadline)}
+        except UploadNotFound:
+            before = self._completed_before(space, key, parts, deadline)
+            if before is None:
+                raise
+            return before
+        for part in parts:
+            listed = held.get(part.number)
+            if listed is None:
+                numbers = ", ".join(map(str, sorted(held)[:20])) or "none"
                 raise UploadRejected(
-                    f"the upload is {total} bytes, over the limit; allowed: at most "
-                    f"{self._settings.max_bytes} bytes (UPLOAD_MAX_BYTES). It was aborted."
+                    f"part {part.number} was not uploaded; allowed: the parts S3 holds "
+                    f"({numbers}), with their ETags (GET /s3/multipart/{{uploadId}})"
                 )
+            if _unquoted(listed.etag) != _unquoted(part.etag):
+                raise UploadRejected(
+                    f"part {part.number}'s ETag {part.etag[:80]!r} is not the one S3 holds; "
+                    "allowed: the ETag of each part as S3 lists it (GET /s3/multipart/"
+                    "{uploadId}); a part uploaded again must be listed with its new ETag"
+                )
+        total = sum(held[p.number].size for p in parts)
+        if self._settings.max_bytes is not None and total > self._settings.max_bytes:
+            self._abort(key, multipart_id, deadline)
+            raise UploadRejected(
+                f"the upload is {total} bytes, over the limit; allowed: at most "
+                f"{self._settings.max_bytes} bytes (UPLOAD_MAX_BYTES). It was aborted."
+            )
         completion: dict[str, Any] = {
             "Bucket": self._settings.bucket,
             "Key": key,
             "UploadId": multipart_id,
-            "MultipartUpload": {"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+            "MultipartUpload": {
+                "Parts": [{"PartNumber": p.number, "ETag": held[p.number].etag} for p in parts]
+            },
+            # S3 refuses the completion (400) unless the parts add up to exactly this.
+            "MpuObjectSize": total,
         }
         if self._settings.no_overwrite:
             completion["IfNoneMatch"] = "*"
-        with storage_errors(self._refusals(key, multipart_id)):
-            done = self._completer().complete_multipart_upload(**completion)
+        deadline.reserve(COMPLETE_WORST_CASE)
+        try:
+            with storage_errors(self._refusals(key, multipart_id)):
+                done = self._completer().complete_multipart_upload(**completion)
+        except UploadNotFound:
+            # Completed by a concurrent call of the same client (a retry racing the first).
+            again = self._completed_before(space, key, parts, deadline)
+            if again is None:
+                raise
+            return again
         return Completed(upload_id_in(space, key), key, self._settings.bucket,
                          done.get("ETag"), done.get("Location"))  # fmt: skip
 
+    def _completed_before(
+        self, space: str, key: str, parts: list[CompletedPart], deadline: Deadline
+    ) -> Completed | None:
+        """The object an earlier completion of these very parts stored at ``key``, if it
+        is there: its ETag is S3's multipart ETag of the parts' ETags (the MD5 of their
+        MD5s, then ``-<count>``). None if there is no such object."""
+        deadline.reserve(CALL_WORST_CASE)
+        absent = UploadNotFound(f"no object at {key!r}")
+        try:
+            with storage_errors({"404": absent, "NoSuchKey": absent}):
+                head = self._client().head_object(Bucket=self._settings.bucket, Key=key)
+        except UploadNotFound:
+            return None
+        if head["ETag"] != multipart_etag([p.etag for p in parts]):
+            return None
+        return Completed(upload_id_in(space, key), key, self._settings.bucket, head["ETag"],
+                         None)  # fmt: skip
+
     def abort(self, upload: UploadRef) -> None:
         """Abort the upload and delete its parts."""
-        self._abort(upload.key, upload.multipart_id)
+        self._abort(upload.key, upload.multipart_id, Deadline(clock=self._clock))
 
-    def _abort(self, key: str, upload: str) -> None:
+    def _abort(self, key: str, upload: str, deadline: Deadline) -> None:
+        deadline.reserve(CALL_WORST_CASE)
         with storage_errors(self._refusals(key, upload)):
             self._client().abort_multipart_upload(
                 Bucket=self._settings.bucket, Key=key, UploadId=upload
             )
 
-    def _parts(self, key: str, upload: str) -> Iterator[dict[str, Any]]:
-        """ListParts, page after page (S3 returns at most 1,000 parts a page)."""
+    def _listed(self, key: str, upload: str, deadline: Deadline) -> Iterator[ListedPart]:
+        """ListParts, page after page (S3 returns at most 1,000 parts a page), each page
+        within the route's deadline."""
         marker = 0
         while True:
+            deadline.reserve(CALL_WORST_CASE)
             with storage_errors(self._refusals(key, upload)):
                 page = self._client().list_parts(
                     Bucket=self._settings.bucket,
@@ -211,13 +268,14 @@ class Multipart:
                     UploadId=upload,
                     PartNumberMarker=marker,
                 )
-            yield from page.get("Parts", [])  # type: ignore[misc]
+            for part in page.get("Parts", []):
+                yield ListedPart(part["PartNumber"], part["ETag"], part["Size"])
             if not page.get("IsTruncated"):
                 return
             marker = page["NextPartNumberMarker"]
 
     @staticmethod
-    def _refusals(key: str, upload: str) -> dict[str, Any]:
+    def _refusals(key: str, upload: str) -> dict[str, ServiceError]:
         """S3's answers that are the caller's doing, as the domain's errors."""
         gone = UploadNotFound(
             f"no multipart upload {upload[:80]!r} for key {key!r}: it was completed or "
@@ -235,7 +293,28 @@ class Multipart:
             "EntityTooSmall": UploadRejected(
                 f"every part but the last must be at least {MIN_PART_SIZE} bytes (5 MiB)"
             ),
+            # x-amz-mp-object-size: a part changed after it was listed.
+            "InvalidRequest": UploadRejected(
+                "the parts changed while the upload was being completed; allowed: list "
+                "the parts again (GET /s3/multipart/{uploadId}) and complete with them"
+            ),
             "PreconditionFailed": UploadConflict(
                 f"an object already exists at {key!r} and UPLOAD_NO_OVERWRITE is on"
             ),
         }
+
+
+def _unquoted(etag: str) -> str:
+    return etag.strip('"')
+
+
+def multipart_etag(etags: list[str]) -> str:
+    """S3's ETag for an object assembled from parts with these (MD5) ETags: the MD5 of
+    their binary digests, then ``-<count>``, quoted. Not an MD5 ETag (SSE-KMS): ""."""
+    try:
+        digests = b"".join(bytes.fromhex(_unquoted(etag)) for etag in etags)
+    except ValueError:
+        return ""
+    if len(digests) != 16 * len(etags):
+        return ""
+    return f'"{hashlib.md5(digests).hexdigest()}-{len(etags)}"'  # noqa: S324 (S3's ETag)

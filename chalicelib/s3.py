@@ -3,7 +3,8 @@ S3's failures into the domain's errors."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -15,14 +16,48 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-# Bounds for the routes that call S3: an answer or a 503 within about 7 s (two attempts of
-# at most 1 s to connect and 3 s to read, and the backoff between), well inside API
-# Gateway's 29 s; botocore's defaults (60 s reads, more attempts) would outlast it.
-# CompleteMultipartUpload alone may legitimately take long for a large object.
+# Bounds for the routes that call S3. API Gateway gives up after 29 s, so every route
+# must answer (or 503) within ROUTE_BUDGET; botocore's defaults (60 s reads, several
+# attempts) would outlast it. Each call's worst case follows from these values
+# (worst_case), and a route reserves it from its Deadline before making the call.
+ROUTE_BUDGET = 28.0  # API Gateway's 29 s, less a second for Lambda and the network
 CONNECT_TIMEOUT = 1
 READ_TIMEOUT = 3
-ATTEMPTS = 2
-SLOW_READ_TIMEOUT = 25
+ATTEMPTS = 2  # in all, the first included
+# CompleteMultipartUpload may legitimately take S3 long for a large object: one attempt,
+# a longer read, and room left in the budget for one ListParts page before it.
+SLOW_READ_TIMEOUT = 17
+# botocore's standard retry mode waits at most 1 s before the first retry (throttling;
+# 50 ms otherwise), raised by up to 5 s more when S3 sends x-amz-retry-after.
+MAX_BACKOFF = 6.0
+
+
+def worst_case(attempts: int, read_timeout: float) -> float:
+    """The longest one S3 call can take with this client configuration."""
+    return attempts * (CONNECT_TIMEOUT + read_timeout) + (attempts - 1) * MAX_BACKOFF
+
+
+CALL_WORST_CASE = worst_case(ATTEMPTS, READ_TIMEOUT)  # 14 s
+COMPLETE_WORST_CASE = worst_case(1, SLOW_READ_TIMEOUT)  # 18 s
+
+
+class Deadline:
+    """A route's time budget. ``reserve(worst)`` before each S3 call: a call that might
+    not finish within the budget is not started, and the route answers 503 instead (the
+    client retries; every S3-calling route is safe to retry). So a route's worst case is
+    at most ROUTE_BUDGET by construction, whatever the number of calls it makes."""
+
+    def __init__(
+        self, budget: float = ROUTE_BUDGET, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
+        self._end = clock() + budget
+
+    def reserve(self, seconds: float) -> None:
+        if self._clock() + seconds > self._end:
+            raise StorageUnavailable(
+                "S3 is answering too slowly to finish within API Gateway's 29 s; try again shortly"
+            )
 
 
 # boto3's parameter for each header an object request may carry.

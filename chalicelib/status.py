@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.errors import UploadNotFound
 from chalicelib.keys import parse_upload_id, upload_key
 from chalicelib.rules import filename_from_metadata
-from chalicelib.s3 import storage_errors
+from chalicelib.s3 import CALL_WORST_CASE, Deadline, storage_errors
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,10 +47,17 @@ class UploadStatus:
     """Finds uploads in a caller's key space (``space``, from
     :func:`chalicelib.auth.key_space`); it never looks outside it."""
 
-    def __init__(self, client: Callable[[], S3Client], settings: Settings) -> None:
-        """``client`` gives the S3 client, built on first use."""
+    def __init__(
+        self,
+        client: Callable[[], S3Client],
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``client`` gives the S3 client, built on first use; ``clock`` times each
+        route's Deadline (two calls: a LIST, then a HEAD)."""
         self._client = client
         self._settings = settings
+        self._clock = clock
 
     def status(self, space: str, upload_id: str) -> dict[str, Any]:
         """``uploaded`` with the object's metadata, or ``pending``. ``pending`` also covers
@@ -64,7 +72,8 @@ class UploadStatus:
     def stored(self, space: str, upload_id: str) -> StoredUpload:
         """The stored object for an upload id in ``space``; UploadNotFound if none."""
         upload_id = parse_upload_id(upload_id)
-        key = self.find_key(space, upload_id)
+        deadline = Deadline(clock=self._clock)
+        key = self.find_key(space, upload_id, deadline)
         if key is None:
             raise UploadNotFound(
                 f"no upload {upload_id} is stored for you; allowed: the UUID of an upload "
@@ -72,6 +81,7 @@ class UploadStatus:
             )
         # Deleted between the LIST and the HEAD: gone, as far as the caller can tell.
         gone = UploadNotFound(f"no upload {upload_id} is stored for you")
+        deadline.reserve(CALL_WORST_CASE)
         with storage_errors({"404": gone, "NoSuchKey": gone}):
             head = self._client().head_object(Bucket=self._settings.bucket, Key=key)
         return StoredUpload(
@@ -84,7 +94,7 @@ class UploadStatus:
             filename=filename_from_metadata(head.get("Metadata", {})),
         )
 
-    def find_key(self, space: str, upload_id: str) -> str | None:
+    def find_key(self, space: str, upload_id: str, deadline: Deadline) -> str | None:
         """The stored key for an upload id, whatever extension it was given, or None.
 
         One prefix LIST finds ``<uuid>`` and ``<uuid>.<ext>`` alike, and needs only
@@ -92,6 +102,7 @@ class UploadStatus:
         would be answered 403, not 404.
         """
         prefix = upload_key(space, upload_id)
+        deadline.reserve(CALL_WORST_CASE)
         with storage_errors():
             listed = self._client().list_objects_v2(
                 Bucket=self._settings.bucket, Prefix=prefix, MaxKeys=10

@@ -1,8 +1,9 @@
 """Headless Chromium (Debian's package) driven by Playwright, and Uppy's bundle.
 
 The tests use the system's Chromium through ``executable_path`` rather than a browser that
-Playwright downloads, so CI needs only the distribution's package. Without Chromium this tier is skipped, unless REQUIRE_BROWSER=1
-(which .ci/run sets after installing it), where a missing browser is a failure.
+Playwright downloads, so CI needs only the distribution's package. Without Chromium this
+tier is skipped, unless REQUIRE_BROWSER=1 (which .ci/run sets after installing it), where
+a missing browser is a failure.
 """
 
 from __future__ import annotations
