@@ -265,8 +265,9 @@ def test_completion_cannot_overwrite_when_overwriting_is_off(api, s3, monkeypatc
     ("parts", "message"),
     [
         ([{"PartNumber": 1, "ETag": '"0123456789abcdef0123456789abcdef"'}],
-         "a listed part was not uploaded, or its ETag does not match; allowed: the PartNumber "
-         "and ETag of each uploaded part (GET /s3/multipart/{uploadId})"),
+         "part 1's ETag '\"0123456789abcdef0123456789abcdef\"' is not the one S3 holds; "
+         "allowed: the ETag of each part as S3 lists it (GET /s3/multipart/{uploadId}); a "
+         "part uploaded again must be listed with its new ETag"),
         ([{"PartNumber": 2, "ETag": "x"}, {"PartNumber": 1, "ETag": "y"}],
          "parts must be listed once each, in ascending PartNumber order"),
         ([], 'the body must list 1 to 10000 parts, like {"parts": [{"PartNumber": 1, "ETag": '
