@@ -39,12 +39,14 @@ from chalicelib.errors import (
     ConfigError,
     ServiceError,
     SigningUnavailable,
+    StorageMisconfigured,
     StorageUnavailable,
     Unauthenticated,
     UploadConflict,
     UploadNotFound,
     UploadRejected,
 )
+from chalicelib.jsonbody import parse_json
 from chalicelib.logs import RequestLog, log_level, request_record
 from chalicelib.multipart import Multipart
 from chalicelib.presign import Presigner
@@ -138,6 +140,7 @@ class ServiceFailure(ChaliceViewError):
 HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
     ServiceError: ServiceFailure,
     ConfigError: ConfigurationError,
+    StorageMisconfigured: ConfigurationError,
     UploadRejected: BadRequestError,
     Unauthenticated: UnauthorizedError,
     UploadNotFound: NotFoundError,
@@ -200,9 +203,9 @@ class Call:
 
     @property
     def body(self) -> Any:
-        """The JSON body, or None when there is none (Chalice answers malformed JSON with
-        a 400 itself)."""
-        return self.request.json_body
+        """The JSON body, or None when there is none; a body too big, too deep or not
+        JSON is a 400 (chalicelib/jsonbody.py)."""
+        return parse_json(self.request.raw_body)
 
 
 def route(path: str, method: str = "GET") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -271,7 +274,8 @@ def companion_params(call: Call) -> dict[str, Any]:
     """A POST policy for one file (Uppy uploads single files as a form POST)."""
     check_form_upload_allowed(call.settings)
     request = companion.parse_params_query(call.query, call.settings)
-    return companion.params_answer(call.svc.presigner.post_ticket(call.space, request))
+    ticket = call.svc.presigner.post_ticket(call.space, request, success_status="201")
+    return companion.params_answer(ticket)
 
 
 @route("/s3/multipart", "POST")

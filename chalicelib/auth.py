@@ -107,7 +107,10 @@ def key_space(prefix: str, config: AuthConfig, context: Mapping[str, Any]) -> st
     if not config.required:
         return prefix
     who = principal(config, context)
-    segment = principal_segment(who) if who else ""
+    try:
+        segment = principal_segment(who) if who else ""
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") in a claim is no identity
+        segment = ""
     if not segment or len(segment) > MAX_PRINCIPAL_LENGTH:
         raise Unauthenticated(
             f"no authenticated caller (AUTH_MODE={config.mode}); "

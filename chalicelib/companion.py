@@ -116,8 +116,13 @@ def parse_create(body: Any, settings: Settings) -> UploadRequest:
     unknown = sorted(str(name)[:40] for name in body if name not in CREATE_FIELDS)
     if unknown:
         raise UploadRejected(f"unknown field {unknown}; allowed: {', '.join(CREATE_FIELDS)}")
-    if not isinstance(body.get("metadata", {}), dict | None):
+    metadata = body.get("metadata", {})
+    if not isinstance(metadata, dict | None):
         raise UploadRejected("metadata must be a JSON object")
+    if metadata and len(metadata) > MAX_METADATA_FIELDS:
+        raise UploadRejected(
+            f"metadata has {len(metadata)} entries; allowed: at most {MAX_METADATA_FIELDS}"
+        )
     params: dict[str, list[str]] = {}
     for field, param in (("filename", "filename"), ("type", "content_type"), ("size", "size")):
         value = body.get(field)

@@ -11,6 +11,11 @@ class ConfigError(ServiceError):
     """A setting is missing or invalid; the message names the variable and what is allowed."""
 
 
+class StorageMisconfigured(ConfigError):
+    """S3 refused the service's own request (no such bucket, access denied, bad
+    credentials, wrong region): the deployment must be fixed, not the request."""
+
+
 class UploadRejected(ServiceError):
     """The request breaks an upload rule; the message says what is allowed."""
 

@@ -52,6 +52,16 @@ class RequestLog:
         stream.write(_ENCODE(record) + "\n")
 
 
+# Fields taken from the request are cut, so that no line grows past about 1 KB whatever
+# a caller sends (a 5,000-character path id is still a 400, logged in 64 characters).
+MAX_FIELD = 300
+MAX_UUID_FIELD = 64
+
+
+def _bounded(value: Any, limit: int) -> Any:
+    return value[:limit] if isinstance(value, str) else value
+
+
 def request_record(
     context: Mapping[str, Any],
     method: str,
@@ -70,8 +80,15 @@ def request_record(
         "route": context.get("resourcePath"),
         "status": status,
         "latency_ms": round(latency_ms, 3),
-        "principal": principal,
-        "UUID": found.get("UUID") or upload_id,
+        "principal": _bounded(principal, MAX_FIELD),
+        "UUID": _bounded(found.get("UUID") or upload_id, MAX_UUID_FIELD),
         "key": found.get("key"),
         **({"error": found.get("Code")} if status >= 400 else {}),
     }
+
+
+def log_s3_error(code: str, operation: str, status: int, stream: TextIO | None = None) -> None:
+    """One ERROR line for an S3 refusal that the deployment must fix (never a URL)."""
+    record = {"level": "ERROR", "s3_error": code[:64], "operation": operation[:64],
+              "s3_status": status}  # fmt: skip
+    (stream or sys.stdout).write(_ENCODE(record) + "\n")

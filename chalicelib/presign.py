@@ -157,7 +157,12 @@ class Presigner:
             expires_in_capped=signed.expires_in < self._settings.url_expires,
         )
 
-    def post_ticket(self, space: str, request: UploadRequest | None = None) -> PostTicket:
+    def post_ticket(
+        self,
+        space: str,
+        request: UploadRequest | None = None,
+        success_status: str | None = None,
+    ) -> PostTicket:
         """A POST policy for one file of at most ``UPLOAD_MAX_BYTES`` (or 5 GiB).
 
         The policy pins the exact key, the byte range (``content-length-range``) and the
@@ -167,6 +172,9 @@ class Presigner:
         upload_id, key = self.new_upload(space, request)
         max_bytes = self._settings.size_limit
         fields = object_headers(request)
+        if success_status is not None:
+            # 201: S3 answers with an XML body naming the key and location (Uppy reads it).
+            fields["success_action_status"] = success_status
         conditions: list[Any] = [["content-length-range", 0, max_bytes]]
         if "Content-Type" not in fields:
             conditions.append(["starts-with", "$Content-Type", ""])

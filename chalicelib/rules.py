@@ -17,7 +17,15 @@ from chalicelib.keys import extension
 from chalicelib.settings import Settings
 
 MAX_FILENAME_LENGTH = 255
+# Types a browser runs script from when it renders them (any "+xml" type is one too).
+SCRIPTABLE_TYPES = frozenset({
+    "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+    "text/javascript", "application/javascript", "application/ecmascript",
+    "text/ecmascript", "application/x-javascript", "text/xsl", "application/xslt+xml",
+})  # fmt: skip
 MAX_CONTENT_TYPE_LENGTH = 255
+# S3 refuses user metadata (x-amz-meta-* names and values, in UTF-8) over 2 KB.
+MAX_METADATA_BYTES = 2048
 DISPOSITIONS = ("attachment", "inline")
 # The original filename travels with the object as user metadata (x-amz-meta-filename),
 # percent-encoded: S3 metadata must be ASCII, and an HTTP header trims outer spaces.
@@ -97,9 +105,10 @@ def parse_request(
     """
     values = single_values(params, allowed)
     filename = _filename(values.get("filename"))
+    content_type = _content_type(values.get("content_type"), settings)
     return UploadRequest(
         filename=filename,
-        content_type=_content_type(values.get("content_type"), settings),
+        content_type=content_type,
         size=_size(
             values.get("size"),
             settings,
@@ -107,7 +116,7 @@ def parse_request(
             multipart=multipart,
         ),
         md5=_md5(values.get("md5"), settings, required="md5" in allowed),
-        disposition=_disposition(values.get("disposition"), filename),
+        disposition=_disposition(values.get("disposition"), filename, content_type),
     )
 
 
@@ -196,6 +205,12 @@ def _filename(value: str | None) -> str | None:
             f"filename must be 1 to {MAX_FILENAME_LENGTH} characters with no control "
             "characters; only its extension is used in the key"
         )
+    stored = len(FILENAME_METADATA) + len(filename_metadata(value))
+    if stored > MAX_METADATA_BYTES:
+        raise UploadRejected(
+            f"filename is {stored} bytes as stored metadata (percent-encoded UTF-8); "
+            f"allowed: at most {MAX_METADATA_BYTES} bytes, S3's limit for user metadata"
+        )
     return value
 
 
@@ -216,9 +231,20 @@ def _content_type(value: str | None, settings: Settings) -> str | None:
     return value
 
 
+def scriptable(essence: str) -> bool:
+    """Whether a browser may run script from content of this type, when it is served
+    inline from some origin (a CDN or website endpoint in front of the bucket)."""
+    return essence in SCRIPTABLE_TYPES or essence.endswith("+xml")
+
+
 def _type_allowed(essence: str, settings: Settings) -> bool:
+    """Listed exactly, or under a wildcard; a wildcard never admits a scriptable type
+    (``image/*`` is not ``image/svg+xml``): those must be listed one by one."""
+    if essence in settings.allowed_types:
+        return True
     kind = essence.split("/")[0]
-    return any(p in (essence, f"{kind}/*", "*/*") for p in settings.allowed_types)
+    wildcard = any(p in (f"{kind}/*", "*/*") for p in settings.allowed_types)
+    return wildcard and not scriptable(essence)
 
 
 def _size(
@@ -257,7 +283,7 @@ def _md5(value: str | None, settings: Settings | None, required: bool) -> str | 
     return value
 
 
-def _disposition(value: str | None, filename: str | None) -> str | None:
+def _disposition(value: str | None, filename: str | None, content_type: str | None) -> str | None:
     if value is None:
         return None
     if value not in DISPOSITIONS:
@@ -266,4 +292,11 @@ def _disposition(value: str | None, filename: str | None) -> str | None:
         )
     if filename is None:
         raise UploadRejected("disposition needs filename: the name to download the file as")
+    essence = (content_type or "").split(";")[0].strip().lower()
+    if value == "inline" and (content_type is None or scriptable(essence)):
+        raise UploadRejected(
+            f"disposition 'inline' is not allowed for {content_type or 'an untyped upload'}: "
+            "a browser would run its script; allowed: 'attachment', or 'inline' with a "
+            "content_type that is not HTML, SVG, XML or JavaScript"
+        )
     return value

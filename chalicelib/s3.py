@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import ServiceError, StorageUnavailable
+from chalicelib.errors import ServiceError, StorageMisconfigured, StorageUnavailable
+from chalicelib.logs import log_s3_error
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
@@ -131,10 +132,45 @@ def client_config(settings: Settings, read_timeout: int = READ_TIMEOUT) -> Confi
     )
 
 
+# The IAM action each S3 call needs (the stage's policy file must grant it).
+_ACTIONS = {
+    "ListObjectsV2": "s3:ListBucket",
+    "HeadObject": "s3:GetObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "ListParts": "s3:ListMultipartUploadParts",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+}
+_CREDENTIALS = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken")
+_REGION = (
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "IllegalLocationConstraintException",
+)
+
+
+def misconfiguration(code: str, operation: str) -> StorageMisconfigured:
+    """What to fix when S3 refuses the service's own request with ``code``."""
+    if code == "NoSuchBucket":
+        fix = "the bucket does not exist; check UPLOAD_BUCKET"
+    elif code == "AccessDenied":
+        action = _ACTIONS.get(operation, f"the {operation} call")
+        fix = f"the function's role may not {action}; grant it in .chalice/policy-<stage>.json"
+    elif code in _CREDENTIALS:
+        fix = "the service's AWS credentials were refused; check the function's role"
+    elif code in _REGION:
+        fix = "the bucket is in another region; set UPLOAD_BUCKET_REGION to it"
+    else:
+        fix = "see the log for S3's error"
+    return StorageMisconfigured(f"S3 refused the service's {operation} ({code}): {fix}")
+
+
 @contextmanager
 def storage_errors(known: Mapping[str, ServiceError] | None = None) -> Iterator[None]:
-    """Turn S3's refusals named in ``known`` (by error code) into those domain errors, and
-    outages into StorageUnavailable (503); any other S3 error propagates."""
+    """Turn S3's refusals named in ``known`` (by error code) into those domain errors,
+    outages into StorageUnavailable (503), and any other refusal, which the request
+    cannot have caused, into StorageMisconfigured (a named 500 saying what to fix, and
+    S3's code logged at ERROR)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -146,7 +182,8 @@ def storage_errors(known: Mapping[str, ServiceError] | None = None) -> Iterator[
             raise known[code] from exc
         if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "RequestTimeout"):
             raise StorageUnavailable(f"S3 is unavailable ({code}); try again shortly") from exc
-        raise
+        log_s3_error(code, exc.operation_name, status)
+        raise misconfiguration(code, exc.operation_name) from exc
     except BotoCoreError as exc:
         # Connection refused, DNS failure, timeouts: after the client's bounded retries.
         raise StorageUnavailable(

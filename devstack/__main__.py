@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -56,6 +57,12 @@ def child_environment(base: Mapping[str, str], s3_endpoint: str) -> dict[str, st
     env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def exported_settings(base: Mapping[str, str], stage_env: Mapping[str, str]) -> dict[str, str]:
+    """The stage's settings that the user exported: they win over .chalice/config.json
+    locally (`chalice local` alone would apply the file's values over them)."""
+    return {name: base[name] for name in stage_env if name in base}
 
 
 def wait_for_port(host: str, port: int, proc: Child, timeout: float) -> None:
@@ -189,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
 
     s3_endpoint = (args.s3_endpoint or f"http://{args.host}:{args.s3_port}").rstrip("/")
     env = child_environment(os.environ, s3_endpoint)
-    stage_env = {**env, **stage_environment(args.stage)}
+    overrides = exported_settings(os.environ, stage_environment(args.stage))
+    env["DEVSTACK_SETTINGS"] = json.dumps(overrides)
+    stage_env = {**env, **stage_environment(args.stage), **overrides}
     try:
         settings = Settings.from_env(stage_env)
         origin = cors_allow_origin(stage_env)

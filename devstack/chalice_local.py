@@ -14,6 +14,8 @@ HTML for any method Chalice does not list).
 from __future__ import annotations
 
 import functools
+import json
+import os
 import sys
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -22,7 +24,17 @@ from typing import Any
 def main() -> None:
     BaseHTTPRequestHandler.disable_nagle_algorithm = True
     from chalice.cli import cli
+    from chalice.config import Config
     from chalice.local import ChaliceRequestHandler
+
+    # Settings the user exported before `make run` win over the stage's values in
+    # .chalice/config.json, which Chalice would otherwise apply over them.
+    overrides = json.loads(os.environ.get("DEVSTACK_SETTINGS") or "{}")
+    if overrides:
+        from_file = Config.environment_variables.fget  # type: ignore[attr-defined]
+        Config.environment_variables = property(  # type: ignore[method-assign,assignment]
+            lambda config: {**from_file(config), **overrides}
+        )
 
     # Chalice answers a method a route lacks with 405 JSON, as for DELETE on a GET route;
     # http.server answers any method Chalice did not list (TRACE, QUERY, ...) itself, with

@@ -3,6 +3,7 @@ upload page as real subprocesses on free ports (fixtures in tests/conftest.py)."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -57,7 +58,7 @@ def _wait_ready(stack: Stack, timeout: float) -> None:
         pytest.fail(f"devstack did not become ready:\n{stack.text()}")
 
 
-def start_stack(stage: str, s3: str = "moto") -> Stack:
+def start_stack(stage: str, s3: str = "moto", env: dict[str, str] | None = None) -> Stack:
     s3_port, api_port, web_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen(
         [
@@ -78,6 +79,7 @@ def start_stack(stage: str, s3: str = "moto") -> Stack:
             "--no-reload",
         ],
         cwd=PROJECT,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack import local_s3, start_stack
+from tests.stack import local_s3, start_stack, stop_stack
 from tests.support import free_port, unsigned_jwt
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -186,3 +186,13 @@ def test_launcher_against_an_unreachable_external_s3_says_so_in_one_line():
         'Could not connect to the endpoint URL: "http://127.0.0.1:9/uploads-local"'
     )
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_an_exported_setting_wins_over_the_stage_config():
+    # .chalice/config.json sets UPLOAD_URL_EXPIRES=300 at its top level
+    stack = start_stack("local", env={"UPLOAD_URL_EXPIRES": "77"})
+    try:
+        body = requests.get(f"{stack.api}/put-url", timeout=10).json()
+    finally:
+        stop_stack(stack)
+    assert body["expires_in"] == 77

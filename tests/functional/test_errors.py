@@ -25,6 +25,7 @@ class NewFailure(errors.ServiceError):
         (errors.UploadNotFound("no"), 404, "NotFoundError"),
         (errors.UploadConflict("no"), 409, "ConflictError"),
         (errors.ConfigError("no"), 500, "ConfigurationError"),
+        (errors.StorageMisconfigured("no"), 500, "ConfigurationError"),
         (errors.StorageUnavailable("no"), 503, "ServiceUnavailableError"),
         (errors.SigningUnavailable("no"), 503, "ServiceUnavailableError"),
         (PartTooLarge("no"), 400, "BadRequestError"),

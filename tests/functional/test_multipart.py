@@ -353,7 +353,9 @@ def test_companion_params_is_a_form_post_that_stores_the_file(api, s3):
     assert (body["method"], body["expires"], body["headers"]) == ("POST", 300, {})
     assert body["fields"]["key"] == body["key"]
     posted = requests.post(body["url"], data=body["fields"], files={"file": b"hi"}, timeout=10)
-    assert posted.status_code == 204
+    # success_action_status=201: S3 answers 201 with XML naming the key, which Uppy reads
+    # (moto's XML lacks the key and location; AWS and the strict S3 send them)
+    assert posted.status_code == 201
     stored = s3.get_object(Bucket=BUCKET, Key=body["key"])
     assert (stored["Body"].read(), stored["ContentType"]) == (b"hi", "text/plain")
 
@@ -415,3 +417,12 @@ def test_json_text_that_is_not_unicode_is_a_400_not_a_500(api, body):
     )
     assert response.status_code == 400
     assert response.json_body["Message"].endswith("is not valid Unicode text")
+
+
+def test_uppys_single_file_policy_asks_s3_for_a_201_with_the_xml_answer(api):
+    body = api.http.get("/s3/params?filename=a.png&type=image/png").json_body
+    policy = json.loads(base64.b64decode(body["fields"]["policy"]))
+    assert body["fields"]["success_action_status"] == "201"
+    assert {"success_action_status": "201"} in policy["conditions"]
+    plain = api.http.get("/post-url?filename=a.png").json_body
+    assert "success_action_status" not in plain["fields"]

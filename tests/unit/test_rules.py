@@ -90,7 +90,8 @@ def test_objects_stored_without_a_name_have_none():
 
 
 def test_non_ascii_filename_gets_an_ascii_fallback_and_an_exact_utf8_name():
-    request = parse(filename='naïve "résumé".pdf', disposition="inline")
+    request = parse(filename='naïve "résumé".pdf', disposition="inline",
+                    content_type="application/pdf")  # fmt: skip
     assert request.content_disposition() == (
         'inline; filename="na_ve _r_sum__.pdf"; '
         "filename*=UTF-8''na%C3%AFve%20%22r%C3%A9sum%C3%A9%22.pdf"
@@ -99,7 +100,8 @@ def test_non_ascii_filename_gets_an_ascii_fallback_and_an_exact_utf8_name():
 
 @pytest.mark.parametrize(
     ("content_type", "allowed"),
-    [("image/png", True), ("IMAGE/JPEG", True), ("image/svg+xml; charset=utf-8", True),
+    # a wildcard never admits a scriptable type: SVG must be listed exactly
+    [("image/png", True), ("IMAGE/JPEG", True), ("image/svg+xml; charset=utf-8", False),
      ("application/pdf", True), ("application/pdfx", False), ("text/html", False),
      ("imagex/png", False)],
 )  # fmt: skip
@@ -249,4 +251,25 @@ def test_form_uploads_are_refused_when_rules_need_signed_headers():
 def test_a_lone_surrogate_is_refused_before_it_reaches_a_header():
     assert refused(filename="a\ud800b.txt", disposition="inline") == (
         "parameter 'filename' is not valid Unicode text"
+    )
+
+
+def test_svg_is_allowed_when_listed_exactly():
+    settings = Settings(bucket="my-uploads", region="eu-west-1",
+                        allowed_types=("image/*", "image/svg+xml"))  # fmt: skip
+    assert parse(settings, content_type="image/svg+xml").content_type == "image/svg+xml"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/html", "image/svg+xml", "application/xhtml+xml", "text/javascript",
+                     "application/rss+xml", None],
+)  # fmt: skip
+def test_inline_is_refused_for_scriptable_or_unsigned_types(content_type):
+    params = {"filename": "a.x", "disposition": "inline"}
+    if content_type:
+        params["content_type"] = content_type
+    assert refused(**params) == (
+        f"disposition 'inline' is not allowed for {content_type or 'an untyped upload'}: a "
+        "browser would run its script; allowed: 'attachment', or 'inline' with a "
+        "content_type that is not HTML, SVG, XML or JavaScript"
     )

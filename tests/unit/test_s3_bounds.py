@@ -4,6 +4,8 @@ from the client's configured timeouts and attempts, and each route reserves it f
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalicelib import s3
 from chalicelib.settings import Settings
 
@@ -11,8 +13,8 @@ SETTINGS = Settings(bucket="my-uploads", region="eu-west-1")
 
 
 def test_the_clients_are_configured_as_the_worst_cases_assume():
-    fast = s3.client_config(SETTINGS)
-    slow = s3.client_config(SETTINGS, read_timeout=s3.SLOW_READ_TIMEOUT)
+    fast: Any = s3.client_config(SETTINGS)
+    slow: Any = s3.client_config(SETTINGS, read_timeout=s3.SLOW_READ_TIMEOUT)
     assert (fast.connect_timeout, fast.read_timeout, fast.retries) == (
         1,
         3,
