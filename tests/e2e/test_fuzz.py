@@ -10,11 +10,13 @@ JSON Schema without repeating the validation.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+import requests
 
 from tests.stack import PROJECT
 
@@ -35,3 +37,30 @@ def test_fuzzing_finds_no_server_error_and_no_response_outside_the_spec(stack, t
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:]
     assert "passed" in run.stdout
+
+
+# Beyond schemathesis' generator: deep, non-UTF-8 and oversized bodies, too much metadata,
+# a filename over S3's metadata limit, a huge path id; over real HTTP to `chalice local`.
+HOSTILE = [
+    ("POST", "/s3/multipart", "[" * 1000 + "]" * 1000),
+    ("POST", "/s3/multipart/u1/complete?key=put_folder/x",
+     '{"parts":' + "[" * 900 + "]" * 900 + "}"),
+    ("POST", "/s3/multipart", b'{"filename": "\xff\xfe.bin"}'),
+    ("POST", "/s3/multipart",
+     json.dumps({"filename": "a", "metadata": {str(n): n for n in range(500)}})),
+    ("GET", "/s3/params?" + "&".join(f"metadata[{n}]=v" for n in range(60)), None),
+    ("GET", "/put-url?filename=" + "%F0%9F%98%80" * 250, None),
+    ("GET", "/uploads/" + "x" * 5000, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body"), HOSTILE)
+def test_hostile_requests_get_a_4xx_that_says_why_never_a_5xx(stack, method, path, body):
+    response = requests.request(
+        method, stack.api + path, data=body, headers={"Content-Type": "application/json"},
+        timeout=30,
+    )  # fmt: skip
+    assert (400 <= response.status_code < 500, sorted(response.json())) == (
+        True,
+        ["Code", "Message"],
+    )
