@@ -106,8 +106,3 @@ def data_dir() -> str:
     path = tempfile.mkdtemp(prefix="strict-s3-")
     atexit.register(shutil.rmtree, path, True)
     return path
-
-
-def is_installed(cache: Path = CACHE, lock: Path = LOCK) -> bool:
-    stamp = cache / ".installed"
-    return stamp.exists() and stamp.read_bytes() == lock.read_bytes()
