@@ -251,7 +251,7 @@ def post_url(call: Call) -> dict[str, Any]:
 
 @route("/uploads/{upload_id}")
 def upload_status(call: Call, upload_id: str) -> dict[str, Any]:
-    """`uploaded` with the object's size, type, ETag and time, or `pending`."""
+    """`uploaded` with the object's size, type, ETag, time and checksum, or `pending`."""
     expect_no_parameters(call.query)
     return call.svc.status.status(call.space, upload_id)
 
@@ -261,7 +261,9 @@ def download_url(call: Call, upload_id: str) -> dict[str, Any]:
     """A short-lived GET URL for one of the caller's own stored uploads (else 404)."""
     expect_no_parameters(call.query)
     upload = call.svc.status.stored(call.space, upload_id)
-    ticket = call.svc.presigner.download_ticket(upload.upload_id, upload.key, upload.filename)
+    presigner = call.svc.presigner
+    ticket = presigner.download_ticket(upload.upload_id, upload.key, upload.filename,
+                                       upload.checksum)  # fmt: skip
     return ticket.to_response()
 
 
@@ -282,8 +284,8 @@ def companion_params(call: Call) -> dict[str, Any]:
 def multipart_create(call: Call) -> dict[str, Any]:
     """Start a multipart upload: ``{key, uploadId, UUID, ...}``."""
     expect_no_parameters(call.query)
-    request = companion.parse_create(call.body, call.settings)
-    return companion.created_answer(call.svc.multipart.create(call.space, request))
+    request, checksum = companion.parse_create(call.body, call.settings)
+    return companion.created_answer(call.svc.multipart.create(call.space, request, checksum))
 
 
 @route("/s3/multipart/{upload_id}")
@@ -319,7 +321,7 @@ def multipart_complete(call: Call, upload_id: str) -> dict[str, Any]:
 @route("/s3/multipart/{upload_id}/{part_number}")
 def multipart_part(call: Call, upload_id: str, part_number: str) -> dict[str, Any]:
     """A presigned URL for one part: ``{url, expires, headers}``."""
-    upload = companion.parse_ref(call.space, upload_id, call.query, ("md5",))
+    upload = companion.parse_ref(call.space, upload_id, call.query, companion.PART_CHECKSUMS)
     number = companion.parse_part_number(part_number, call.settings)
-    md5 = companion.parse_part_md5(call.query)
-    return companion.part_answer(call.svc.multipart.part_ticket(upload, number, md5))
+    md5, sha256 = companion.parse_part_checksums(call.query)
+    return companion.part_answer(call.svc.multipart.part_ticket(upload, number, md5, sha256))

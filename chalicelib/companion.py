@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from chalicelib.checksums import parse_checksum, parse_multipart_algorithm
 from chalicelib.errors import UploadRejected
 from chalicelib.keys import upload_id_in
 from chalicelib.multipart import (
@@ -25,12 +26,12 @@ from chalicelib.multipart import (
     max_part_count,
 )
 from chalicelib.presign import PartTicket, PostTicket
-from chalicelib.rules import POST_PARAMETERS, UploadRequest, parse_md5, parse_request, single_values
+from chalicelib.rules import POST_PARAMETERS, UploadRequest, parse_request, single_values
 from chalicelib.settings import Settings
 
 Query = Mapping[str, Sequence[str]]
 MAX_METADATA_FIELDS = 50
-CREATE_FIELDS = ("filename", "type", "size", "metadata")
+CREATE_FIELDS = ("filename", "type", "size", "metadata", "checksum")
 # S3's upload ids are URL-safe base64-like strings; '/' '+' '=' arrive percent-encoded.
 _MULTIPART_ID = re.compile(r"[A-Za-z0-9._~=+/-]{1,1024}")
 # A part's ETag as S3 returns it: hex digits (SSE-KMS: other characters), quoted or not.
@@ -92,10 +93,13 @@ def parse_part_numbers(value: str | None, settings: Settings) -> list[int]:
     return sorted({parse_part_number(item.strip(), settings) for item in items})
 
 
-def parse_part_md5(query: Query) -> str | None:
-    """The part's ``md5`` (base64), which is then signed, or None."""
-    md5 = single_values(query, ("key", "md5")).get("md5")
-    return None if md5 is None else parse_md5(md5)
+PART_CHECKSUMS = ("md5", "sha256")
+
+
+def parse_part_checksums(query: Query) -> tuple[str | None, str | None]:
+    """The part's ``md5`` and ``sha256`` (base64), each then signed, or None."""
+    values = single_values(query, ("key", *PART_CHECKSUMS))
+    return parse_checksum("md5", values.get("md5")), parse_checksum("sha256", values.get("sha256"))
 
 
 def parse_batch_numbers(query: Query, settings: Settings) -> list[int]:
@@ -103,11 +107,14 @@ def parse_batch_numbers(query: Query, settings: Settings) -> list[int]:
                               settings)  # fmt: skip
 
 
-def parse_create(body: Any, settings: Settings) -> UploadRequest:
-    """The JSON body of ``POST /s3/multipart``: ``{filename, type, metadata, size}``.
+def parse_create(body: Any, settings: Settings) -> tuple[UploadRequest, str | None]:
+    """The JSON body of ``POST /s3/multipart``: ``{filename, type, metadata, size,
+    checksum}``, as the request and the checksum algorithm (``"SHA256"`` or None).
 
     ``metadata`` (Uppy sends the file's name and type again) is accepted and not stored:
     the object keeps only its original filename. ``size``, when known, is checked up front.
+    ``checksum`` (beyond Companion's shape): ``"sha256"`` makes S3 demand and verify a
+    SHA-256 on every part, and store the object's composite checksum.
     """
     if not isinstance(body, dict):
         raise UploadRejected(
@@ -133,7 +140,8 @@ def parse_create(body: Any, settings: Settings) -> UploadRequest:
         if field != "size" and not isinstance(value, str):
             raise UploadRejected(f"{field} must be a string")
         params[param] = [str(value)]
-    return parse_request(params, settings, ("filename", "content_type", "size"), multipart=True)
+    request = parse_request(params, settings, ("filename", "content_type", "size"), multipart=True)
+    return request, parse_multipart_algorithm(body.get("checksum"))
 
 
 def parse_params_query(params: Query, settings: Settings) -> UploadRequest:
@@ -189,8 +197,10 @@ def created_answer(created: Created) -> dict[str, Any]:
         "UUID": created.upload_id,
         "bucket": created.bucket,
         "filename": created.filename,
-        # Beyond Companion's shape: tells clients to send each part's md5 when signing.
-        "part_md5_required": created.part_md5_required,
+        # Beyond Companion's shape: the algorithm S3 demands on every part ("sha256"), and
+        # whether the service requires a checksum (md5 or sha256) when signing each part.
+        "checksum": created.checksum.lower() if created.checksum else None,
+        "checksum_required": created.checksum_required,
     }
 
 
@@ -205,18 +215,24 @@ def batch_answer(urls: Mapping[int, str]) -> dict[str, Any]:
 
 
 def parts_answer(parts: Sequence[ListedPart]) -> list[dict[str, Any]]:
-    """``GET /s3/multipart/{uploadId}``: ``[{PartNumber, ETag, Size}]``."""
-    return [{"PartNumber": p.number, "ETag": p.etag, "Size": p.size} for p in parts]
+    """``GET /s3/multipart/{uploadId}``: ``[{PartNumber, ETag, Size}]``, and each part's
+    ``ChecksumSHA256`` when S3 stored one (an upload created with ``checksum: sha256``)."""
+    return [
+        {"PartNumber": p.number, "ETag": p.etag, "Size": p.size}
+        | ({"ChecksumSHA256": p.checksum_sha256} if p.checksum_sha256 else {})
+        for p in parts
+    ]
 
 
 def completed_answer(completed: Completed) -> dict[str, Any]:
-    """``POST .../complete``: ``{location, key, bucket, etag, UUID}``."""
+    """``POST .../complete``: ``{location, key, bucket, etag, UUID, checksum}``."""
     return {
         "location": completed.location,
         "key": completed.key,
         "bucket": completed.bucket,
         "etag": completed.etag,
         "UUID": completed.upload_id,
+        "checksum": completed.checksum.to_response() if completed.checksum else None,
     }
 
 

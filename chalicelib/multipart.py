@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.checksums import (
+    StoredChecksum,
+    check_checksum_given,
+    checksum_headers,
+    stored_checksum,
+)
 from chalicelib.errors import ServiceError, UploadConflict, UploadNotFound, UploadRejected
 from chalicelib.keys import upload_id_in
 from chalicelib.presign import PartTicket, Presigner
@@ -68,7 +74,8 @@ class Created:
     multipart_id: str  # S3's UploadId
     bucket: str
     filename: str | None
-    part_md5_required: bool
+    checksum: str | None  # the algorithm every part must carry (S3's name, "SHA256")
+    checksum_required: bool  # UPLOAD_REQUIRE_CHECKSUM: each part needs md5 or sha256
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class ListedPart:
     number: int
     etag: str
     size: int
+    checksum_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ class Completed:
     bucket: str
     etag: str | None
     location: str | None
+    checksum: StoredChecksum | None = None
 
 
 class Multipart:
@@ -120,44 +129,53 @@ class Multipart:
         self._completer = completer or client
         self._clock = clock
 
-    def create(self, space: str, request: UploadRequest) -> Created:
+    def create(self, space: str, request: UploadRequest, checksum: str | None = None) -> Created:
         """Start an upload at ``<space><uuid>[.<ext>]``; S3 stores the type and filename
-        given now with the object that the completion assembles."""
+        given now with the object that the completion assembles. With ``checksum``
+        (``"SHA256"``), S3 demands and verifies that checksum on every part, and stores
+        the object's composite checksum."""
         upload_id, key = self._presigner.new_upload(space, request)
         params = object_params(object_headers(request))
+        if checksum is not None:
+            params["ChecksumAlgorithm"] = checksum
         Deadline(clock=self._clock).reserve(CALL_WORST_CASE)
         with storage_errors():
             created = self._client().create_multipart_upload(
                 Bucket=self._settings.bucket, Key=key, **params
             )
         return Created(upload_id, key, created["UploadId"], self._settings.bucket,
-                       request.filename, self._settings.require_md5)  # fmt: skip
+                       request.filename, checksum, self._settings.require_checksum)  # fmt: skip
 
-    def part_ticket(self, upload: UploadRef, number: int, md5: str | None) -> PartTicket:
-        """A presigned UploadPart URL; with ``md5`` (the part's, base64), S3 checks the
-        part's bytes against it."""
-        if md5 is None and self._settings.require_md5:
-            raise UploadRejected(
-                "md5 is required: the base64 of this part's 16-byte MD5 digest "
-                "(UPLOAD_REQUIRE_MD5 is on)"
-            )
-        return self._presigner.part_ticket(upload.key, upload.multipart_id, number, md5)
+    def part_ticket(
+        self, upload: UploadRef, number: int, md5: str | None, sha256: str | None
+    ) -> PartTicket:
+        """A presigned UploadPart URL; with ``md5`` or ``sha256`` (the part's digest,
+        base64), each is a signed header and S3 checks the part's bytes against it. An
+        upload created with ``checksum: sha256`` needs ``sha256``: S3 refuses a part
+        without it."""
+        check_checksum_given(md5, sha256, self._settings, "this part's")
+        headers = checksum_headers(md5, sha256)
+        return self._presigner.part_ticket(upload.key, upload.multipart_id, number, headers)
 
     def batch_urls(self, upload: UploadRef, numbers: list[int]) -> dict[int, str]:
-        """Presigned UploadPart URLs for several parts, by part number."""
-        if self._settings.require_md5:
+        """Presigned UploadPart URLs for several parts, by part number, with no checksum
+        (each URL would have to sign its own): refused under UPLOAD_REQUIRE_CHECKSUM. Made
+        without a call to S3, so S3 itself refuses such a part of an upload created with
+        ``checksum: sha256`` (400 InvalidRequest: the checksum is missing)."""
+        if self._settings.require_checksum:
             raise UploadRejected(
-                "batch signing is off because UPLOAD_REQUIRE_MD5 is on; allowed: "
-                "GET /s3/multipart/{uploadId}/{partNumber}?key=...&md5=... for each part"
+                "batch signing is off because UPLOAD_REQUIRE_CHECKSUM is on; allowed: "
+                "GET /s3/multipart/{uploadId}/{partNumber}?key=...&sha256=... for each part"
             )
         return {
-            n: self._presigner.part_ticket(upload.key, upload.multipart_id, n, None).url
+            n: self._presigner.part_ticket(upload.key, upload.multipart_id, n, {}).url
             for n in numbers
         }
 
     def list_parts(self, upload: UploadRef) -> list[ListedPart]:
         """Every part S3 holds for the upload, all pages."""
-        return list(self._listed(upload.key, upload.multipart_id, Deadline(clock=self._clock)))
+        deadline = Deadline(clock=self._clock)
+        return self._listing(upload.key, upload.multipart_id, deadline)[1]
 
     def complete(self, space: str, upload: UploadRef, parts: list[CompletedPart]) -> Completed:
         """Assemble the listed parts into the object. Safe to retry.
@@ -174,12 +192,13 @@ class Multipart:
         key, multipart_id = upload.key, upload.multipart_id
         deadline = Deadline(clock=self._clock)
         try:
-            held = {p.number: p for p in self._listed(key, multipart_id, deadline)}
+            algorithm, listed_parts = self._listing(key, multipart_id, deadline)
         except UploadNotFound:
             before = self._completed_before(space, key, parts, deadline)
             if before is None:
                 raise
             return before
+        held = {p.number: p for p in listed_parts}
         for part in parts:
             listed = held.get(part.number)
             if listed is None:
@@ -206,7 +225,7 @@ class Multipart:
             "Key": key,
             "UploadId": multipart_id,
             "MultipartUpload": {
-                "Parts": [{"PartNumber": p.number, "ETag": held[p.number].etag} for p in parts]
+                "Parts": [_completion_part(held[p.number], algorithm) for p in parts]
             },
             # S3 refuses the completion (400) unless the parts add up to exactly this.
             "MpuObjectSize": total,
@@ -224,7 +243,7 @@ class Multipart:
                 raise
             return again
         return Completed(upload_id_in(space, key), key, self._settings.bucket,
-                         done.get("ETag"), done.get("Location"))  # fmt: skip
+                         done.get("ETag"), done.get("Location"), stored_checksum(done))  # fmt: skip
 
     def _completed_before(
         self, space: str, key: str, parts: list[CompletedPart], deadline: Deadline
@@ -255,24 +274,35 @@ class Multipart:
                 Bucket=self._settings.bucket, Key=key, UploadId=upload
             )
 
-    def _listed(self, key: str, upload: str, deadline: Deadline) -> Iterator[ListedPart]:
-        """ListParts, page after page (S3 returns at most 1,000 parts a page), each page
-        within the route's deadline."""
-        marker = 0
-        while True:
-            deadline.reserve(CALL_WORST_CASE)
-            with storage_errors(self._refusals(key, upload)):
-                page = self._client().list_parts(
-                    Bucket=self._settings.bucket,
-                    Key=key,
-                    UploadId=upload,
-                    PartNumberMarker=marker,
-                )
-            for part in page.get("Parts", []):
-                yield ListedPart(part["PartNumber"], part["ETag"], part["Size"])
-            if not page.get("IsTruncated"):
-                return
-            marker = page["NextPartNumberMarker"]
+    def _listing(
+        self, key: str, upload: str, deadline: Deadline
+    ) -> tuple[str | None, list[ListedPart]]:
+        """The upload's checksum algorithm (None if it has none) and every part S3
+        holds: ListParts, page after page (at most 1,000 parts a page), each page within
+        the route's deadline."""
+        page = self._page(key, upload, 0, deadline)
+        parts = page.parts
+        while page.next_marker is not None:
+            page = self._page(key, upload, page.next_marker, deadline)
+            parts += page.parts
+        return page.algorithm, parts
+
+    def _page(self, key: str, upload: str, marker: int, deadline: Deadline) -> _Page:
+        deadline.reserve(CALL_WORST_CASE)
+        with storage_errors(self._refusals(key, upload)):
+            page = self._client().list_parts(
+                Bucket=self._settings.bucket,
+                Key=key,
+                UploadId=upload,
+                PartNumberMarker=marker,
+            )
+        parts = [
+            ListedPart(p["PartNumber"], p["ETag"], p["Size"], p.get("ChecksumSHA256"))
+            for p in page.get("Parts", [])
+        ]
+        more = page.get("IsTruncated")
+        return _Page(page.get("ChecksumAlgorithm"), parts,
+                     page["NextPartNumberMarker"] if more else None)  # fmt: skip
 
     @staticmethod
     def _refusals(key: str, upload: str) -> dict[str, ServiceError]:
@@ -302,6 +332,30 @@ class Multipart:
                 f"an object already exists at {key!r} and UPLOAD_NO_OVERWRITE is on"
             ),
         }
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One page of ListParts."""
+
+    algorithm: str | None
+    parts: list[ListedPart]
+    next_marker: int | None
+
+
+def _completion_part(part: ListedPart, algorithm: str | None) -> dict[str, Any]:
+    """A part as CompleteMultipartUpload takes it, from S3's own listing: its ETag, and
+    its checksum when the upload has an algorithm (S3 then demands each part's)."""
+    entry: dict[str, Any] = {"PartNumber": part.number, "ETag": part.etag}
+    if algorithm is None:
+        return entry
+    if algorithm != "SHA256" or part.checksum_sha256 is None:
+        raise UploadRejected(
+            f"part {part.number} has no {algorithm} checksum stored; allowed: upload it "
+            "again with the sha256 its URL was signed for"
+        )
+    entry["ChecksumSHA256"] = part.checksum_sha256
+    return entry
 
 
 def _unquoted(etag: str) -> str:

@@ -7,11 +7,12 @@ placeholder object is written, and an abandoned upload leaves nothing behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chalicelib.checksums import StoredChecksum
 from chalicelib.keys import new_upload_id, upload_key
 from chalicelib.rules import (
     UploadRequest,
@@ -103,6 +104,7 @@ class DownloadTicket:
     expires_at: datetime
     filename: str | None = None
     expires_in_capped: bool = False
+    checksum: StoredChecksum | None = None
 
     def to_response(self) -> dict[str, Any]:
         """The JSON body of ``GET /uploads/{uuid}/download-url``."""
@@ -114,6 +116,7 @@ class DownloadTicket:
             "UUID": self.upload_id,
             "key": self.key,
             "filename": self.filename,
+            "checksum": self.checksum.to_response() if self.checksum else None,
         }
 
 
@@ -195,18 +198,26 @@ class Presigner:
         )
 
     def part_ticket(
-        self, key: str, multipart_id: str, part_number: int, md5: str | None
+        self, key: str, multipart_id: str, part_number: int, headers: Mapping[str, str]
     ) -> PartTicket:
-        """A URL that uploads one part of a multipart upload; with ``md5``, S3 also checks
-        the part's bytes against it (a signed ``Content-MD5``)."""
+        """A URL that uploads one part of a multipart upload. ``headers`` are the part's
+        checksum headers (:func:`chalicelib.checksums.checksum_headers`): each is signed,
+        and S3 checks the part's bytes against it."""
         signed = self._backend.upload_part(
-            key, multipart_id, part_number, md5, self._settings.url_expires
+            key, multipart_id, part_number, headers, self._settings.url_expires
         )
-        return PartTicket(signed.url, signed.expires_in, {"Content-MD5": md5} if md5 else {})
+        return PartTicket(signed.url, signed.expires_in, dict(headers))
 
-    def download_ticket(self, upload_id: str, key: str, filename: str | None) -> DownloadTicket:
+    def download_ticket(
+        self,
+        upload_id: str,
+        key: str,
+        filename: str | None,
+        checksum: StoredChecksum | None = None,
+    ) -> DownloadTicket:
         """A URL that downloads ``key``, always as an attachment (never rendered by the
-        browser on S3's origin), named ``filename`` when the upload gave one."""
+        browser on S3's origin), named ``filename`` when the upload gave one. ``checksum``
+        (S3's stored one) is passed on, for the downloader to check the bytes against."""
         disposition = content_disposition("attachment", filename) if filename else "attachment"
         signed = self._backend.get_object(key, disposition, self._settings.url_expires)
         return DownloadTicket(
@@ -217,6 +228,7 @@ class Presigner:
             expires_at=signed.expires_at,
             filename=filename,
             expires_in_capped=signed.expires_in < self._settings.url_expires,
+            checksum=checksum,
         )
 
     def new_upload(self, space: str, request: UploadRequest) -> tuple[str, str]:

@@ -6,12 +6,12 @@ a violating upload; the checks here only make the refusal early and readable.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from chalicelib.checksums import check_checksum_given, checksum_headers, parse_checksum
 from chalicelib.errors import UploadRejected
 from chalicelib.keys import extension
 from chalicelib.settings import Settings
@@ -31,7 +31,7 @@ DISPOSITIONS = ("attachment", "inline")
 # percent-encoded: S3 metadata must be ASCII, and an HTTP header trims outer spaces.
 FILENAME_METADATA = "filename"
 FILENAME_HEADER = f"x-amz-meta-{FILENAME_METADATA}"
-PUT_PARAMETERS = ("content_type", "disposition", "filename", "md5", "size")
+PUT_PARAMETERS = ("content_type", "disposition", "filename", "md5", "sha256", "size")
 POST_PARAMETERS = ("content_type", "disposition", "filename")
 
 # RFC 9110 media type: type "/" subtype *( ";" name "=" ( token / quoted-string ) ).
@@ -44,7 +44,6 @@ _CONTENT_TYPE = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SIZE = re.compile(r"[0-9]{1,12}")
-_MD5_EXAMPLE = "1B2M2Y8AsgTpgAmY7PhCfg=="
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,7 @@ class UploadRequest:
     size: int | None = None
     md5: str | None = None
     disposition: str | None = None
+    sha256: str | None = None
 
     @property
     def extension(self) -> str:
@@ -106,7 +106,7 @@ def parse_request(
     values = single_values(params, allowed)
     filename = _filename(values.get("filename"))
     content_type = _content_type(values.get("content_type"), settings)
-    return UploadRequest(
+    request = UploadRequest(
         filename=filename,
         content_type=content_type,
         size=_size(
@@ -115,27 +115,25 @@ def parse_request(
             required="size" in allowed and not multipart,
             multipart=multipart,
         ),
-        md5=_md5(values.get("md5"), settings, required="md5" in allowed),
+        md5=parse_checksum("md5", values.get("md5")),
+        sha256=parse_checksum("sha256", values.get("sha256")),
         disposition=_disposition(values.get("disposition"), filename, content_type),
     )
-
-
-def parse_md5(value: str) -> str:
-    """A base64 MD5 digest as S3's Content-MD5 expects it; UploadRejected otherwise."""
-    md5 = _md5(value, None, required=False)
-    assert md5 is not None
-    return md5
+    if "md5" in allowed:
+        check_checksum_given(request.md5, request.sha256, settings, "the file's")
+    return request
 
 
 def check_form_upload_allowed(settings: Settings) -> None:
     """Refuse a browser-form POST where the settings need what a POST policy cannot sign.
 
-    A POST policy can pin the key, type and size range, but not a Content-MD5 check nor
-    ``If-None-Match``; issuing one anyway would quietly bypass those rules.
+    A POST policy can pin the key, type and size range, but not a checksum S3 verifies
+    (S3 neither checks nor stores a checksum form field) nor ``If-None-Match``; issuing
+    one anyway would quietly bypass those rules.
     """
     missing = [
         name
-        for name, on in (("UPLOAD_REQUIRE_MD5", settings.require_md5),
+        for name, on in (("UPLOAD_REQUIRE_CHECKSUM", settings.require_checksum),
                          ("UPLOAD_NO_OVERWRITE", settings.no_overwrite))
         if on
     ]  # fmt: skip
@@ -171,8 +169,8 @@ def put_headers(request: UploadRequest, settings: Settings) -> dict[str, str]:
     headers = object_headers(request)
     if request.size is not None:
         headers["Content-Length"] = str(request.size)
-    if request.md5 is not None:
-        headers["Content-MD5"] = request.md5
+    # Signed headers, never query parameters: S3 verifies the bytes only then.
+    headers.update(checksum_headers(request.md5, request.sha256))
     if settings.no_overwrite:
         headers["If-None-Match"] = "*"
     return headers
@@ -264,23 +262,6 @@ def _size(
         hint = " (larger files need a multipart upload: POST /s3/multipart)" if larger else ""
         raise UploadRejected(f"size {size} is too large; {allowed}{hint}")
     return size
-
-
-def _md5(value: str | None, settings: Settings | None, required: bool) -> str | None:
-    expected = f"the base64 of the file's 16-byte MD5 digest, like {_MD5_EXAMPLE!r}"
-    if value is None:
-        if settings is not None and settings.require_md5 and required:
-            raise UploadRejected(f"md5 is required: {expected}")
-        return None
-    # An unencoded '+' in a query string arrives as a space; base64 never contains one.
-    value = value.replace(" ", "+")
-    try:
-        digest = base64.b64decode(value, validate=True)
-    except ValueError:
-        digest = b""
-    if len(digest) != 16 or base64.b64encode(digest).decode() != value:
-        raise UploadRejected(f"md5 {value[:40]!r} is not valid; allowed: {expected}")
-    return value
 
 
 def _disposition(value: str | None, filename: str | None, content_type: str | None) -> str | None:

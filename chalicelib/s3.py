@@ -68,6 +68,7 @@ _HEADER_PARAMS = {
     "Content-MD5": "ContentMD5",
     "Content-Disposition": "ContentDisposition",
     "If-None-Match": "IfNoneMatch",
+    "x-amz-checksum-sha256": "ChecksumSHA256",
 }
 METADATA_PREFIX = "x-amz-meta-"
 

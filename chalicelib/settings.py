@@ -54,7 +54,8 @@ class Settings:
     # The upload rules, signed into every URL so that S3 itself enforces them.
     allowed_types: tuple[str, ...] = ()
     max_bytes: int | None = None
-    require_md5: bool = False
+    # Every PUT and part must carry a checksum S3 verifies: md5 or sha256.
+    require_checksum: bool = False
     no_overwrite: bool = False
     # auto: the own SigV4 signer where it builds the endpoint exactly as botocore would,
     # else botocore (chalicelib/signing.py); sigv4 / botocore: that one, always.
@@ -84,7 +85,7 @@ class Settings:
             endpoint_url=_endpoint_url(environ),
             allowed_types=_allowed_types(environ),
             max_bytes=_optional_int(environ, "UPLOAD_MAX_BYTES", 1, MAX_OBJECT_BYTES),
-            require_md5=_flag(environ, "UPLOAD_REQUIRE_MD5"),
+            require_checksum=_require_checksum(environ),
             no_overwrite=_flag(environ, "UPLOAD_NO_OVERWRITE"),
             signing_backend=_choice(environ, "SIGNING_BACKEND", SIGNING_BACKENDS),
         )
@@ -103,6 +104,17 @@ def cors_allow_origin(environ: Mapping[str, str]) -> str:
             "like 'https://app.example.com' (scheme, host and optional port, no path)"
         )
     return value
+
+
+def _require_checksum(environ: Mapping[str, str]) -> bool:
+    """UPLOAD_REQUIRE_CHECKSUM; UPLOAD_REQUIRE_MD5 is its old name, still read so that a
+    deployment configured with it keeps the rule (now met by md5 or sha256)."""
+    new, old = "UPLOAD_REQUIRE_CHECKSUM", "UPLOAD_REQUIRE_MD5"
+    if old not in environ:
+        return _flag(environ, new)
+    if new in environ and _flag(environ, new) != _flag(environ, old):
+        raise ConfigError(f"{new} and {old} disagree; allowed: {new} alone ({old} is its old name)")
+    return _flag(environ, old)
 
 
 def _bucket(environ: Mapping[str, str]) -> str:

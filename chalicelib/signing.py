@@ -39,7 +39,12 @@ class SigningBackend(Protocol):
     def put_object(self, key: str, headers: Mapping[str, str], expires_in: int) -> Signed: ...
 
     def upload_part(
-        self, key: str, upload_id: str, part_number: int, md5: str | None, expires_in: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        headers: Mapping[str, str],
+        expires_in: int,
     ) -> Signed: ...
 
     def get_object(self, key: str, disposition: str, expires_in: int) -> Signed: ...
@@ -91,13 +96,17 @@ class SigV4Backend:
         return self._signer.presign(credentials, "PUT", key, expires_in, headers=dict(headers))
 
     def upload_part(
-        self, key: str, upload_id: str, part_number: int, md5: str | None, expires_in: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        headers: Mapping[str, str],
+        expires_in: int,
     ) -> Signed:
         credentials, expires_in = self._current(expires_in)
         # botocore's serializer puts uploadId before partNumber.
         params = [("uploadId", upload_id), ("partNumber", str(part_number))]
-        headers = {"Content-MD5": md5} if md5 else {}
-        return self._signer.presign(credentials, "PUT", key, expires_in, params, headers)
+        return self._signer.presign(credentials, "PUT", key, expires_in, params, dict(headers))
 
     def get_object(self, key: str, disposition: str, expires_in: int) -> Signed:
         credentials, expires_in = self._current(expires_in)
@@ -141,11 +150,15 @@ class BotocoreBackend:
         return self._url("put_object", {"Key": key, **object_params(headers)}, "PUT", expires_in)
 
     def upload_part(
-        self, key: str, upload_id: str, part_number: int, md5: str | None, expires_in: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        headers: Mapping[str, str],
+        expires_in: int,
     ) -> Signed:
-        params: dict[str, Any] = {"Key": key, "UploadId": upload_id, "PartNumber": part_number}
-        if md5:
-            params["ContentMD5"] = md5
+        params = {"Key": key, "UploadId": upload_id, "PartNumber": part_number,
+                  **object_params(headers)}  # fmt: skip
         return self._url("upload_part", params, "PUT", expires_in)
 
     def get_object(self, key: str, disposition: str, expires_in: int) -> Signed:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.checksums import StoredChecksum, stored_checksum
 from chalicelib.errors import UploadNotFound
 from chalicelib.keys import parse_upload_id, upload_key
 from chalicelib.rules import filename_from_metadata
@@ -29,6 +30,7 @@ class StoredUpload:
     etag: str
     last_modified: datetime
     filename: str | None
+    checksum: StoredChecksum | None = None
 
     def to_response(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,7 @@ class StoredUpload:
             "etag": self.etag,
             "last_modified": self.last_modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "filename": self.filename,
+            "checksum": self.checksum.to_response() if self.checksum else None,
         }
 
 
@@ -83,7 +86,10 @@ class UploadStatus:
         gone = UploadNotFound(f"no upload {upload_id} is stored for you")
         deadline.reserve(CALL_WORST_CASE)
         with storage_errors({"404": gone, "NoSuchKey": gone}):
-            head = self._client().head_object(Bucket=self._settings.bucket, Key=key)
+            # ChecksumMode: S3 then returns the checksum it stored, if any.
+            head = self._client().head_object(
+                Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED"
+            )
         return StoredUpload(
             upload_id=upload_id,
             key=key,
@@ -92,6 +98,7 @@ class UploadStatus:
             etag=head["ETag"],
             last_modified=head["LastModified"],
             filename=filename_from_metadata(head.get("Metadata", {})),
+            checksum=stored_checksum(head),
         )
 
     def find_key(self, space: str, upload_id: str, deadline: Deadline) -> str | None:

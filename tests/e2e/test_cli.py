@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -42,7 +44,7 @@ def stored(stack, key: str):
     return local_s3(stack).get_object(Bucket=BUCKET, Key=key)
 
 
-def test_a_small_file_goes_in_one_put_with_type_size_and_md5(stack, tmp_path):
+def test_a_small_file_goes_in_one_put_with_type_size_and_sha256(stack, tmp_path):
     f = tmp_path / "notes.txt"
     f.write_bytes(b"hello, bucket\n" * 100)
     code, result, err = run(stack, tmp_path, str(f))
@@ -53,6 +55,8 @@ def test_a_small_file_goes_in_one_put_with_type_size_and_md5(stack, tmp_path):
     assert obj["Body"].read() == f.read_bytes()
     assert (obj["ContentType"], obj["Metadata"]) == ("text/plain", {"filename": "notes.txt"})
     assert result["etag"] == f'"{hashlib.md5(f.read_bytes()).hexdigest()}"'  # noqa: S324
+    sha256 = base64.b64encode(hashlib.sha256(f.read_bytes()).digest()).decode()
+    assert result["checksum"] == {"algorithm": "SHA256", "value": sha256, "type": "FULL_OBJECT"}
 
 
 def test_a_large_file_goes_in_parallel_parts_and_arrives_identical(stack, tmp_path):
@@ -174,9 +178,13 @@ class RecordingAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-@pytest.mark.parametrize(("md5", "signed"), [("auto", False), ("always", True)])
-def test_parts_carry_their_md5_when_asked_or_required(stack, tmp_path, capsys, md5, signed):
-    # The local stage does not require MD5, so "auto" sends none on parts.
+@pytest.mark.parametrize(
+    ("option", "signed"),
+    [(["--checksum", "none"], None), (["--checksum", "md5"], "content-md5"),
+     (["--md5", "always"], "content-md5"), ([], "x-amz-checksum-sha256")],
+)  # fmt: skip
+def test_parts_carry_the_chosen_checksum(stack, tmp_path, capsys, option, signed):
+    # auto (the default) is SHA-256; --md5 is the option's old name.
     f = tmp_path / "parts.bin"
     f.write_bytes(os.urandom(6 * MiB))
     http = requests.Session()
@@ -184,16 +192,16 @@ def test_parts_carry_their_md5_when_asked_or_required(stack, tmp_path, capsys, m
     http.mount("http://", recorder)
     code = main(
         ["upload", str(f), "--api", stack.api, "--threshold", "5", "--part-size", "5",
-         "--md5", md5, "--json", "--no-progress", "--state-dir", str(tmp_path / "state")],
+         *option, "--json", "--no-progress", "--state-dir", str(tmp_path / "state")],
         http=http,
     )  # fmt: skip
     assert code == 0
     path = [u.split("?")[0] for u in recorder.urls]
     one_by_one = [u for u, p in zip(recorder.urls, path, strict=True) if p[-1].isdigit()]
     batches = [p for p in path if p.endswith("/batch")]
-    # Parts with an MD5 are signed one by one; without, all in one batch call.
+    # Parts with a checksum are signed one by one; without, all in one batch call.
     assert (len(one_by_one), len(batches)) == ((2, 0) if signed else (0, 1))
-    assert all("md5=" in u for u in one_by_one)
     parts = [u for u in recorder.urls if "partNumber=" in u]
-    assert all(("content-md5" in u) is signed for u in parts)
+    signed_headers = {parse_qs(urlsplit(u).query)["X-Amz-SignedHeaders"][0] for u in parts}
+    assert signed_headers == {";".join(sorted(["host", *([signed] if signed else [])]))}
     capsys.readouterr()

@@ -73,7 +73,8 @@ def test_create_names_the_key_and_keeps_the_type_and_filename(api, s3):
         "UUID": upload["UUID"],
         "bucket": BUCKET,
         "filename": "movie.MP4",
-        "part_md5_required": False,
+        "checksum": None,
+        "checksum_required": False,
     }
     (listed,) = s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
     assert (listed["Key"], listed["UploadId"]) == (upload["key"], upload["uploadId"])
@@ -97,6 +98,7 @@ def test_parts_uploaded_listed_and_completed_arrive_byte_identical(api, s3):
         "bucket": BUCKET,
         "etag": done.json_body["etag"],
         "UUID": upload["UUID"],
+        "checksum": None,  # none was asked for (moto stores none from a presigned part)
     }
     # S3 answers with the object's URL (moto's is virtual-host style, whatever the request).
     assert done.json_body["location"].endswith(f"/{upload['key']}")
@@ -312,7 +314,7 @@ def test_type_allowlist_applies_to_multipart(api, monkeypatch):
         (["a"], 'the body must be a JSON object like {"filename": "video.mp4", '
                 '"type": "video/mp4"}'),
         ({"filename": "a", "key": "put_folder/x"},
-         "unknown field ['key']; allowed: filename, type, size, metadata"),
+         "unknown field ['key']; allowed: filename, type, size, metadata, checksum"),
         ({"size": "12"}, "size must be a whole number of bytes"),
         ({"filename": 3}, "filename must be a string"),
         ({"metadata": [1]}, "metadata must be a JSON object"),
@@ -323,14 +325,16 @@ def test_malformed_create_bodies_are_a_400(api, body, message):
     assert (response.status_code, response.json_body["Message"]) == (400, message)
 
 
-def test_md5_rule_signs_each_part_and_turns_batches_off(api, monkeypatch):
-    monkeypatch.setenv("UPLOAD_REQUIRE_MD5", "true")
+def test_checksum_rule_signs_each_parts_md5_and_turns_batches_off(api, monkeypatch):
+    monkeypatch.setenv("UPLOAD_REQUIRE_CHECKSUM", "true")
     upload = create(api)
-    assert upload["part_md5_required"] is True
+    assert (upload["checksum"], upload["checksum_required"]) == (None, True)
     md5 = base64.b64encode(hashlib.md5(PART2).digest()).decode()  # noqa: S324
     missing = api.http.get(f"/s3/multipart/{upload['uploadId']}/1?key={upload['key']}")
     assert missing.json_body["Message"] == (
-        "md5 is required: the base64 of this part's 16-byte MD5 digest (UPLOAD_REQUIRE_MD5 is on)"
+        "a checksum of this part's bytes is required (UPLOAD_REQUIRE_CHECKSUM is on); allowed: "
+        "sha256 (the base64 of the 32-byte SHA-256 digest, which browsers compute with "
+        "crypto.subtle.digest) or md5 (the base64 of the 16-byte MD5 digest), or both"
     )
     signed = part_url(api, upload, 1, md5=md5.replace("+", "%2B").replace("/", "%2F"))
     assert signed["headers"] == {"Content-MD5": md5}
@@ -339,7 +343,9 @@ def test_md5_rule_signs_each_part_and_turns_batches_off(api, monkeypatch):
         f"/s3/multipart/{upload['uploadId']}/batch?key={upload['key']}&partNumbers=1"
     )
     assert batch.status_code == 400
-    assert batch.json_body["Message"].startswith("batch signing is off because UPLOAD_REQUIRE_MD5")
+    assert batch.json_body["Message"].startswith(
+        "batch signing is off because UPLOAD_REQUIRE_CHECKSUM"
+    )
 
 
 def test_companion_params_is_a_form_post_that_stores_the_file(api, s3):

@@ -29,10 +29,10 @@ PNG_MD5 = base64.b64encode(hashlib.md5(PNG).digest()).decode()  # noqa: S324 (S3
 
 @pytest.fixture
 def strict(monkeypatch):
-    """The prod rules: images and PDFs up to 10 MiB, MD5 required, no overwrite."""
+    """The prod rules: images and PDFs up to 10 MiB, a checksum required, no overwrite."""
     monkeypatch.setenv("UPLOAD_ALLOWED_TYPES", "image/*,application/pdf")
     monkeypatch.setenv("UPLOAD_MAX_BYTES", "10485760")
-    monkeypatch.setenv("UPLOAD_REQUIRE_MD5", "true")
+    monkeypatch.setenv("UPLOAD_REQUIRE_CHECKSUM", "true")
     monkeypatch.setenv("UPLOAD_NO_OVERWRITE", "true")
 
 
@@ -79,8 +79,9 @@ def test_replaying_a_url_cannot_overwrite(api, s3, strict):
         ("content_type=image/png&size=10485761&md5=" + PNG_MD5,
          "size 10485761 is too large; allowed: 0 to 10485760"),
         ("content_type=image/png&size=5",
-         "md5 is required: the base64 of the file's 16-byte MD5 digest, like "
-         "'1B2M2Y8AsgTpgAmY7PhCfg=='"),
+         "a checksum of the file's bytes is required (UPLOAD_REQUIRE_CHECKSUM is on); "
+         "allowed: sha256 (the base64 of the 32-byte SHA-256 digest, which browsers compute "
+         "with crypto.subtle.digest) or md5 (the base64 of the 16-byte MD5 digest), or both"),
         ("content_type=image/png&size=5&md5=" + PNG_MD5 + "&size=6",
          "parameter 'size' was given 2 times; give it once"),
     ],
@@ -132,6 +133,7 @@ def test_status_is_pending_until_the_upload_lands_then_reports_it(api, s3, stric
         "etag": head["ETag"],
         "last_modified": head["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ"),
         "filename": "cat.PNG",
+        "checksum": None,  # moto stores no checksum from a presigned PUT
     }
 
 
@@ -161,6 +163,7 @@ def test_download_url_fetches_the_bytes_as_an_attachment_named_like_the_original
         "UUID": body["UUID"],
         "key": body["key"],
         "filename": name,
+        "checksum": None,
     }
     disposition = (
         'attachment; filename="Relev_ 2026 _final_.pdf"; '

@@ -110,7 +110,7 @@ RULES = UploadRequest(
 @pytest.fixture(scope="module")
 def strict(settings):
     return replace(
-        settings, allowed_types=("application/pdf",), max_bytes=4096, require_md5=True,
+        settings, allowed_types=("application/pdf",), max_bytes=4096, require_checksum=True,
         no_overwrite=True,
     )  # fmt: skip
 
@@ -195,16 +195,14 @@ def test_part_urls_are_accepted_and_a_signed_part_md5_is_enforced(settings, s3):
     upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
     first, last = os.urandom(5 * 1024 * 1024), b"tail"
     first_md5 = base64.b64encode(hashlib.md5(first).digest()).decode()  # noqa: S324
-    signed = presigner.part_ticket(key, upload, 1, first_md5)
+    signed = presigner.part_ticket(key, upload, 1, {"Content-MD5": first_md5})
     wrong = requests.put(signed.url, data=first[:-1] + b"!", headers=signed.headers, timeout=60)
     assert wrong.status_code == 400, wrong.text
     assert "<Code>BadDigest</Code>" in wrong.text
     ok = requests.put(signed.url, data=first, headers=signed.headers, timeout=60)
-    plain = requests.put(presigner.part_ticket(key, upload, 2, None).url, data=last, timeout=30)
+    plain = requests.put(presigner.part_ticket(key, upload, 2, {}).url, data=last, timeout=30)
     assert (ok.status_code, plain.status_code) == (200, 200), plain.text
-    tampered = presigner.part_ticket(key, upload, 3, None).url.replace(
-        "partNumber=3", "partNumber=4"
-    )
+    tampered = presigner.part_ticket(key, upload, 3, {}).url.replace("partNumber=3", "partNumber=4")
     assert requests.put(tampered, data=last, timeout=30).status_code == 403
     parts = [{"PartNumber": 1, "ETag": ok.headers["ETag"]},
              {"PartNumber": 2, "ETag": plain.headers["ETag"]}]  # fmt: skip

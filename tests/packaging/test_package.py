@@ -223,7 +223,7 @@ def test_prod_turns_the_protective_settings_on():
         ("image/*", "application/pdf"),
         10485760,
     )
-    assert (settings.require_md5, settings.no_overwrite) == (True, True)
+    assert (settings.require_checksum, settings.no_overwrite) == (True, True)
     assert settings.url_expires <= 300
     assert cors_allow_origin(stage_environment("prod")) != "*"
 

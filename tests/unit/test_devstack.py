@@ -18,11 +18,12 @@ def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
             "AllowedHeaders": [
                 "Content-Type",
                 "Content-MD5",
+                "x-amz-checksum-sha256",
                 "Content-Disposition",
                 "If-None-Match",
                 "x-amz-meta-filename",
             ],
-            "ExposeHeaders": ["ETag"],
+            "ExposeHeaders": ["ETag", "x-amz-checksum-sha256"],
             "MaxAgeSeconds": 3000,
         }
     ]
@@ -41,7 +42,7 @@ def test_stage_environment_applies_stage_values_over_the_top_level():
         "CORS_ALLOW_ORIGIN": "https://app.example.com",
         "UPLOAD_ALLOWED_TYPES": "image/*,application/pdf",
         "UPLOAD_MAX_BYTES": "10485760",
-        "UPLOAD_REQUIRE_MD5": "true",
+        "UPLOAD_REQUIRE_CHECKSUM": "true",
         "UPLOAD_NO_OVERWRITE": "true",
         "AUTH_MODE": "cognito",
         "COGNITO_USER_POOL_ARNS": (

@@ -102,7 +102,8 @@ def test_a_part_url_signs_exactly_that_part_and_its_md5(monkeypatch):
     backend = SigV4Backend.for_settings(SETTINGS, os.environ)
     assert backend is not None
     presigner = Presigner(backend, SETTINGS)
-    ticket = presigner.part_ticket(f"put_folder/{ID}", "up+load/id", 42, "1B2M2Y8AsgTpgAmY7PhCfg==")
+    md5 = {"Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg=="}
+    ticket = presigner.part_ticket(f"put_folder/{ID}", "up+load/id", 42, md5)
     url = urlsplit(ticket.url)
     params = query(ticket.url)
     assert (url.netloc, url.path) == ("my-uploads.s3.eu-west-1.amazonaws.com", f"/put_folder/{ID}")

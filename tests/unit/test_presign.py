@@ -248,4 +248,5 @@ def test_download_url_is_a_signed_get_that_forces_an_attachment_with_the_name():
         "UUID": FIXED_ID,
         "key": f"put_folder/{FIXED_ID}.pdf",
         "filename": "ré.pdf",
+        "checksum": None,
     }

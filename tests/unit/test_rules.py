@@ -23,10 +23,11 @@ STRICT = replace(
     OPEN,
     allowed_types=("image/*", "application/pdf"),
     max_bytes=10 * 1024 * 1024,
-    require_md5=True,
+    require_checksum=True,
     no_overwrite=True,
 )
 EMPTY_MD5 = "1B2M2Y8AsgTpgAmY7PhCfg=="  # md5(b"")
+EMPTY_SHA256 = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="  # sha256(b"")
 
 
 def parse(settings=OPEN, allowed=PUT_PARAMETERS, **params):
@@ -171,22 +172,56 @@ def test_a_limit_below_5_gib_gives_no_multipart_hint():
     )
 
 
-def test_md5_required_when_configured():
+def test_a_checksum_is_required_when_configured_and_either_kind_meets_it():
     assert refused(STRICT, content_type="image/png", size="1") == (
-        "md5 is required: the base64 of the file's 16-byte MD5 digest, like "
-        "'1B2M2Y8AsgTpgAmY7PhCfg=='"
+        "a checksum of the file's bytes is required (UPLOAD_REQUIRE_CHECKSUM is on); allowed: "
+        "sha256 (the base64 of the 32-byte SHA-256 digest, which browsers compute with "
+        "crypto.subtle.digest) or md5 (the base64 of the 16-byte MD5 digest), or both"
     )
+    png = {"content_type": "image/png", "size": "0"}
+    assert parse(STRICT, **png, sha256=EMPTY_SHA256).sha256 == EMPTY_SHA256
+    assert parse(STRICT, **png, md5=EMPTY_MD5).md5 == EMPTY_MD5
+    both = parse(STRICT, **png, md5=EMPTY_MD5, sha256=EMPTY_SHA256)
+    assert put_headers(both, STRICT) == {
+        "Content-Type": "image/png",
+        "Content-Length": "0",
+        "Content-MD5": EMPTY_MD5,
+        "x-amz-checksum-sha256": EMPTY_SHA256,
+        "If-None-Match": "*",
+    }
 
 
 @pytest.mark.parametrize(
     "md5", ["abc", "1B2M2Y8AsgTpgAmY7PhCfg", "1B2M2Y8AsgTpgAmY7PhCfg==x", "AAAA", "!" * 24,
-            "d41d8cd98f00b204e9800998ecf8427e"],
+            "d41d8cd98f00b204e9800998ecf8427e", EMPTY_SHA256],
 )  # fmt: skip
 def test_md5_must_be_base64_of_sixteen_bytes(md5):
     assert refused(md5=md5) == (
-        f"md5 {md5[:40]!r} is not valid; allowed: the base64 of the file's 16-byte MD5 "
+        f"md5 {md5[:60]!r} is not valid; allowed: the base64 of the 16-byte MD5 "
         "digest, like '1B2M2Y8AsgTpgAmY7PhCfg=='"
     )
+
+
+@pytest.mark.parametrize(
+    "sha256", [EMPTY_MD5, EMPTY_SHA256[:-1], EMPTY_SHA256 + "A", "=" * 44,
+               "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
+)  # fmt: skip
+def test_sha256_must_be_base64_of_thirty_two_bytes(sha256):
+    assert refused(sha256=sha256) == (
+        f"sha256 {sha256[:60]!r} is not valid; allowed: the base64 of the 32-byte SHA-256 "
+        "digest, like '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+    )
+
+
+def test_a_lone_surrogate_in_a_checksum_is_refused_as_not_text():
+    assert refused(sha256="\ud800" * 44) == "parameter 'sha256' is not valid Unicode text"
+
+
+def test_sha256_is_a_signed_header_never_a_query_parameter():
+    request = parse(sha256="LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=".replace("+", " "))
+    assert put_headers(request, OPEN) == {
+        "x-amz-checksum-sha256": "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
+    }
 
 
 def test_md5_plus_sign_sent_unencoded_still_parses():
@@ -198,7 +233,8 @@ def test_md5_plus_sign_sent_unencoded_still_parses():
 
 def test_unknown_parameters_are_refused_with_the_allowed_list():
     assert refused(contenttype="image/png") == (
-        "unknown parameter 'contenttype'; allowed: content_type, disposition, filename, md5, size"
+        "unknown parameter 'contenttype'; allowed: content_type, disposition, filename, md5, "
+        "sha256, size"
     )
 
 
@@ -243,7 +279,7 @@ def test_form_uploads_are_refused_when_rules_need_signed_headers():
     with pytest.raises(UploadRejected) as info:
         check_form_upload_allowed(STRICT)
     assert str(info.value) == (
-        "browser-form uploads are off because UPLOAD_REQUIRE_MD5 and UPLOAD_NO_OVERWRITE are "
+        "browser-form uploads are off because UPLOAD_REQUIRE_CHECKSUM and UPLOAD_NO_OVERWRITE are "
         "on, which a POST policy cannot enforce; allowed: /put-url with the headers it returns"
     )
 

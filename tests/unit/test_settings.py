@@ -8,8 +8,8 @@ from chalicelib.settings import Settings, cors_allow_origin
 MINIMAL = {"UPLOAD_BUCKET": "my-uploads", "AWS_REGION": "eu-west-1"}
 
 
-def settings(**overrides: str) -> Settings:
-    return Settings.from_env({**MINIMAL, **overrides})
+def settings(**overrides: str | None) -> Settings:
+    return Settings.from_env({k: v for k, v in {**MINIMAL, **overrides}.items() if v is not None})
 
 
 def error(**overrides: str) -> str:
@@ -27,7 +27,7 @@ def test_defaults_match_the_original_service():
         endpoint_url=None,
         allowed_types=(),
         max_bytes=None,
-        require_md5=False,
+        require_checksum=False,
         no_overwrite=False,
     )
 
@@ -165,10 +165,10 @@ def test_upload_rules_are_read_and_normalised():
     s = settings(
         UPLOAD_ALLOWED_TYPES=" Image/* , application/pdf,,",
         UPLOAD_MAX_BYTES="10485760",
-        UPLOAD_REQUIRE_MD5="TRUE",
+        UPLOAD_REQUIRE_CHECKSUM="TRUE",
         UPLOAD_NO_OVERWRITE="on",
     )
-    assert (s.allowed_types, s.max_bytes, s.require_md5, s.no_overwrite) == (
+    assert (s.allowed_types, s.max_bytes, s.require_checksum, s.no_overwrite) == (
         ("image/*", "application/pdf"),
         10485760,
         True,
@@ -182,8 +182,25 @@ def test_flags_can_be_turned_off(value):
 
 
 def test_unknown_flag_value_is_refused():
-    assert error(UPLOAD_REQUIRE_MD5="maybe") == (
-        "UPLOAD_REQUIRE_MD5='maybe' is not a boolean; allowed: true/false, 1/0, yes/no, on/off"
+    assert error(UPLOAD_REQUIRE_CHECKSUM="maybe") == (
+        "UPLOAD_REQUIRE_CHECKSUM='maybe' is not a boolean; allowed: true/false, 1/0, yes/no, on/off"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "required"),
+    [("true", None, True), ("false", None, False), ("yes", "on", True), ("0", "false", False)],
+)
+def test_the_old_name_upload_require_md5_still_sets_the_checksum_rule(old, new, required):
+    assert (
+        settings(UPLOAD_REQUIRE_MD5=old, UPLOAD_REQUIRE_CHECKSUM=new).require_checksum is required
+    )
+
+
+def test_the_old_and_new_checksum_rule_names_must_agree():
+    assert error(UPLOAD_REQUIRE_MD5="true", UPLOAD_REQUIRE_CHECKSUM="false") == (
+        "UPLOAD_REQUIRE_CHECKSUM and UPLOAD_REQUIRE_MD5 disagree; allowed: "
+        "UPLOAD_REQUIRE_CHECKSUM alone (UPLOAD_REQUIRE_MD5 is its old name)"
     )
 
 

@@ -81,6 +81,9 @@ special_keys = st.text(alphabet=" +%~=&/?#:;,@!$'()*[]\\^`{|}\"<>é€😀" + st
                        min_size=1, max_size=120)  # fmt: skip
 long_keys = st.text(alphabet=string.ascii_letters + "/-_.+ ", min_size=900, max_size=1000)
 keys = st.one_of(key_text, special_keys, long_keys)
+# base64 SHA-256 digests: of no bytes, and one with '+' and '/' (escaped in a query string).
+SHA256S = ["47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+           "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="]  # fmt: skip
 headers = st.fixed_dictionaries(
     {},
     optional={
@@ -92,6 +95,7 @@ headers = st.fixed_dictionaries(
             "attachment; filename=\"a b.pdf\"; filename*=UTF-8''a%20b.pdf",
             "inline; filename=\"na_ve.txt\"; filename*=UTF-8''na%C3%AFve.txt"]),
         "If-None-Match": st.just("*"),
+        "x-amz-checksum-sha256": st.sampled_from(SHA256S),
         "x-amz-meta-filename": st.sampled_from(["report.pdf", "a%20b%2Bc.txt"]),
     },
 )  # fmt: skip
@@ -165,15 +169,21 @@ def test_put_urls_match_botocore(bucket, region, endpoint, token, instant, key, 
     **common,
     upload_id=st.text(alphabet=string.ascii_letters + string.digits + "._-+/=~", min_size=1),
     part=st.integers(1, 10000),
-    md5=st.sampled_from([None, "rL0Y20zC+Fzt72VPzMSk2A=="]),
+    checksums=st.fixed_dictionaries(
+        {},
+        optional={
+            "Content-MD5": st.just("rL0Y20zC+Fzt72VPzMSk2A=="),
+            "x-amz-checksum-sha256": st.sampled_from(SHA256S),
+        },
+    ),
 )
 def test_part_urls_match_botocore(
-    bucket, region, endpoint, token, instant, key, expires, upload_id, part, md5
+    bucket, region, endpoint, token, instant, key, expires, upload_id, part, checksums
 ):
     ours, theirs = both(bucket, region, endpoint, token, instant)
     with frozen_botocore(instant):
-        expected = theirs.upload_part(key, upload_id, part, md5, expires)
-    assert ours.upload_part(key, upload_id, part, md5, expires).url == expected.url
+        expected = theirs.upload_part(key, upload_id, part, checksums, expires)
+    assert ours.upload_part(key, upload_id, part, checksums, expires).url == expected.url
 
 
 @SETTINGS

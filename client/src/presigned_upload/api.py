@@ -48,8 +48,12 @@ class Api:
     def create_multipart(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", "/s3/multipart", json=body))
 
-    def part_url(self, key: str, upload_id: str, number: int, md5: str | None) -> dict[str, Any]:
-        params = {"key": key, **({"md5": md5} if md5 else {})}
+    def part_url(
+        self, key: str, upload_id: str, number: int, checksums: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """One part's URL; ``checksums`` (``{"sha256": ...}`` or ``{"md5": ...}``, base64)
+        are signed into it."""
+        params = {"key": key, **checksums}
         return dict(self._call("GET", f"{self._multipart(upload_id)}/{number}", params=params))
 
     def batch_urls(self, key: str, upload_id: str, numbers: list[int]) -> dict[int, str]:

@@ -26,9 +26,10 @@ from presigned_upload.api import Api, ApiError
 from presigned_upload.iam import SigV4Auth, region_of
 from presigned_upload.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD
 from presigned_upload.state import StateStore
-from presigned_upload.transfer import Interrupted, Options, TransferError, Uploader
+from presigned_upload.transfer import CHECKSUMS, Interrupted, Options, TransferError, Uploader
 
 MiB = 1024**2
+OLD_MD5_CHOICES = {"auto": "auto", "always": "md5", "never": "none"}
 
 
 def session(concurrency: int) -> requests.Session:
@@ -78,12 +79,14 @@ def parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--content-type", help="default: guessed from the file name")
     up.add_argument(
-        "--md5",
-        choices=("auto", "always", "never"),
+        "--checksum",
+        choices=CHECKSUMS,
         default="auto",
-        help="send Content-MD5 so that S3 checks the bytes: auto (default) on a single PUT, "
-        "and on parts when the server requires it",
+        help="what S3 checks every byte against: sha256 (also stored with the object), md5, "
+        "or none; auto (default) is sha256",
     )
+    # The option's name before SHA-256 (always -> md5, never -> none); still accepted.
+    up.add_argument("--md5", choices=tuple(OLD_MD5_CHOICES), help=argparse.SUPPRESS)
     up.add_argument("--retries", type=int, default=5, help="per request (default 5)")
     up.add_argument(
         "--resume", action="store_true", help="continue this file's interrupted multipart upload"
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
         part_size=args.part_size * MiB,
         threshold=args.threshold * MiB,
         retries=args.retries,
-        md5=args.md5,
+        checksum=OLD_MD5_CHOICES[args.md5] if args.md5 else args.checksum,
         content_type=args.content_type,
         abort_on_interrupt=args.abort_on_interrupt,
     )

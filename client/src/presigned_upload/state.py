@@ -3,7 +3,7 @@
 One small JSON file per local file (named by a hash of its absolute path), written when
 the upload is created and deleted when it completes or is aborted. The parts themselves
 are not recorded: on resume, S3's own list of parts is the truth, checked part by part
-against the local bytes' MD5.
+against the local bytes' SHA-256 (S3's stored checksum) or MD5 (its ETag).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,16 +26,24 @@ class ResumeState:
     upload_id: str
     uuid: str
     part_size: int
-    part_md5: bool = False  # the server requires each part's Content-MD5
+    checksum: str = "none"  # what each part carries: "sha256", "md5" or "none"
 
     @classmethod
     def for_file(
         cls, path: Path, api: str, key: str, upload_id: str, uuid: str, part_size: int,
-        part_md5: bool = False,
+        checksum: str = "none",
     ) -> ResumeState:  # fmt: skip
         stat = path.stat()
         return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns, api, key, upload_id,
-                   uuid, part_size, part_md5)  # fmt: skip
+                   uuid, part_size, checksum)  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ResumeState:
+        """A saved state; one saved by a version before checksums, with ``part_md5``,
+        continues with MD5 parts if it sent them."""
+        if "part_md5" in data:
+            data = {**data, "checksum": "md5" if data.pop("part_md5") else "none"}
+        return cls(**data)
 
     def matches(self, path: Path) -> bool:
         """Whether ``path`` is still the file this upload started from."""
@@ -58,7 +67,7 @@ class StateStore:
         """The state for ``path``; None if there is none, or (with ``check_file``) if the
         file changed since, or it was for another API."""
         try:
-            state = ResumeState(**json.loads(self._file(path).read_text()))
+            state = ResumeState.from_json(json.loads(self._file(path).read_text()))
         except (OSError, ValueError, TypeError):
             return None
         if check_file and (not state.matches(path) or (api is not None and state.api != api)):

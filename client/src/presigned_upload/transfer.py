@@ -52,9 +52,9 @@ class Options:
     threshold: int = DEFAULT_THRESHOLD
     retries: int = 5
     backoff: float = 0.5
-    # "auto": Content-MD5 on a single PUT always (one cheap pass over a small file), and on
-    # parts when the server requires it; "always" / "never" for every request.
-    md5: str = "auto"
+    # What S3 checks each PUT and part against: "sha256" (stored with the object, too),
+    # "md5", or "none". "auto" is SHA-256 (see resolve_checksum).
+    checksum: str = "auto"
     content_type: str | None = None
     abort_on_interrupt: bool = False
 
@@ -89,11 +89,41 @@ class FileRegion:
         return data
 
 
-def md5_of(fd: int, offset: int, size: int) -> bytes:
-    digest = hashlib.md5()  # noqa: S324 (S3's Content-MD5 and part ETags are MD5)
+CHECKSUMS = ("auto", "sha256", "md5", "none")
+
+
+def resolve_checksum(choice: str) -> str:
+    """The checksum an upload sends: ``auto`` is SHA-256, which S3 verifies and stores
+    (so the status route can show it), which browsers compute too, and which hashlib
+    computes faster than MD5. The CLI cannot ask a server whether it requires one before
+    it starts an upload, so ``auto`` does not wait to be told."""
+    if choice not in CHECKSUMS:
+        raise ValueError(f"checksum {choice!r}; allowed: {', '.join(CHECKSUMS)}")
+    return "sha256" if choice == "auto" else choice
+
+
+def digest_of(algorithm: str, fd: int, offset: int, size: int) -> bytes:
+    """The ``sha256`` or ``md5`` digest of bytes ``offset .. offset + size`` of a file,
+    read 1 MiB at a time: a part is never held in memory whole."""
+    digest = hashlib.new(algorithm)
     for start in range(offset, offset + size, READ_BLOCK):
         digest.update(os.pread(fd, min(READ_BLOCK, offset + size - start), start))
     return digest.digest()
+
+
+def md5_of(fd: int, offset: int, size: int) -> bytes:
+    return digest_of("md5", fd, offset, size)
+
+
+def composite_sha256(digests: list[bytes]) -> str:
+    """S3's checksum of a multipart object whose parts carried SHA-256s: the SHA-256 of
+    the parts' digests, base64, then ``-<parts>``."""
+    joined = hashlib.sha256(b"".join(digests)).digest()
+    return f"{base64.b64encode(joined).decode()}-{len(digests)}"
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
 
 
 def content_type_of(path: Path, given: str | None) -> str:
@@ -136,6 +166,14 @@ def put(session: requests.Session, url: str, body: FileRegion, headers: dict[str
     if response.status_code == 403 and code in ("AccessDenied", "RequestTimeTooSkewed"):
         raise Retryable(f"S3 answered 403 {code} (URL expired?)", expired=True)
     raise TransferError(f"S3 refused the upload: {response.status_code} {code}")
+
+
+def _full_object(digest: bytes) -> dict[str, str]:
+    return {"algorithm": "SHA256", "value": b64(digest), "type": "FULL_OBJECT"}
+
+
+def _composite(digests: list[bytes]) -> dict[str, str]:
+    return {"algorithm": "SHA256", "value": composite_sha256(digests), "type": "COMPOSITE"}
 
 
 def _s3_code(xml: str) -> str:
@@ -187,8 +225,11 @@ class Uploader:
             "content_type": content_type_of(path, self._options.content_type),
             "size": str(size),
         }
-        if self._options.md5 != "never":
-            params["md5"] = base64.b64encode(md5_of(fd, 0, size)).decode()
+        checksum = resolve_checksum(self._options.checksum)
+        digest = b""
+        if checksum != "none":
+            digest = digest_of(checksum, fd, 0, size)
+            params[checksum] = b64(digest)
         ticket = self._api.put_url(params)
 
         def attempt(expired: bool) -> str:
@@ -198,7 +239,8 @@ class Uploader:
 
         etag = with_retries(attempt, self._options.retries, self._options.backoff, self._stop)
         return {"mode": "single", "UUID": ticket["UUID"], "key": ticket["key"], "size": size,
-                "etag": etag, "parts": 1}  # fmt: skip
+                "etag": etag, "parts": 1,
+                "checksum": _full_object(digest) if checksum == "sha256" else None}  # fmt: skip
 
     # -- multipart -----------------------------------------------------------------------
 
@@ -210,11 +252,12 @@ class Uploader:
             self._abandon_previous(path)
             state = self._create(path, size)
         parts = plan(size, state.part_size)
-        done = self._verified_parts(fd, state, parts) if resume else {}
+        digests: dict[int, bytes] = {}  # each part's checksum, as sent or as verified
+        done = self._verified_parts(fd, state, parts, digests) if resume else {}
         self._progress(sum(p.size for p in parts if p.number in done))
         todo = [p for p in parts if p.number not in done]
         try:
-            done.update(self._upload_parts(fd, state, todo))
+            done.update(self._upload_parts(fd, state, todo, digests))
         except KeyboardInterrupt:
             self._stop.set()
             if self._options.abort_on_interrupt:
@@ -223,37 +266,48 @@ class Uploader:
                 raise Interrupted(resumable=False) from None
             raise Interrupted(resumable=True) from None
         listed = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
-        etag = self._complete(state, listed, size)
+        answer = self._complete(state, listed, size)
         self._store.delete(path)
+        checksum = None
+        if state.checksum == "sha256":
+            checksum = _composite([digests[n] for n in sorted(done)])
+            if answer.get("checksum") not in (None, checksum):
+                raise TransferError(
+                    f"S3 stored checksum {answer['checksum']}, not this file's {checksum}"
+                )
         return {"mode": "multipart", "UUID": state.uuid, "key": state.key, "size": size,
-                "etag": etag, "parts": len(parts),
-                "resumed_parts": len(parts) - len(todo)}  # fmt: skip
+                "etag": answer.get("etag"), "parts": len(parts),
+                "resumed_parts": len(parts) - len(todo), "checksum": checksum}  # fmt: skip
 
-    def _complete(self, state: ResumeState, parts: list[dict[str, Any]], size: int) -> str | None:
-        """Complete the upload. If the answer is lost (a timeout, a 503), S3 may have
-        completed it all the same: then the object is there and the upload id is gone."""
+    def _complete(
+        self, state: ResumeState, parts: list[dict[str, Any]], size: int
+    ) -> dict[str, Any]:
+        """Complete the upload; the answer's ``etag`` and ``checksum``. If the answer is
+        lost (a timeout, a 503), S3 may have completed it all the same: then the object
+        is there and the upload id is gone."""
         try:
-            return self._api.complete(state.key, state.upload_id, parts).get("etag")
+            return self._api.complete(state.key, state.upload_id, parts)
         except ApiError as exc:
             if exc.status not in (404, 503, 504):
                 raise
             status = self._api.status(state.uuid)
             if status.get("status") == "uploaded" and status.get("size") == size:
-                return str(status["etag"])
+                return status
             raise
 
     def _create(self, path: Path, size: int) -> ResumeState:
-        created = self._api.create_multipart(
-            {
-                "filename": path.name,
-                "type": content_type_of(path, self._options.content_type),
-                "size": size,
-            }
-        )
+        checksum = resolve_checksum(self._options.checksum)
+        body: dict[str, Any] = {
+            "filename": path.name,
+            "type": content_type_of(path, self._options.content_type),
+            "size": size,
+        }
+        if checksum == "sha256":
+            body["checksum"] = "sha256"  # S3 then demands, checks and stores it per part
+        created = self._api.create_multipart(body)
         state = ResumeState.for_file(
             path, self._api.base_url, created["key"], created["uploadId"], created["UUID"],
-            part_size(size, self._options.part_size),
-            part_md5=bool(created.get("part_md5_required")),
+            part_size(size, self._options.part_size), checksum,
         )  # fmt: skip
         self._store.save(path, state)
         return state
@@ -267,8 +321,12 @@ class Uploader:
                 self._api.abort(old.key, old.upload_id)
             self._store.delete(path)
 
-    def _verified_parts(self, fd: int, state: ResumeState, parts: list[Part]) -> dict[int, str]:
-        """The parts S3 already holds whose ETag is the MD5 of our bytes at that place."""
+    def _verified_parts(
+        self, fd: int, state: ResumeState, parts: list[Part], digests: dict[int, bytes]
+    ) -> dict[int, str]:
+        """The parts S3 already holds whose stored SHA-256 (an upload with checksums) or
+        else ETag (an MD5) equals that of our bytes at that place. With SHA-256 parts,
+        the local digests are put in ``digests``."""
         try:
             listed = self._api.list_parts(state.key, state.upload_id)
         except ApiError as exc:
@@ -282,13 +340,22 @@ class Uploader:
         good: dict[int, str] = {}
         for item in listed:
             part = by_number.get(item["PartNumber"])
-            if part is not None and item["Size"] == part.size:
-                expected = f'"{md5_of(fd, part.offset, part.size).hex()}"'
-                if item["ETag"] == expected:
-                    good[part.number] = item["ETag"]
+            if part is None or item["Size"] != part.size:
+                continue
+            stored = item.get("ChecksumSHA256")
+            if state.checksum == "sha256":
+                digests[part.number] = digest_of("sha256", fd, part.offset, part.size)
+            if stored is not None:
+                same = state.checksum == "sha256" and stored == b64(digests[part.number])
+            else:  # an S3 that stores no part checksums (moto): its ETag, an MD5
+                same = item["ETag"] == f'"{md5_of(fd, part.offset, part.size).hex()}"'
+            if same:
+                good[part.number] = item["ETag"]
         return good
 
-    def _upload_parts(self, fd: int, state: ResumeState, todo: list[Part]) -> dict[int, str]:
+    def _upload_parts(
+        self, fd: int, state: ResumeState, todo: list[Part], digests: dict[int, bytes]
+    ) -> dict[int, str]:
         """Upload ``todo`` with ``concurrency`` daemon threads: Ctrl-C in the main thread
         stops at once, and whatever is half sent is simply sent again on resume."""
         urls = self._presigned(state, todo)
@@ -304,7 +371,8 @@ class Uploader:
                 except queue.Empty:
                     return
                 try:
-                    results.put((part, self._part(fd, state, part, urls.get(part.number))))
+                    etag = self._part(fd, state, part, digests, urls.get(part.number))
+                    results.put((part, etag))
                 except BaseException as exc:  # reported to the main thread
                     results.put((part, exc))
 
@@ -322,13 +390,11 @@ class Uploader:
             done[part.number] = outcome
         return done
 
-    def _sends_md5(self, state: ResumeState) -> bool:
-        return self._options.md5 == "always" or (self._options.md5 == "auto" and state.part_md5)
-
     def _presigned(self, state: ResumeState, todo: list[Part]) -> dict[int, str]:
-        """Part URLs signed ahead, 100 per API call, when parts carry no MD5 (a signed
-        MD5 needs the part's bytes first, so those parts are signed one by one)."""
-        if self._sends_md5(state):
+        """Part URLs signed ahead, 100 per API call, when parts carry no checksum (a
+        signed checksum needs the part's bytes first, so those parts are signed one by
+        one)."""
+        if state.checksum != "none":
             return {}
         numbers = [p.number for p in todo]
         urls: dict[int, str] = {}
@@ -338,14 +404,26 @@ class Uploader:
             )
         return urls
 
-    def _part(self, fd: int, state: ResumeState, part: Part, url: str | None = None) -> str:
-        send_md5 = self._sends_md5(state)
-        md5 = base64.b64encode(md5_of(fd, part.offset, part.size)).decode() if send_md5 else None
+    def _part(
+        self,
+        fd: int,
+        state: ResumeState,
+        part: Part,
+        digests: dict[int, bytes],
+        url: str | None = None,
+    ) -> str:
+        checksums: dict[str, str] = {}
+        if state.checksum != "none":
+            digest = digest_of(state.checksum, fd, part.offset, part.size)
+            digests[part.number] = digest
+            checksums[state.checksum] = b64(digest)
         ticket: dict[str, Any] = {"url": url, "headers": {}} if url else {}
 
         def attempt(expired: bool) -> str:
             if expired or not ticket:  # an expired URL is signed again, on its own
-                ticket.update(self._api.part_url(state.key, state.upload_id, part.number, md5))
+                ticket.update(
+                    self._api.part_url(state.key, state.upload_id, part.number, checksums)
+                )
             return self._counted_put(ticket["url"], fd, part, ticket.get("headers", {}))
 
         return with_retries(attempt, self._options.retries, self._options.backoff, self._stop)
