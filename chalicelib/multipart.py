@@ -255,13 +255,15 @@ class Multipart:
         absent = UploadNotFound(f"no object at {key!r}")
         try:
             with storage_errors({"404": absent, "NoSuchKey": absent}):
-                head = self._client().head_object(Bucket=self._settings.bucket, Key=key)
+                head = self._client().head_object(
+                    Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED"
+                )
         except UploadNotFound:
             return None
         if head["ETag"] != multipart_etag([p.etag for p in parts]):
             return None
         return Completed(upload_id_in(space, key), key, self._settings.bucket, head["ETag"],
-                         None)  # fmt: skip
+                         None, stored_checksum(head))  # fmt: skip
 
     def abort(self, upload: UploadRef) -> None:
         """Abort the upload and delete its parts."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
 
-from tests.stack import Stack, start_stack, stop_stack
+from tests.stack import PROJECT, Stack, start_stack, stop_stack
 
 # `make unit` (the inner loop) tries fewer examples per property than `make test` (CI).
 settings.register_profile("dev", max_examples=15)
@@ -30,10 +31,9 @@ def cognito_stack() -> Iterator[Stack]:
     stop_stack(stack)
 
 
-@pytest.fixture(scope="module")
-def strict_stack() -> Iterator[Stack]:
-    """The `local` stack on the strict S3 (`make run S3=strict`). It needs Python 3.13;
-    without it the tests skip, except where REQUIRE_STRICT_S3=1 (CI) makes that a failure."""
+def _need_strict_s3() -> None:
+    """The strict S3 needs Python 3.13; without it the tests skip, except where
+    REQUIRE_STRICT_S3=1 (CI) makes that a failure."""
     from devstack.strict_s3 import StrictS3Unavailable, find_python
 
     try:
@@ -42,6 +42,27 @@ def strict_stack() -> Iterator[Stack]:
         if os.environ.get("REQUIRE_STRICT_S3") == "1":
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def strict_stack() -> Iterator[Stack]:
+    """The `local` stack on the strict S3 (`make run S3=strict`)."""
+    _need_strict_s3()
     stack = start_stack("local", s3="strict")
+    yield stack
+    stop_stack(stack)
+
+
+# prod's upload rules, as .chalice/config.json sets them, exported over the local stage.
+_PROD = json.loads((PROJECT / ".chalice" / "config.json").read_text())["stages"]["prod"]
+PROD_RULES = {name: value for name, value in _PROD["environment_variables"].items()
+              if name.startswith("UPLOAD_") and name != "UPLOAD_BUCKET"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def strict_prod_stack() -> Iterator[Stack]:
+    """The strict S3 with prod's four upload rules (types, size, checksum, no overwrite)."""
+    _need_strict_s3()
+    stack = start_stack("local", s3="strict", env=PROD_RULES)
     yield stack
     stop_stack(stack)

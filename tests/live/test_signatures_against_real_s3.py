@@ -210,3 +210,46 @@ def test_part_urls_are_accepted_and_a_signed_part_md5_is_enforced(settings, s3):
         Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
     )
     assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == first + last
+
+
+DATA_SHA256 = base64.b64encode(hashlib.sha256(DATA).digest()).decode()
+SHA256_RULES = replace(RULES, md5=None, sha256=DATA_SHA256)
+
+
+def test_a_signed_sha256_is_verified_and_stored(strict, s3):
+    ticket = presigner_for(strict).put_ticket(SPACE, SHA256_RULES)
+    wrong = requests.put(ticket.url, data=DATA[:-1] + b"!", headers=ticket.headers, timeout=30)
+    assert (wrong.status_code, "<Code>BadDigest</Code>" in wrong.text) == (400, True), wrong.text
+    headers = {k: v for k, v in ticket.headers.items() if k != "x-amz-checksum-sha256"}
+    dropped = requests.put(ticket.url, data=DATA, headers=headers, timeout=30)
+    assert dropped.status_code == 403, dropped.text
+    put = requests.put(ticket.url, data=DATA, headers=ticket.headers, timeout=30)
+    assert put.status_code == 200, put.text
+    head = s3.head_object(Bucket=BUCKET, Key=ticket.key, ChecksumMode="ENABLED")
+    assert (head["ChecksumSHA256"], head.get("ChecksumType")) == (DATA_SHA256, "FULL_OBJECT")
+
+
+def test_sha256_parts_are_verified_and_the_object_stores_their_composite(settings, s3):
+    presigner = presigner_for(settings)
+    key = f"{SPACE}3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6c.bin"
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm="SHA256")
+    first, last = os.urandom(5 * 1024 * 1024), b"tail"
+    digests = [hashlib.sha256(first).digest(), hashlib.sha256(last).digest()]
+    b64 = [base64.b64encode(d).decode() for d in digests]
+    tickets = [presigner.part_ticket(key, upload["UploadId"], n, {"x-amz-checksum-sha256": c})
+               for n, c in ((1, b64[0]), (2, b64[1]))]  # fmt: skip
+    one, two = tickets
+    wrong = requests.put(one.url, data=first[:-1] + b"!", headers=one.headers, timeout=60)
+    assert (wrong.status_code, "<Code>BadDigest</Code>" in wrong.text) == (400, True), wrong.text
+    assert requests.put(one.url, data=first, timeout=60).status_code == 403  # header dropped
+    etags = [requests.put(t.url, data=d, headers=t.headers, timeout=60).headers["ETag"]
+             for t, d in ((one, first), (two, last))]  # fmt: skip
+    listed = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"])["Parts"]
+    assert [p["ChecksumSHA256"] for p in listed] == b64
+    parts = [{"PartNumber": n, "ETag": e, "ChecksumSHA256": c}
+             for n, e, c in zip((1, 2), etags, b64, strict=True)]  # fmt: skip
+    s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"],
+                                 MultipartUpload={"Parts": parts})  # fmt: skip
+    composite = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode() + "-2"
+    head = s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    assert (head["ChecksumSHA256"], head.get("ChecksumType")) == (composite, "COMPOSITE")

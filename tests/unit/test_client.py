@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import threading
+from dataclasses import asdict, replace
 
 import pytest
 
+from presigned_upload.cli import OLD_MD5_CHOICES, parser
 from presigned_upload.parts import Part, part_size, plan
 from presigned_upload.state import ResumeState, StateStore
-from presigned_upload.transfer import FileRegion, Retryable, TransferError, with_retries
+from presigned_upload.transfer import (
+    FileRegion,
+    Retryable,
+    TransferError,
+    composite_sha256,
+    digest_of,
+    resolve_checksum,
+    with_retries,
+)
 
 MiB = 1024**2
 GiB = 1024**3
@@ -99,3 +112,60 @@ def test_resume_state_is_found_only_for_the_unchanged_file(tmp_path):
     assert store.load(f, check_file=False) == state
     store.delete(f)
     assert store.load(f, check_file=False) is None
+
+
+@pytest.mark.parametrize(
+    ("choice", "sent"), [("auto", "sha256"), ("sha256", "sha256"), ("md5", "md5"), ("none", "none")]
+)
+def test_auto_checksum_is_sha256_and_the_others_are_as_named(choice, sent):
+    assert resolve_checksum(choice) == sent
+
+
+def test_an_unknown_checksum_choice_is_refused():
+    with pytest.raises(ValueError, match="checksum 'crc32'; allowed: auto, sha256, md5, none"):
+        resolve_checksum("crc32")
+
+
+@pytest.mark.parametrize(
+    ("argv", "checksum"),
+    [([], "auto"), (["--checksum", "md5"], "md5"), (["--md5", "always"], "md5"),
+     (["--md5", "never"], "none"), (["--md5", "auto"], "auto")],
+)  # fmt: skip
+def test_the_old_md5_option_still_chooses_a_checksum(argv, checksum, tmp_path):
+    args = parser().parse_args(["upload", str(tmp_path), "--api", "http://api", *argv])
+    assert (OLD_MD5_CHOICES[args.md5] if args.md5 else args.checksum) == checksum
+
+
+def test_digests_are_read_a_block_at_a_time_from_the_region(tmp_path):
+    f = tmp_path / "data.bin"
+    data = os.urandom(3 * MiB + 7)
+    f.write_bytes(data)
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        assert (
+            digest_of("sha256", fd, 5, 2 * MiB + 1)
+            == hashlib.sha256(data[5 : 2 * MiB + 6]).digest()
+        )
+        assert digest_of("md5", fd, 0, len(data)) == hashlib.md5(data).digest()  # noqa: S324
+    finally:
+        os.close(fd)
+
+
+def test_the_composite_checksum_is_the_sha256_of_the_part_sha256s():
+    # The strict S3 (LocalStack) stored "sOpb8VOF…=-2" for a 5 MiB random part and b"tail";
+    # here: two known parts, recomputed by hand.
+    digests = [hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()]
+    joined = base64.b64encode(hashlib.sha256(digests[0] + digests[1]).digest()).decode()
+    assert composite_sha256(digests) == f"{joined}-2"
+
+
+def test_a_resume_state_saved_before_checksums_continues_with_md5_parts(tmp_path):
+    f = tmp_path / "movie.mp4"
+    f.write_bytes(b"x" * 100)
+    store = StateStore(tmp_path / "state")
+    state = ResumeState.for_file(f, "http://api", "put_folder/k", "u1", "id", 5 * MiB, "md5")
+    old = {k: v for k, v in asdict(state).items() if k != "checksum"}
+    store.save(f, state)  # creates the directory
+    for part_md5, checksum in ((True, "md5"), (False, "none")):
+        store._file(f).write_text(json.dumps({**old, "part_md5": part_md5}))
+        assert store.load(f) == replace(state, checksum=checksum)

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from unittest import mock
+from urllib.parse import parse_qs, quote, urlsplit
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -236,3 +237,51 @@ def test_expiring_credentials_cap_the_url_and_say_so():
                            CredentialSource(env), clock=lambda: instant)  # fmt: skip
     assert backend.put_object("k", {}, 300).expires_in == 90
     assert backend.put_object("k", {}, 60).expires_in == 60
+
+
+# -- the checksum header, against botocore's SigV4 query signer itself --------------------
+# generate_presigned_url is one botocore path to a URL; S3SigV4QueryAuth is what signs it.
+# Given an AWSRequest that carries x-amz-checksum-sha256 as a header, it must keep the
+# header signed (SignedHeaders) and out of the query, exactly as the own signer does.
+
+
+def botocore_query_auth(method, url, headers, region, expires, instant):
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials as BotoCredentials
+
+    request = AWSRequest(method=method, url=url, headers=dict(headers))
+    signer = S3SigV4QueryAuth(BotoCredentials("AKIDEXAMPLE", "wJal/rX+Ut=nFEMI"), "s3", region,
+                              expires=expires)  # fmt: skip
+    with frozen_botocore(instant):
+        signer.add_auth(request)
+    return request.url
+
+
+@SETTINGS
+@given(
+    region=st.sampled_from(REGIONS),
+    instant=common["instant"],
+    key=st.text(alphabet=string.ascii_letters + string.digits + "/-_.", min_size=1, max_size=80),
+    expires=common["expires"],
+    sha256=st.sampled_from(SHA256S),
+    md5=st.sampled_from([None, "rL0Y20zC+Fzt72VPzMSk2A=="]),
+    part=st.one_of(st.none(), st.integers(1, 10000)),
+)
+def test_the_checksum_header_is_signed_as_botocores_query_signer_signs_it(
+    region, instant, key, expires, sha256, md5, part
+):
+    endpoint = Endpoint.for_settings("my-uploads", region, None)
+    assert endpoint is not None
+    credentials = Credentials("AKIDEXAMPLE", "wJal/rX+Ut=nFEMI")
+    ours = Signer(endpoint, region, clock=lambda: instant)
+    headers = {"x-amz-checksum-sha256": sha256, **({"Content-MD5": md5} if md5 else {})}
+    params = [] if part is None else [("uploadId", "up/load+id"), ("partNumber", str(part))]
+    actual = ours.presign(credentials, "PUT", key, expires, params, headers).url
+    query = "" if part is None else f"?uploadId=up%2Fload%2Bid&partNumber={part}"
+    url = f"https://{endpoint.host}/{quote(key, safe='/~')}{query}"
+    expected = botocore_query_auth("PUT", url, headers, region, expires, instant)
+    assert actual == expected
+    signed = parse_qs(urlsplit(actual).query)
+    assert "x-amz-checksum-sha256" in signed["X-Amz-SignedHeaders"][0].split(";")
+    assert not any(name.lower().startswith("x-amz-checksum") for name in signed)

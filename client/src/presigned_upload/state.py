@@ -41,8 +41,9 @@ class ResumeState:
     def from_json(cls, data: dict[str, Any]) -> ResumeState:
         """A saved state; one saved by a version before checksums, with ``part_md5``,
         continues with MD5 parts if it sent them."""
+        data = dict(data)
         if "part_md5" in data:
-            data = {**data, "checksum": "md5" if data.pop("part_md5") else "none"}
+            data["checksum"] = "md5" if data.pop("part_md5") else "none"
         return cls(**data)
 
     def matches(self, path: Path) -> bool:
