@@ -52,15 +52,20 @@ def parse_checksum(name: str, value: str | None) -> str | None:
 
 
 def check_checksum_given(
-    md5: str | None, sha256: str | None, settings: Settings, whose: str
+    md5: str | None, sha256: str | None, settings: Settings, part: bool = False
 ) -> None:
     """Refuse a PUT or part with no checksum where UPLOAD_REQUIRE_CHECKSUM is on."""
     if settings.require_checksum and md5 is None and sha256 is None:
+        sha256_part = (
+            ', for an upload created with "checksum": "sha256", which S3 then demands '
+            "on every part"
+        )
         raise UploadRejected(
-            f"a checksum of {whose} bytes is required (UPLOAD_REQUIRE_CHECKSUM is on); "
-            "allowed: sha256 (the base64 of the 32-byte SHA-256 digest, which browsers "
-            "compute with crypto.subtle.digest) or md5 (the base64 of the 16-byte MD5 "
-            "digest), or both"
+            f"a checksum of {'this part' if part else 'the file'}'s bytes is required "
+            "(UPLOAD_REQUIRE_CHECKSUM is on); allowed: sha256 (the base64 of the 32-byte "
+            f"SHA-256 digest, which browsers compute with crypto.subtle.digest"
+            f"{sha256_part if part else ''}) or md5 (the base64 of the 16-byte MD5 digest)"
+            f"{'' if part else ', or both'}"
         )
 
 

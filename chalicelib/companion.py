@@ -201,6 +201,8 @@ def created_answer(created: Created) -> dict[str, Any]:
         # whether the service requires a checksum (md5 or sha256) when signing each part.
         "checksum": created.checksum.lower() if created.checksum else None,
         "checksum_required": created.checksum_required,
+        # Its name before SHA-256 (client 1.0 reads it to send each part's md5).
+        "part_md5_required": created.checksum_required,
     }
 
 

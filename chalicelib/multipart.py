@@ -153,7 +153,7 @@ class Multipart:
         base64), each is a signed header and S3 checks the part's bytes against it. An
         upload created with ``checksum: sha256`` needs ``sha256``: S3 refuses a part
         without it."""
-        check_checksum_given(md5, sha256, self._settings, "this part's")
+        check_checksum_given(md5, sha256, self._settings, part=True)
         headers = checksum_headers(md5, sha256)
         return self._presigner.part_ticket(upload.key, upload.multipart_id, number, headers)
 

@@ -120,7 +120,7 @@ def parse_request(
         disposition=_disposition(values.get("disposition"), filename, content_type),
     )
     if "md5" in allowed:
-        check_checksum_given(request.md5, request.sha256, settings, "the file's")
+        check_checksum_given(request.md5, request.sha256, settings)
     return request
 
 

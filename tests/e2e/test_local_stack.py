@@ -52,7 +52,7 @@ def test_bucket_cors_lets_a_browser_put_and_read_the_etag(stack):
         headers={
             "Origin": "http://localhost:5173",
             "Access-Control-Request-Method": "PUT",
-            "Access-Control-Request-Headers": "content-type",
+            "Access-Control-Request-Headers": "content-type,x-amz-checksum-sha256",
         },
         timeout=10,
     )
@@ -61,7 +61,7 @@ def test_bucket_cors_lets_a_browser_put_and_read_the_etag(stack):
     # (moto answers any preflight method with the rule's list; real S3 refuses one not in it.)
     assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
     assert preflight.headers["Access-Control-Allow-Methods"] == "PUT, POST, GET"
-    assert preflight.headers["Access-Control-Expose-Headers"] == "ETag"
+    assert preflight.headers["Access-Control-Expose-Headers"] == "ETag, x-amz-checksum-sha256"
 
 
 def test_api_preflight_is_open_to_the_configured_origin(stack):

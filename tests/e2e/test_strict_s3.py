@@ -54,3 +54,19 @@ def test_bytes_that_do_not_match_the_signed_md5_are_refused(strict_stack):
     assert (refused.status_code, "<Code>BadDigest</Code>" in refused.text) == (400, True)
     accepted = requests.put(body["PUT_URL"], data=BODY, headers=body["headers"], timeout=30)
     assert accepted.status_code == 200
+
+
+def preflight(stack, headers: str) -> requests.Response:
+    body = ticket(stack)
+    return requests.options(body["PUT_URL"], timeout=10, headers={
+        "Origin": "http://localhost:5173", "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": headers})  # fmt: skip
+
+
+def test_the_bucket_lets_a_browser_send_the_checksum_header_and_read_it_back(strict_stack):
+    allowed = preflight(strict_stack, "content-type,x-amz-checksum-sha256")
+    assert allowed.status_code == 200, allowed.text
+    assert "x-amz-checksum-sha256" in allowed.headers["Access-Control-Allow-Headers"].lower()
+    assert allowed.headers["Access-Control-Expose-Headers"] == "ETag, x-amz-checksum-sha256"
+    # A header the rule does not list is refused, as real S3 refuses it.
+    assert preflight(strict_stack, "x-amz-checksum-crc32").status_code == 403

@@ -75,6 +75,7 @@ def test_create_names_the_key_and_keeps_the_type_and_filename(api, s3):
         "filename": "movie.MP4",
         "checksum": None,
         "checksum_required": False,
+        "part_md5_required": False,
     }
     (listed,) = s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
     assert (listed["Key"], listed["UploadId"]) == (upload["key"], upload["uploadId"])
@@ -329,12 +330,14 @@ def test_checksum_rule_signs_each_parts_md5_and_turns_batches_off(api, monkeypat
     monkeypatch.setenv("UPLOAD_REQUIRE_CHECKSUM", "true")
     upload = create(api)
     assert (upload["checksum"], upload["checksum_required"]) == (None, True)
+    assert upload["part_md5_required"] is True  # its old name, which client 1.0 reads
     md5 = base64.b64encode(hashlib.md5(PART2).digest()).decode()  # noqa: S324
     missing = api.http.get(f"/s3/multipart/{upload['uploadId']}/1?key={upload['key']}")
     assert missing.json_body["Message"] == (
         "a checksum of this part's bytes is required (UPLOAD_REQUIRE_CHECKSUM is on); allowed: "
         "sha256 (the base64 of the 32-byte SHA-256 digest, which browsers compute with "
-        "crypto.subtle.digest) or md5 (the base64 of the 16-byte MD5 digest), or both"
+        'crypto.subtle.digest, for an upload created with "checksum": "sha256", which S3 '
+        "then demands on every part) or md5 (the base64 of the 16-byte MD5 digest)"
     )
     signed = part_url(api, upload, 1, md5=md5.replace("+", "%2B").replace("/", "%2F"))
     assert signed["headers"] == {"Content-MD5": md5}

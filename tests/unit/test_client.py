@@ -11,11 +11,12 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from presigned_upload.cli import OLD_MD5_CHOICES, parser
+from presigned_upload.cli import parser
 from presigned_upload.parts import Part, part_size, plan
 from presigned_upload.state import ResumeState, StateStore
 from presigned_upload.transfer import (
     FileRegion,
+    Options,
     Retryable,
     TransferError,
     composite_sha256,
@@ -133,7 +134,8 @@ def test_an_unknown_checksum_choice_is_refused():
 )  # fmt: skip
 def test_the_old_md5_option_still_chooses_a_checksum(argv, checksum, tmp_path):
     args = parser().parse_args(["upload", str(tmp_path), "--api", "http://api", *argv])
-    assert (OLD_MD5_CHOICES[args.md5] if args.md5 else args.checksum) == checksum
+    options = Options(checksum=args.checksum, md5=args.md5)
+    assert options.sent_checksum == resolve_checksum(checksum)
 
 
 def test_digests_are_read_a_block_at_a_time_from_the_region(tmp_path):

@@ -26,10 +26,16 @@ from presigned_upload.api import Api, ApiError
 from presigned_upload.iam import SigV4Auth, region_of
 from presigned_upload.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD
 from presigned_upload.state import StateStore
-from presigned_upload.transfer import CHECKSUMS, Interrupted, Options, TransferError, Uploader
+from presigned_upload.transfer import (
+    CHECKSUMS,
+    OLD_MD5_CHOICES,
+    Interrupted,
+    Options,
+    TransferError,
+    Uploader,
+)
 
 MiB = 1024**2
-OLD_MD5_CHOICES = {"auto": "auto", "always": "md5", "never": "none"}
 
 
 def session(concurrency: int) -> requests.Session:
@@ -117,7 +123,8 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
         part_size=args.part_size * MiB,
         threshold=args.threshold * MiB,
         retries=args.retries,
-        checksum=OLD_MD5_CHOICES[args.md5] if args.md5 else args.checksum,
+        checksum=args.checksum,
+        md5=args.md5,
         content_type=args.content_type,
         abort_on_interrupt=args.abort_on_interrupt,
     )

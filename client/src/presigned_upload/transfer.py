@@ -57,6 +57,15 @@ class Options:
     checksum: str = "auto"
     content_type: str | None = None
     abort_on_interrupt: bool = False
+    # The option's name in 1.0: "always" (= checksum "md5"), "never" ("none") or "auto".
+    md5: str | None = None
+
+    @property
+    def sent_checksum(self) -> str:
+        """The checksum each request carries: "sha256", "md5" or "none"."""
+        if self.md5 is not None:
+            return resolve_checksum(OLD_MD5_CHOICES.get(self.md5, self.md5))
+        return resolve_checksum(self.checksum)
 
 
 class Retryable(Exception):
@@ -90,6 +99,7 @@ class FileRegion:
 
 
 CHECKSUMS = ("auto", "sha256", "md5", "none")
+OLD_MD5_CHOICES = {"auto": "auto", "always": "md5", "never": "none"}
 
 
 def resolve_checksum(choice: str) -> str:
@@ -152,20 +162,33 @@ def with_retries(
     raise AssertionError("unreachable")
 
 
-def put(session: requests.Session, url: str, body: FileRegion, headers: dict[str, str]) -> str:
-    """PUT ``body`` to a presigned URL; its ETag, or Retryable/TransferError."""
+def put(
+    session: requests.Session, url: str, body: FileRegion, headers: dict[str, str]
+) -> tuple[str, str | None]:
+    """PUT ``body`` to a presigned URL: its ETag, and the SHA-256 S3 says it stored (or
+    None); else Retryable/TransferError."""
     try:
         response = session.put(url, data=body, headers=headers, timeout=(5, 120))
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise Retryable(f"network error: {type(exc).__name__}") from exc
     if response.status_code == 200:
-        return response.headers["ETag"]
+        return response.headers["ETag"], response.headers.get("x-amz-checksum-sha256")
     code = _s3_code(response.text)
     if response.status_code >= 500 or response.status_code == 429:
         raise Retryable(f"S3 answered {response.status_code} {code}")
     if response.status_code == 403 and code in ("AccessDenied", "RequestTimeTooSkewed"):
         raise Retryable(f"S3 answered 403 {code} (URL expired?)", expired=True)
     raise TransferError(f"S3 refused the upload: {response.status_code} {code}")
+
+
+def _confirmed(stored: dict[str, str], local: dict[str, str] | None) -> dict[str, str]:
+    """The checksum S3 says it stored, after checking it against the one computed here
+    (when one was: S3 also stores its own CRC for an upload sent without SHA-256)."""
+    if local is not None and stored.get("algorithm") == "SHA256" and stored != local:
+        raise TransferError(
+            f"S3 stored checksum {stored.get('value')!r}, not this file's {local['value']!r}"
+        )
+    return stored
 
 
 def _full_object(digest: bytes) -> dict[str, str]:
@@ -225,22 +248,29 @@ class Uploader:
             "content_type": content_type_of(path, self._options.content_type),
             "size": str(size),
         }
-        checksum = resolve_checksum(self._options.checksum)
+        checksum = self._options.sent_checksum
         digest = b""
         if checksum != "none":
             digest = digest_of(checksum, fd, 0, size)
             params[checksum] = b64(digest)
         ticket = self._api.put_url(params)
 
-        def attempt(expired: bool) -> str:
+        def attempt(expired: bool) -> tuple[str, str | None]:
             if expired:
                 raise TransferError("the upload URL expired; run the upload again")
             return self._counted_put(ticket["PUT_URL"], fd, Part(1, 0, size), ticket["headers"])
 
-        etag = with_retries(attempt, self._options.retries, self._options.backoff, self._stop)
+        etag, stored = with_retries(
+            attempt, self._options.retries, self._options.backoff, self._stop
+        )
+        confirmed = None
+        if stored is not None:  # S3 answers with the SHA-256 it stored, when it stored one
+            confirmed = _confirmed(
+                {"algorithm": "SHA256", "value": stored, "type": "FULL_OBJECT"},
+                _full_object(digest) if checksum == "sha256" else None,
+            )
         return {"mode": "single", "UUID": ticket["UUID"], "key": ticket["key"], "size": size,
-                "etag": etag, "parts": 1,
-                "checksum": _full_object(digest) if checksum == "sha256" else None}  # fmt: skip
+                "etag": etag, "parts": 1, "checksum": confirmed}  # fmt: skip
 
     # -- multipart -----------------------------------------------------------------------
 
@@ -268,16 +298,14 @@ class Uploader:
         listed = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
         answer = self._complete(state, listed, size)
         self._store.delete(path)
-        checksum = None
+        local = None
         if state.checksum == "sha256":
-            checksum = _composite([digests[n] for n in sorted(done)])
-            if answer.get("checksum") not in (None, checksum):
-                raise TransferError(
-                    f"S3 stored checksum {answer['checksum']}, not this file's {checksum}"
-                )
+            local = _composite([digests[n] for n in sorted(done)])
+        stored = answer.get("checksum")
         return {"mode": "multipart", "UUID": state.uuid, "key": state.key, "size": size,
                 "etag": answer.get("etag"), "parts": len(parts),
-                "resumed_parts": len(parts) - len(todo), "checksum": checksum}  # fmt: skip
+                "resumed_parts": len(parts) - len(todo),
+                "checksum": _confirmed(stored, local) if stored else None}  # fmt: skip
 
     def _complete(
         self, state: ResumeState, parts: list[dict[str, Any]], size: int
@@ -296,7 +324,7 @@ class Uploader:
             raise
 
     def _create(self, path: Path, size: int) -> ResumeState:
-        checksum = resolve_checksum(self._options.checksum)
+        checksum = self._options.sent_checksum
         body: dict[str, Any] = {
             "filename": path.name,
             "type": content_type_of(path, self._options.content_type),
@@ -424,11 +452,13 @@ class Uploader:
                 ticket.update(
                     self._api.part_url(state.key, state.upload_id, part.number, checksums)
                 )
-            return self._counted_put(ticket["url"], fd, part, ticket.get("headers", {}))
+            return self._counted_put(ticket["url"], fd, part, ticket.get("headers", {}))[0]
 
         return with_retries(attempt, self._options.retries, self._options.backoff, self._stop)
 
-    def _counted_put(self, url: str, fd: int, part: Part, headers: dict[str, str]) -> str:
+    def _counted_put(
+        self, url: str, fd: int, part: Part, headers: dict[str, str]
+    ) -> tuple[str, str | None]:
         sent = 0
 
         def count(n: int) -> None:
