@@ -56,10 +56,8 @@ def check_checksum_given(
 ) -> None:
     """Refuse a PUT or part with no checksum where UPLOAD_REQUIRE_CHECKSUM is on."""
     if settings.require_checksum and md5 is None and sha256 is None:
-        sha256_part = (
-            ', for an upload created with "checksum": "sha256", which S3 then demands '
-            "on every part"
-        )
+        sha256_part = ', for an upload created with "checksum": "sha256", which S3 then '
+        sha256_part += "demands on every part"
         raise UploadRejected(
             f"a checksum of {'this part' if part else 'the file'}'s bytes is required "
             "(UPLOAD_REQUIRE_CHECKSUM is on); allowed: sha256 (the base64 of the 32-byte "
