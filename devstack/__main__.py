@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_port(args.host, args.api_port, api, timeout=60)
         api_url = f"http://{args.host}:{args.api_port}"
         try:
-            page = web.serve(args.host, args.web_port, api_url)
+            page = web.serve(args.host, args.web_port, api_url, auth.mode)
         except OSError as exc:
             msg = f"the upload page cannot listen on port {args.web_port}: {exc}"
             raise RuntimeError(msg) from exc

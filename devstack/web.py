@@ -1,7 +1,8 @@
 """The browser upload page, served by `make run` next to the API (local stages only).
 
-Files come from devstack/web/; ``/config.json`` tells the page where the API is, and
-``/openapi.yaml`` is the API's OpenAPI description. The page
+Files come from devstack/web/, and the browser client's modules from browser/ at
+``/client/``; ``/config.json`` tells the page where the API is and which authorization
+the stage uses, and ``/openapi.yaml`` is the API's OpenAPI description. The page
 is on its own origin, so the API's and the bucket's CORS rules are exercised as a
 deployed site would exercise them.
 """
@@ -17,11 +18,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent / "web"
 OPENAPI = ROOT.parent.parent / "openapi.yaml"
+CLIENT = ROOT.parent.parent / "browser"
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    def __init__(self, *args: Any, api_url: str, **kwargs: Any) -> None:
-        self._config = json.dumps({"api": api_url}).encode()
+    def __init__(self, *args: Any, api_url: str, auth: str, **kwargs: Any) -> None:
+        self._config = json.dumps({"api": api_url, "auth": auth}).encode()
         super().__init__(*args, directory=str(ROOT), **kwargs)
 
     def do_GET(self) -> None:
@@ -30,6 +32,12 @@ class _Handler(SimpleHTTPRequestHandler):
             self._send(self._config, "application/json")
         elif path == "/openapi.yaml":  # the API's contract, served beside the page
             self._send(OPENAPI.read_bytes(), "application/yaml")
+        elif path.startswith("/client/") and path.count("/") == 2:
+            module = CLIENT / path.removeprefix("/client/")
+            if module.suffix == ".js" and module.is_file():
+                self._send(module.read_bytes(), "text/javascript")
+            else:
+                self.send_error(404)
         else:
             super().do_GET()
 
@@ -44,8 +52,9 @@ class _Handler(SimpleHTTPRequestHandler):
         """Quiet: the page's requests carry nothing worth a line each."""
 
 
-def serve(host: str, port: int, api_url: str) -> ThreadingHTTPServer:
-    """Start serving the page in a daemon thread; ``shutdown()`` stops it."""
-    server = ThreadingHTTPServer((host, port), partial(_Handler, api_url=api_url))
+def serve(host: str, port: int, api_url: str, auth: str = "none") -> ThreadingHTTPServer:
+    """Start serving the page in a daemon thread; ``shutdown()`` stops it. ``auth`` is
+    the stage's AUTH_MODE: the page asks for a token unless it is ``none``."""
+    server = ThreadingHTTPServer((host, port), partial(_Handler, api_url=api_url, auth=auth))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

@@ -66,3 +66,13 @@ def strict_prod_stack() -> Iterator[Stack]:
     stack = start_stack("local", s3="strict", env=PROD_RULES)
     yield stack
     stop_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def local_prod_stack() -> Iterator[Stack]:
+    """`make run S3=strict RUN_ARGS="--stage local-prod"`: prod's four rules, Cognito
+    (tokens decoded, not verified, by `chalice local`), on the strict S3."""
+    _need_strict_s3()
+    stack = start_stack("local-prod", s3="strict")
+    yield stack
+    stop_stack(stack)

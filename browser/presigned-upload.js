@@ -1,0 +1,371 @@
+// presigned-upload's browser client: a plain ES module, no build step, no dependencies.
+//
+//   import { Uploader } from "./presigned-upload.js";
+//   const uploader = new Uploader({ api: "https://api.example.com/api", getToken });
+//   const result = await uploader.upload(file, { onProgress, signal });
+//
+// Files up to `threshold` go in one presigned PUT; larger ones in parallel parts. Every
+// PUT and part carries its SHA-256 (computed by WebCrypto in a Worker, off the page's
+// main thread), signed into its URL, so S3 refuses other bytes and stores the checksum.
+// Requests are retried with backoff; an expired URL is signed again; `signal` cancels.
+// A multipart upload interrupted by a reload or a crash is kept, per file, in
+// `storage` (localStorage): uploading the same file again sends only the parts S3 does
+// not already hold with the same SHA-256.
+
+export const MiB = 1024 * 1024;
+const MIN_PART_SIZE = 5 * MiB;
+const MAX_PARTS = 10000;
+const STORAGE_PREFIX = "presigned-upload:";
+
+/** The API's refusal ({"Code", "Message"}), S3's, or the network's, as one error. */
+export class UploadError extends Error {
+  constructor(message, { status = 0, code = "", retryable = false, expired = false } = {}) {
+    super(message);
+    this.name = "UploadError";
+    this.status = status;
+    this.code = code;
+    this.retryable = retryable;
+    this.expired = expired;
+  }
+}
+
+const cancelled = () => new UploadError("the upload was cancelled", { code: "Cancelled" });
+
+function s3Code(xml) {
+  const match = /<Code>([^<]*)<\/Code>/.exec(xml || "");
+  return match ? match[1] : "";
+}
+
+function base64(bytes) {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function unbase64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+/** S3's checksum of a multipart object from its parts' SHA-256s (base64, in order): the
+ * SHA-256 of the concatenated digests, base64, then "-<parts>". */
+export async function compositeSha256(partDigests) {
+  const joined = new Uint8Array(partDigests.length * 32);
+  partDigests.forEach((digest, i) => joined.set(unbase64(digest), i * 32));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", joined));
+  return `${base64(digest)}-${partDigests.length}`;
+}
+
+/** The part size for a file: `preferred`, raised so that the file fits in 10,000 parts. */
+export function partSizeFor(size, preferred) {
+  return Math.max(preferred, MIN_PART_SIZE, Math.ceil(size / MAX_PARTS));
+}
+
+export class Uploader {
+  /**
+   * @param {object} options
+   * @param {string} options.api the API's base URL
+   * @param {() => (string|null|Promise<string|null>)} [options.getToken] sent as
+   *   Authorization on every API call (e.g. a Cognito ID token)
+   * @param {number} [options.threshold] larger files go multipart (default 8 MiB)
+   * @param {number} [options.partSize] (default 8 MiB, at least 5 MiB)
+   * @param {number} [options.concurrency] parts in flight (default 4)
+   * @param {number} [options.retries] per request (default 4)
+   * @param {Storage|null} [options.storage] where resumable uploads are kept
+   */
+  constructor({
+    api,
+    getToken = () => null,
+    threshold = 8 * MiB,
+    partSize = 8 * MiB,
+    concurrency = 4,
+    retries = 4,
+    backoffMs = 500,
+    storage = globalThis.localStorage ?? null,
+    workerUrl = new URL("./sha256-worker.js", import.meta.url),
+  }) {
+    this.api = api.replace(/\/+$/, "");
+    this.getToken = getToken;
+    this.threshold = threshold;
+    this.partSize = partSize;
+    this.concurrency = concurrency;
+    this.retries = retries;
+    this.backoffMs = backoffMs;
+    this.storage = storage;
+    this.workerUrl = workerUrl;
+    this.worker = null;
+    this.pending = new Map();
+    this.nextId = 0;
+  }
+
+  /** Upload one File; resolves to {UUID, key, mode, parts, resumedParts, checksum}.
+   * `onProgress({loaded, total})` reports bytes sent; `signal` (an AbortSignal) cancels,
+   * and a cancelled multipart upload is aborted in S3 too. */
+  async upload(file, { onProgress = () => {}, signal } = {}) {
+    if (signal?.aborted) throw cancelled();
+    const report = (loaded) => onProgress({ loaded, total: file.size });
+    return file.size <= this.threshold
+      ? this.single(file, report, signal)
+      : this.multipart(file, report, signal);
+  }
+
+  // -- the API -------------------------------------------------------------------------
+
+  async call(path, { method = "GET", body, signal } = {}) {
+    return this.withRetries(async () => {
+      const headers = {};
+      const token = await this.getToken();
+      if (token) headers.Authorization = token;
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      let response;
+      try {
+        response = await fetch(this.api + path, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal,
+        });
+      } catch (error) {
+        if (signal?.aborted) throw cancelled();
+        throw new UploadError(`the API could not be reached (${error.message})`, {
+          retryable: true,
+        });
+      }
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        const status = response.status;
+        throw new UploadError(answer.Message || answer.message || response.statusText, {
+          status,
+          code: answer.Code || "",
+          retryable: status >= 500 || status === 429,
+        });
+      }
+      return answer;
+    }, signal);
+  }
+
+  async withRetries(attempt, signal) {
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt(n);
+      } catch (error) {
+        if (!error.retryable || n >= this.retries || signal?.aborted) throw error;
+        const wait = Math.min(this.backoffMs * 2 ** n, 20000) * (0.5 + Math.random() / 2);
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        if (signal?.aborted) throw cancelled();
+      }
+    }
+  }
+
+  // -- S3 ------------------------------------------------------------------------------
+
+  /** PUT a blob to a presigned URL with XMLHttpRequest (fetch reports no upload
+   * progress): its ETag and the SHA-256 S3 says it stored. */
+  put(url, blob, headers, onProgress, signal) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      const abort = () => xhr.abort();
+      signal?.addEventListener("abort", abort, { once: true });
+      const done = (settle, value) => {
+        signal?.removeEventListener("abort", abort);
+        onProgress(settle === resolve ? blob.size : 0);
+        settle(value);
+      };
+      xhr.open("PUT", url);
+      for (const [name, value] of Object.entries(headers || {})) {
+        xhr.setRequestHeader(name, value);
+      }
+      xhr.upload.onprogress = (event) => onProgress(event.loaded);
+      xhr.onload = () => {
+        if (xhr.status === 200) {
+          done(resolve, {
+            etag: xhr.getResponseHeader("ETag"),
+            sha256: xhr.getResponseHeader("x-amz-checksum-sha256"),
+          });
+          return;
+        }
+        const code = s3Code(xhr.responseText);
+        const expired = xhr.status === 403 && /expired/i.test(xhr.responseText);
+        done(reject, new UploadError(`S3 refused the upload: ${xhr.status} ${code}`, {
+          status: xhr.status,
+          code,
+          expired,
+          retryable: expired || xhr.status >= 500 || xhr.status === 429,
+        }));
+      };
+      xhr.onerror = () =>
+        done(reject, new UploadError("S3 could not be reached (or CORS refused)", {
+          retryable: true,
+        }));
+      xhr.onabort = () => done(reject, cancelled());
+      xhr.send(blob);
+    });
+  }
+
+  // -- SHA-256, in a Worker --------------------------------------------------------------
+
+  sha256(blob) {
+    if (this.worker === null) {
+      try {
+        this.worker = new Worker(this.workerUrl, { type: "module" });
+        this.worker.onmessage = ({ data }) => {
+          const { resolve, reject } = this.pending.get(data.id);
+          this.pending.delete(data.id);
+          if (data.error) reject(new UploadError(`SHA-256 failed: ${data.error}`));
+          else resolve(data.sha256);
+        };
+      } catch {
+        this.worker = false; // no Worker here: hash on the main thread
+      }
+    }
+    if (this.worker === false) {
+      return blob.arrayBuffer()
+        .then((buffer) => crypto.subtle.digest("SHA-256", buffer))
+        .then((digest) => base64(new Uint8Array(digest)));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, blob });
+    });
+  }
+
+  // -- one PUT ---------------------------------------------------------------------------
+
+  async single(file, report, signal) {
+    const sha256 = await this.sha256(file);
+    const query = new URLSearchParams({ filename: file.name, size: String(file.size), sha256 });
+    if (file.type) query.set("content_type", file.type);
+    let ticket = await this.call(`/put-url?${query}`, { signal });
+    const stored = await this.withRetries(async (n) => {
+      if (n > 0) ticket = await this.call(`/put-url?${query}`, { signal }); // a fresh URL
+      return this.put(ticket.PUT_URL, file, ticket.headers, report, signal);
+    }, signal);
+    const local = { algorithm: "SHA256", value: sha256, type: "FULL_OBJECT" };
+    return { UUID: ticket.UUID, key: ticket.key, mode: "single", parts: 1, resumedParts: 0,
+             checksum: confirmed(stored.sha256 && { ...local, value: stored.sha256 }, local) };
+  }
+
+  // -- multipart -------------------------------------------------------------------------
+
+  storageKey(file) {
+    return `${STORAGE_PREFIX}${this.api}|${file.name}|${file.size}|${file.lastModified}`;
+  }
+
+  remembered(file) {
+    try {
+      return JSON.parse(this.storage?.getItem(this.storageKey(file)) ?? "null");
+    } catch {
+      return null;
+    }
+  }
+
+  remember(file, record) {
+    this.storage?.setItem(this.storageKey(file), JSON.stringify(record));
+  }
+
+  forget(file) {
+    this.storage?.removeItem(this.storageKey(file));
+  }
+
+  async multipart(file, report, signal) {
+    let record = this.remembered(file);
+    const held = new Map();
+    if (record) {
+      try {
+        const listed = await this.call(this.route(record), { signal });
+        for (const part of listed) held.set(part.PartNumber, part);
+      } catch (error) {
+        if (error.status !== 404 && error.status !== 400) throw error;
+        this.forget(file); // completed, aborted or expired: start again
+        record = null;
+      }
+    }
+    if (!record) {
+      const created = await this.call("/s3/multipart", {
+        method: "POST",
+        body: { filename: file.name, type: file.type || null, size: file.size,
+                checksum: "sha256" },
+        signal,
+      });
+      record = { key: created.key, uploadId: created.uploadId, UUID: created.UUID,
+                 partSize: partSizeFor(file.size, this.partSize) };
+      this.remember(file, record);
+    }
+    const size = record.partSize;
+    const count = Math.max(1, Math.ceil(file.size / size));
+    const sent = new Array(count).fill(0);
+    const progress = () => report(sent.reduce((a, b) => a + b, 0));
+    const digests = new Array(count);
+    const etags = new Array(count);
+    let resumedParts = 0;
+    const todo = [];
+    for (let number = 1; number <= count; number++) {
+      const blob = file.slice((number - 1) * size, number * size);
+      const part = held.get(number);
+      if (part && part.Size === blob.size && part.ChecksumSHA256) {
+        digests[number - 1] = await this.sha256(blob);
+        if (digests[number - 1] === part.ChecksumSHA256) {
+          etags[number - 1] = part.ETag;
+          sent[number - 1] = blob.size;
+          resumedParts++;
+          continue;
+        }
+      }
+      todo.push({ number, blob });
+    }
+    progress();
+    const one = async ({ number, blob }) => {
+      const sha256 = digests[number - 1] ?? (await this.sha256(blob));
+      digests[number - 1] = sha256;
+      const stored = await this.withRetries(async () => {
+        const ticket = await this.call(`${this.route(record, number)}&sha256=${encodeURIComponent(sha256)}`, { signal });
+        return this.put(ticket.url, blob, ticket.headers, (loaded) => {
+          sent[number - 1] = loaded;
+          progress();
+        }, signal);
+      }, signal);
+      etags[number - 1] = stored.etag;
+    };
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) await one(todo[next++]);
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.concurrency, todo.length) }, worker));
+    } catch (error) {
+      if (signal?.aborted || error.code === "Cancelled") {
+        await this.call(this.route(record), { method: "DELETE" }).catch(() => {});
+        this.forget(file);
+        throw cancelled();
+      }
+      throw error; // kept: uploading the same file again resumes
+    }
+    const parts = etags.map((ETag, i) => ({ PartNumber: i + 1, ETag }));
+    const done = await this.call(`${this.route(record, "complete")}`, {
+      method: "POST", body: { parts }, signal,
+    });
+    this.forget(file);
+    const local = { algorithm: "SHA256", value: await compositeSha256(digests),
+                    type: "COMPOSITE" };
+    return { UUID: record.UUID, key: record.key, mode: "multipart", parts: count,
+             resumedParts, checksum: confirmed(done.checksum, local) };
+  }
+
+  /** A multipart route for this upload: its listing, one part's URL, or "complete". */
+  route(record, what) {
+    const id = encodeURIComponent(record.uploadId);
+    const key = `key=${encodeURIComponent(record.key)}`;
+    return what === undefined ? `/s3/multipart/${id}?${key}` : `/s3/multipart/${id}/${what}?${key}`;
+  }
+}
+
+/** The checksum S3 says it stored, checked against the one computed here. */
+function confirmed(stored, local) {
+  if (!stored) return null;
+  if (stored.algorithm === "SHA256" && stored.value !== local.value) {
+    throw new UploadError(`S3 stored checksum ${stored.value}, not this file's ${local.value}`, {
+      code: "ChecksumMismatch",
+    });
+  }
+  return stored;
+}

@@ -1,0 +1,125 @@
+"""The project's browser client (browser/presigned-upload.js), through the upload page, in
+headless Chromium on the `local-prod` stage: prod's four rules (types, 10 MiB, a checksum
+required, no overwrite) and Cognito, on the strict S3, which verifies every signature and
+SHA-256. The page's dev sign-in mints the unsigned token `chalice local` accepts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+
+import pytest
+
+from tests.stack import local_s3
+
+pytestmark = [pytest.mark.browser, pytest.mark.strict]
+MiB = 1024**2
+BUCKET = "uploads-local"
+SPACE = "put_folder/local-alice/"  # the space of the dev sign-in's user "alice"
+
+
+def b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def file_of(tmp_path, name: str, head: bytes, size: int):
+    f = tmp_path / name
+    f.write_bytes(head + os.urandom(size - len(head)))
+    return f
+
+
+def signed_in(page, stack):
+    page.goto(stack.page)
+    page.click("#dev-signin")
+
+
+def finished(page, name: str):
+    box = page.locator(f'.upload[data-name="{name}"]')
+    page.wait_for_function(
+        "name => ['uploaded', 'failed'].includes(document.querySelector("
+        "`.upload[data-name=\"${name}\"]`)?.dataset.status)", arg=name, timeout=90_000)  # fmt: skip
+    return box
+
+
+def stored(stack, key: str) -> bytes:
+    body: bytes = local_s3(stack).get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return body
+
+
+def test_without_a_token_the_page_shows_the_apis_401(local_prod_stack, page, tmp_path):
+    f = file_of(tmp_path, "cat.png", b"\x89PNG\r\n\x1a\n", 2000)
+    page.goto(local_prod_stack.page)
+    page.set_input_files("#files", str(f))
+    box = finished(page, "cat.png")
+    assert box.get_attribute("data-status") == "failed"
+    assert box.locator(".result").inner_text().startswith("failed: 401 ")
+
+
+def test_a_small_file_goes_in_one_put_with_its_sha256_stored(local_prod_stack, page, tmp_path):
+    f = file_of(tmp_path, "cat.png", b"\x89PNG\r\n\x1a\n", 3000)
+    signed_in(page, local_prod_stack)
+    page.set_input_files("#files", str(f))
+    box = finished(page, "cat.png")
+    assert box.get_attribute("data-status") == "uploaded", box.inner_text()
+    key = box.get_attribute("data-key")
+    assert key == f"{SPACE}{box.get_attribute('data-uuid')}.png"
+    assert stored(local_prod_stack, key) == f.read_bytes()
+    assert box.get_attribute("data-checksum") == b64(hashlib.sha256(f.read_bytes()).digest())
+    assert "single PUT" in box.locator(".result").inner_text()
+
+
+def composite(data: bytes, part: int) -> str:
+    digests = [hashlib.sha256(data[i : i + part]).digest() for i in range(0, len(data), part)]
+    return f"{b64(hashlib.sha256(b''.join(digests)).digest())}-{len(digests)}"
+
+
+def test_a_large_file_goes_in_sha256_parts_with_their_composite_stored(
+    local_prod_stack, page, tmp_path
+):
+    f = file_of(tmp_path, "scan.pdf", b"%PDF-1.7\n", 7 * MiB)
+    signed_in(page, local_prod_stack)
+    page.set_input_files("#files", str(f))
+    box = finished(page, "scan.pdf")
+    assert box.get_attribute("data-status") == "uploaded", box.inner_text()
+    assert "multipart, 2 parts" in box.locator(".result").inner_text()
+    assert stored(local_prod_stack, box.get_attribute("data-key")) == f.read_bytes()
+    assert box.get_attribute("data-checksum") == composite(f.read_bytes(), 5 * MiB)
+
+
+def test_a_reload_mid_upload_resumes_with_the_parts_s3_holds(local_prod_stack, page, tmp_path):
+    f = file_of(tmp_path, "book.pdf", b"%PDF-1.7\n", 9 * MiB)
+    signed_in(page, local_prod_stack)
+    # Part 2's PUT to S3 never gets an answer; part 1's does. Then the page is reloaded.
+    page.route("**/*partNumber=2*", lambda route: None)
+    with page.expect_response(lambda r: "partNumber=1" in r.url and r.request.method == "PUT"):
+        page.set_input_files("#files", str(f))
+    page.unroute_all(behavior="ignoreErrors")
+    page.reload()
+    page.click("#dev-signin")
+    page.set_input_files("#files", str(f))
+    box = finished(page, "book.pdf")
+    assert box.get_attribute("data-status") == "uploaded", box.inner_text()
+    assert box.get_attribute("data-resumed") == "1"
+    assert "multipart, 2 parts, 1 resumed" in box.locator(".result").inner_text()
+    assert stored(local_prod_stack, box.get_attribute("data-key")) == f.read_bytes()
+    assert box.get_attribute("data-checksum") == composite(f.read_bytes(), 5 * MiB)
+
+
+def test_cancel_aborts_the_multipart_upload_in_s3(local_prod_stack, page, tmp_path):
+    f = file_of(tmp_path, "draft.pdf", b"%PDF-1.7\n", 6 * MiB)
+    signed_in(page, local_prod_stack)
+    page.route("**/*partNumber=2*", lambda route: None)  # part 2 hangs until cancelled
+    with page.expect_response(lambda r: "partNumber=1" in r.url and r.request.method == "PUT"):
+        page.set_input_files("#files", str(f))
+    s3 = local_s3(local_prod_stack)
+    (started,) = s3.list_multipart_uploads(Bucket=BUCKET, Prefix=SPACE)["Uploads"]
+    assert re.fullmatch(f"{SPACE}[0-9a-f-]{{36}}\\.pdf", started["Key"]), started["Key"]
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        page.click('.upload[data-name="draft.pdf"] button')
+    assert deleted.value.status == 200
+    box = finished(page, "draft.pdf")
+    assert box.locator(".result").inner_text() == "failed: the upload was cancelled"
+    assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=SPACE).get("Uploads", []) == []
+    assert page.evaluate("Object.keys(localStorage)") == []
