@@ -314,16 +314,22 @@ export class Uploader {
       todo.push({ number, blob });
     }
     progress();
+    // The parts' own signal: cancelled by the caller, or by the first part that fails for
+    // good, so that the others stop instead of finishing for nothing.
+    const inFlight = new AbortController();
+    const stop = () => inFlight.abort();
+    signal?.addEventListener("abort", stop, { once: true });
     const one = async ({ number, blob }) => {
       const sha256 = digests[number - 1] ?? (await this.sha256(blob));
       digests[number - 1] = sha256;
       const stored = await this.withRetries(async () => {
-        const ticket = await this.call(`${this.route(record, number)}&sha256=${encodeURIComponent(sha256)}`, { signal });
+        const url = `${this.route(record, number)}&sha256=${encodeURIComponent(sha256)}`;
+        const ticket = await this.call(url, { signal: inFlight.signal });
         return this.put(ticket.url, blob, ticket.headers, (loaded) => {
           sent[number - 1] = loaded;
           progress();
-        }, signal);
-      }, signal);
+        }, inFlight.signal);
+      }, inFlight.signal);
       etags[number - 1] = stored.etag;
     };
     let next = 0;
@@ -333,12 +339,15 @@ export class Uploader {
     try {
       await Promise.all(Array.from({ length: Math.min(this.concurrency, todo.length) }, worker));
     } catch (error) {
-      if (signal?.aborted || error.code === "Cancelled") {
+      inFlight.abort();
+      if (signal?.aborted) {
         await this.call(this.route(record), { method: "DELETE" }).catch(() => {});
         this.forget(file);
         throw cancelled();
       }
       throw error; // kept: uploading the same file again resumes
+    } finally {
+      signal?.removeEventListener("abort", stop);
     }
     const parts = etags.map((ETag, i) => ({ PartNumber: i + 1, ETag }));
     const done = await this.call(`${this.route(record, "complete")}`, {

@@ -123,3 +123,29 @@ def test_cancel_aborts_the_multipart_upload_in_s3(local_prod_stack, page, tmp_pa
     assert box.locator(".result").inner_text() == "failed: the upload was cancelled"
     assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=SPACE).get("Uploads", []) == []
     assert page.evaluate("Object.keys(localStorage)") == []
+
+
+def test_a_part_refused_for_good_stops_the_others_and_keeps_the_upload_to_resume(
+    local_prod_stack, page, tmp_path
+):
+    f = file_of(tmp_path, "report.pdf", b"%PDF-1.7\n", 6 * MiB)
+    signed_in(page, local_prod_stack)
+    page.route("**/*partNumber=1*", lambda route: None)  # part 1 is in flight, for ever
+    page.route("**/*partNumber=2*", lambda route: route.fulfill(
+        status=400, body="<Error><Code>InvalidArgument</Code></Error>"))  # fmt: skip
+    with page.expect_event("requestfailed", lambda r: "partNumber=1" in r.url):
+        page.set_input_files("#files", str(f))
+    box = finished(page, "report.pdf")
+    assert box.locator(".result").inner_text() == (
+        "failed: 400 S3 refused the upload: 400 InvalidArgument"
+    )
+    # Not cancelled: the upload stays in S3 and in the page's storage, to resume.
+    assert len(page.evaluate("Object.keys(localStorage)")) == 1
+    page.unroute_all(behavior="ignoreErrors")
+    page.reload()
+    page.click("#dev-signin")
+    page.set_input_files("#files", str(f))
+    box = finished(page, "report.pdf")
+    assert box.get_attribute("data-status") == "uploaded", box.inner_text()
+    assert stored(local_prod_stack, box.get_attribute("data-key")) == f.read_bytes()
+    assert page.evaluate("Object.keys(localStorage)") == []
