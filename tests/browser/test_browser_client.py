@@ -88,13 +88,17 @@ def test_a_large_file_goes_in_sha256_parts_with_their_composite_stored(
     assert box.get_attribute("data-checksum") == composite(f.read_bytes(), 5 * MiB)
 
 
-def test_a_reload_mid_upload_resumes_with_the_parts_s3_holds(local_prod_stack, page, tmp_path):
-    f = file_of(tmp_path, "book.pdf", b"%PDF-1.7\n", 9 * MiB)
-    signed_in(page, local_prod_stack)
-    # Part 2's PUT to S3 never gets an answer; part 1's does. Then the page is reloaded.
+def start_with_part_2_hanging(page, f) -> None:
+    """Add ``f``; part 2's PUT to S3 never gets an answer, and part 1's has arrived."""
     page.route("**/*partNumber=2*", lambda route: None)
     with page.expect_response(lambda r: "partNumber=1" in r.url and r.request.method == "PUT"):
         page.set_input_files("#files", str(f))
+
+
+def test_a_reload_mid_upload_resumes_with_the_parts_s3_holds(local_prod_stack, page, tmp_path):
+    f = file_of(tmp_path, "book.pdf", b"%PDF-1.7\n", 9 * MiB)
+    signed_in(page, local_prod_stack)
+    start_with_part_2_hanging(page, f)  # then the page is reloaded
     page.unroute_all(behavior="ignoreErrors")
     page.reload()
     page.click("#dev-signin")
@@ -110,9 +114,7 @@ def test_a_reload_mid_upload_resumes_with_the_parts_s3_holds(local_prod_stack, p
 def test_cancel_aborts_the_multipart_upload_in_s3(local_prod_stack, page, tmp_path):
     f = file_of(tmp_path, "draft.pdf", b"%PDF-1.7\n", 6 * MiB)
     signed_in(page, local_prod_stack)
-    page.route("**/*partNumber=2*", lambda route: None)  # part 2 hangs until cancelled
-    with page.expect_response(lambda r: "partNumber=1" in r.url and r.request.method == "PUT"):
-        page.set_input_files("#files", str(f))
+    start_with_part_2_hanging(page, f)  # until cancelled
     s3 = local_s3(local_prod_stack)
     (started,) = s3.list_multipart_uploads(Bucket=BUCKET, Prefix=SPACE)["Uploads"]
     assert re.fullmatch(f"{SPACE}[0-9a-f-]{{36}}\\.pdf", started["Key"]), started["Key"]
