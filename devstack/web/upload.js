@@ -80,7 +80,6 @@ async function start() {
     threshold: THRESHOLD,
     partSize: 5 * MiB,
   });
-  window.uploader = uploader; // for the browser tests
   document.getElementById("threshold").textContent = `${THRESHOLD / MiB} MiB`;
   const drop = document.getElementById("drop");
   const input = document.getElementById("files");
