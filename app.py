@@ -61,6 +61,8 @@ from chalicelib.s3 import SLOW_READ_TIMEOUT, make_s3_client
 from chalicelib.settings import Settings, cors_allow_origin
 from chalicelib.signing import backend_for
 from chalicelib.status import UploadStatus
+from chalicelib.uppy_sign import RequestSigner
+from chalicelib.uppy_sign import parse as parse_sign_request
 
 app = Chalice(app_name="presigned-upload")
 # The API takes and returns JSON only (files go straight to S3). Chalice's default list of
@@ -164,6 +166,7 @@ class Services:
     presigner: Presigner
     status: UploadStatus
     multipart: Multipart
+    signer: RequestSigner
 
 
 @functools.cache
@@ -175,11 +178,13 @@ def services() -> Services:
     client = functools.cache(lambda: make_s3_client(settings))
     completer = functools.cache(lambda: make_s3_client(settings, read_timeout=SLOW_READ_TIMEOUT))
     presigner = Presigner(backend_for(settings, os.environ, client), settings)
+    multipart = Multipart(client, settings, presigner, completer)
     return Services(
         settings,
         presigner,
         UploadStatus(client, settings),
-        Multipart(client, settings, presigner, completer),
+        multipart,
+        RequestSigner(settings, presigner, multipart),
     )
 
 
@@ -316,6 +321,13 @@ def multipart_complete(call: Call, upload_id: str) -> dict[str, Any]:
     upload = companion.parse_ref(call.space, upload_id, call.query)
     parts = companion.parse_complete(call.body)
     return companion.completed_answer(call.svc.multipart.complete(call.space, upload, parts))
+
+
+@route("/s3/sign", "POST")
+def uppy_sign(call: Call) -> dict[str, Any]:
+    """Uppy 6's signRequest: presign the S3 request Uppy is about to send (uppy_sign.py)."""
+    expect_no_parameters(call.query)
+    return call.svc.signer.sign(call.space, parse_sign_request(call.body))
 
 
 @route("/s3/multipart/{upload_id}/{part_number}")

@@ -214,12 +214,7 @@ class Multipart:
                     "{uploadId}); a part uploaded again must be listed with its new ETag"
                 )
         total = sum(held[p.number].size for p in parts)
-        if self._settings.max_bytes is not None and total > self._settings.max_bytes:
-            self._abort(key, multipart_id, deadline)
-            raise UploadRejected(
-                f"the upload is {total} bytes, over the limit; allowed: at most "
-                f"{self._settings.max_bytes} bytes (UPLOAD_MAX_BYTES). It was aborted."
-            )
+        self._check_total(key, multipart_id, total, deadline)
         completion: dict[str, Any] = {
             "Bucket": self._settings.bucket,
             "Key": key,
@@ -244,6 +239,30 @@ class Multipart:
             return again
         return Completed(upload_id_in(space, key), key, self._settings.bucket,
                          done.get("ETag"), done.get("Location"), stored_checksum(done))  # fmt: skip
+
+    def completion_headers(self, upload: UploadRef) -> dict[str, str]:
+        """The headers to sign into a CompleteMultipartUpload that the client sends to S3
+        itself (Uppy's signRequest): the size of every part S3 holds, measured now, as
+        ``x-amz-mp-object-size`` (S3 refuses the completion if the parts then add up to
+        anything else), and ``If-None-Match: *`` with UPLOAD_NO_OVERWRITE. Over the size
+        limit, the upload is aborted and refused."""
+        deadline = Deadline(clock=self._clock)
+        _, listed = self._listing(upload.key, upload.multipart_id, deadline)
+        total = sum(p.size for p in listed)
+        self._check_total(upload.key, upload.multipart_id, total, deadline)
+        headers = {"x-amz-mp-object-size": str(total)}
+        if self._settings.no_overwrite:
+            headers["If-None-Match"] = "*"
+        return headers
+
+    def _check_total(self, key: str, multipart_id: str, total: int, deadline: Deadline) -> None:
+        """Abort and refuse an upload whose parts add up to more than UPLOAD_MAX_BYTES."""
+        if self._settings.max_bytes is not None and total > self._settings.max_bytes:
+            self._abort(key, multipart_id, deadline)
+            raise UploadRejected(
+                f"the upload is {total} bytes, over the limit; allowed: at most "
+                f"{self._settings.max_bytes} bytes (UPLOAD_MAX_BYTES). It was aborted."
+            )
 
     def _completed_before(
         self, space: str, key: str, parts: list[CompletedPart], deadline: Deadline

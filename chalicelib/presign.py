@@ -165,6 +165,7 @@ class Presigner:
         space: str,
         request: UploadRequest | None = None,
         success_status: str | None = None,
+        extension: str | None = None,
     ) -> PostTicket:
         """A POST policy for one file of at most ``UPLOAD_MAX_BYTES`` (or 5 GiB).
 
@@ -172,7 +173,7 @@ class Presigner:
         content type: the requested one exactly, or, with none requested, any.
         """
         request = request or UploadRequest()
-        upload_id, key = self.new_upload(space, request)
+        upload_id, key = self.new_upload(space, request, extension)
         max_bytes = self._settings.size_limit
         fields = object_headers(request)
         if success_status is not None:
@@ -231,7 +232,20 @@ class Presigner:
             checksum=checksum,
         )
 
-    def new_upload(self, space: str, request: UploadRequest) -> tuple[str, str]:
-        """A fresh upload id and its key: the server names every object, never the client."""
+    def new_upload(
+        self, space: str, request: UploadRequest, extension: str | None = None
+    ) -> tuple[str, str]:
+        """A fresh upload id and its key: the server names every object, never the client.
+        The key's extension is the filename's, or ``extension`` when given."""
         upload_id = self._new_id()
-        return upload_id, upload_key(space, upload_id, request.extension)
+        return upload_id, upload_key(space, upload_id, extension or request.extension)
+
+    def multipart_request(
+        self, operation: str, key: str, upload_id: str | None, headers: dict[str, str]
+    ) -> str:
+        """A presigned multipart request (chalicelib/signing.py's MULTIPART_OPERATIONS)
+        that the client sends itself, with exactly ``headers``."""
+        signed = self._backend.multipart_request(
+            operation, key, upload_id, headers, self._settings.url_expires
+        )
+        return signed.url

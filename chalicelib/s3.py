@@ -69,7 +69,9 @@ _HEADER_PARAMS = {
     "Content-Disposition": "ContentDisposition",
     "If-None-Match": "IfNoneMatch",
     "x-amz-checksum-sha256": "ChecksumSHA256",
+    "x-amz-mp-object-size": "MpuObjectSize",
 }
+_INTEGER_HEADERS = ("Content-Length", "x-amz-mp-object-size")
 METADATA_PREFIX = "x-amz-meta-"
 
 
@@ -80,7 +82,7 @@ def object_params(headers: Mapping[str, str]) -> dict[str, Any]:
         if name.lower().startswith(METADATA_PREFIX):
             params.setdefault("Metadata", {})[name[len(METADATA_PREFIX) :]] = value
         else:
-            params[_HEADER_PARAMS[name]] = int(value) if name == "Content-Length" else value
+            params[_HEADER_PARAMS[name]] = int(value) if name in _INTEGER_HEADERS else value
     return params
 
 

@@ -35,6 +35,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
+# The multipart requests a client may be given presigned: HTTP method, botocore's name.
+MULTIPART_OPERATIONS = {
+    "CreateMultipartUpload": ("POST", "create_multipart_upload"),
+    "ListParts": ("GET", "list_parts"),
+    "CompleteMultipartUpload": ("POST", "complete_multipart_upload"),
+    "AbortMultipartUpload": ("DELETE", "abort_multipart_upload"),
+}
+
+
 class SigningBackend(Protocol):
     def put_object(self, key: str, headers: Mapping[str, str], expires_in: int) -> Signed: ...
 
@@ -48,6 +57,15 @@ class SigningBackend(Protocol):
     ) -> Signed: ...
 
     def get_object(self, key: str, disposition: str, expires_in: int) -> Signed: ...
+
+    def multipart_request(
+        self,
+        operation: str,
+        key: str,
+        upload_id: str | None,
+        headers: Mapping[str, str],
+        expires_in: int,
+    ) -> Signed: ...
 
     def post(
         self, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
@@ -113,6 +131,21 @@ class SigV4Backend:
         params = [("response-content-disposition", disposition)]
         return self._signer.presign(credentials, "GET", key, expires_in, params)
 
+    def multipart_request(
+        self,
+        operation: str,
+        key: str,
+        upload_id: str | None,
+        headers: Mapping[str, str],
+        expires_in: int,
+    ) -> Signed:
+        """CreateMultipartUpload (no ``upload_id``), ListParts, CompleteMultipartUpload
+        or AbortMultipartUpload, presigned for a client that sends the request itself."""
+        credentials, expires_in = self._current(expires_in)
+        method = MULTIPART_OPERATIONS[operation][0]
+        params = [("uploads", "")] if upload_id is None else [("uploadId", upload_id)]
+        return self._signer.presign(credentials, method, key, expires_in, params, dict(headers))
+
     def post(
         self, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
     ) -> Signed:
@@ -164,6 +197,20 @@ class BotocoreBackend:
     def get_object(self, key: str, disposition: str, expires_in: int) -> Signed:
         params = {"Key": key, "ResponseContentDisposition": disposition}
         return self._url("get_object", params, "GET", expires_in)
+
+    def multipart_request(
+        self,
+        operation: str,
+        key: str,
+        upload_id: str | None,
+        headers: Mapping[str, str],
+        expires_in: int,
+    ) -> Signed:
+        method, client_operation = MULTIPART_OPERATIONS[operation]
+        params = {"Key": key, **object_params(headers)}
+        if upload_id is not None:
+            params["UploadId"] = upload_id
+        return self._url(client_operation, params, method, expires_in)
 
     def post(
         self, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int

@@ -60,7 +60,7 @@ def test_bucket_cors_lets_a_browser_put_and_read_the_etag(stack):
     # The rule's origin is '*'; moto echoes the caller's origin, which browsers accept too.
     # (moto answers any preflight method with the rule's list; real S3 refuses one not in it.)
     assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
-    assert preflight.headers["Access-Control-Allow-Methods"] == "PUT, POST, GET"
+    assert preflight.headers["Access-Control-Allow-Methods"] == "PUT, POST, GET, DELETE"
     assert preflight.headers["Access-Control-Expose-Headers"] == "ETag, x-amz-checksum-sha256"
 
 

@@ -123,7 +123,7 @@ def test_no_verified_caller_is_a_401_with_cors_never_the_shared_prefix(cognito, 
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/s3/multipart"), ("POST", "/s3/multipart/abc/complete"),
+    [("POST", "/s3/multipart"), ("POST", "/s3/multipart/abc/complete"), ("POST", "/s3/sign"),
      ("DELETE", "/s3/multipart/abc")],
 )  # fmt: skip
 def test_multipart_writes_without_a_caller_are_a_401(cognito, method, path):

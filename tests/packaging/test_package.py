@@ -136,6 +136,7 @@ ROUTES = {
     "/s3/multipart/{upload_id}": ["get", "delete"],
     "/s3/multipart/{upload_id}/batch": ["get"],
     "/s3/multipart/{upload_id}/complete": ["post"],
+    "/s3/sign": ["post"],
     "/s3/multipart/{upload_id}/{part_number}": ["get"],
 }
 

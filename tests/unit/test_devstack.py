@@ -14,7 +14,7 @@ def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
         {
             "ID": "BrowserUploads",
             "AllowedOrigins": ["http://localhost:3000"],
-            "AllowedMethods": ["PUT", "POST", "GET"],
+            "AllowedMethods": ["PUT", "POST", "GET", "DELETE"],
             "AllowedHeaders": [
                 "Content-Type",
                 "Content-MD5",
@@ -22,6 +22,7 @@ def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
                 "Content-Disposition",
                 "If-None-Match",
                 "x-amz-meta-filename",
+                "x-amz-mp-object-size",
             ],
             "ExposeHeaders": ["ETag", "x-amz-checksum-sha256"],
             "MaxAgeSeconds": 3000,

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from chalicelib.credentials import CredentialSource
 from chalicelib.s3 import make_s3_client
 from chalicelib.settings import Settings
-from chalicelib.signing import BotocoreBackend, SigV4Backend
+from chalicelib.signing import MULTIPART_OPERATIONS, BotocoreBackend, SigV4Backend
 from chalicelib.sigv4 import Credentials, Endpoint, Signer
 
 AWS_EXAMPLE_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -285,3 +285,32 @@ def test_the_checksum_header_is_signed_as_botocores_query_signer_signs_it(
     signed = parse_qs(urlsplit(actual).query)
     assert "x-amz-checksum-sha256" in signed["X-Amz-SignedHeaders"][0].split(";")
     assert not any(name.lower().startswith("x-amz-checksum") for name in signed)
+
+
+@SETTINGS
+@given(
+    **common,
+    operation=st.sampled_from(sorted(MULTIPART_OPERATIONS)),
+    upload_id=st.text(alphabet=string.ascii_letters + string.digits + "._-+/=~", min_size=1),
+    headers=st.fixed_dictionaries(
+        {},
+        optional={
+            "Content-Type": st.sampled_from(["image/png", "application/pdf"]),
+            "If-None-Match": st.just("*"),
+            "x-amz-mp-object-size": st.integers(0, 5 * 1024**4).map(str),
+        },
+    ),
+)
+def test_multipart_requests_for_browsers_match_botocore(
+    bucket, region, endpoint, token, instant, key, expires, operation, upload_id, headers
+):
+    # Which headers an operation takes is botocore's business; each is signed as given.
+    allowed = {"CreateMultipartUpload": {"Content-Type"},
+               "CompleteMultipartUpload": {"If-None-Match", "x-amz-mp-object-size"}}  # fmt: skip
+    headers = {k: v for k, v in headers.items() if k in allowed.get(operation, ())}
+    upload = None if operation == "CreateMultipartUpload" else upload_id
+    ours, theirs = both(bucket, region, endpoint, token, instant)
+    with frozen_botocore(instant):
+        expected = theirs.multipart_request(operation, key, upload, headers, expires)
+    actual = ours.multipart_request(operation, key, upload, headers, expires)
+    assert actual.url == expected.url
