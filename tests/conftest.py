@@ -76,3 +76,24 @@ def local_prod_stack() -> Iterator[Stack]:
     stack = start_stack("local-prod", s3="strict")
     yield stack
     stop_stack(stack)
+
+
+# Uppy's signRequest stages: Cognito with the type and size rules, then no-overwrite too.
+UPPY_RULES = {"UPLOAD_ALLOWED_TYPES": "image/*,video/mp4", "UPLOAD_MAX_BYTES": "10485760"}
+
+
+@pytest.fixture(scope="module")
+def signed_uppy_stack() -> Iterator[Stack]:
+    _need_strict_s3()
+    stack = start_stack("local-cognito", s3="strict", env=UPPY_RULES)
+    yield stack
+    stop_stack(stack)
+
+
+@pytest.fixture(scope="module")
+def no_overwrite_uppy_stack() -> Iterator[Stack]:
+    _need_strict_s3()
+    stack = start_stack("local-cognito", s3="strict",
+                        env={**UPPY_RULES, "UPLOAD_NO_OVERWRITE": "true"})  # fmt: skip
+    yield stack
+    stop_stack(stack)

@@ -1,16 +1,37 @@
 // Uppy exactly as a web app would use it against this API: @uppy/core, @uppy/aws-s3 in
-// companion mode (no custom signing code) and the Dashboard UI. Bundled by esbuild.
+// companion mode (no custom signing code) or with signRequest (POST /s3/sign, behind
+// auth), and the Dashboard UI. Bundled by esbuild.
 import Uppy from "@uppy/core";
 import AwsS3 from "@uppy/aws-s3";
 import Dashboard from "@uppy/dashboard";
 
 const MiB = 1024 * 1024;
 
-window.startUppy = (api) => {
+// Multipart above 5 MiB (Uppy's default is 100 MiB) so that a small test file takes it.
+const aboveFiveMiB = (file) => file.size > 5 * MiB;
+
+window.startUppy = (api) => start({ companionEndpoint: api, shouldUseMultipart: aboveFiveMiB });
+
+// Behind auth: Uppy's signRequest, forwarded with the user's token to POST /s3/sign, in
+// the few lines docs/browser.md gives. `allMultipart` is shouldUseMultipart: () => true.
+window.startUppySigned = (api, token, allMultipart) => {
+  const signRequest = (request) =>
+    fetch(`${api}/s3/sign`, {
+      method: "POST",
+      headers: { Authorization: token, "Content-Type": "application/json" },
+      body: JSON.stringify(request),
+    }).then(async (response) => {
+      const body = await response.json();
+      if (!response.ok) throw new Error(`${response.status} ${body.Message}`);
+      return body;
+    });
+  return start({ signRequest, shouldUseMultipart: allMultipart ? () => true : aboveFiveMiB });
+};
+
+function start(options) {
   const uppy = new Uppy({ autoProceed: false });
   uppy.use(Dashboard, { inline: true, target: "#dashboard", proudlyDisplayPoweredByUppy: false });
-  // Multipart above 5 MiB (Uppy's default is 100 MiB) so that a small test file takes it.
-  uppy.use(AwsS3, { companionEndpoint: api, shouldUseMultipart: (file) => file.size > 5 * MiB });
+  uppy.use(AwsS3, options);
   window.uppyResults = [];
   const partsUploaded = {};
   uppy.on("s3-multipart:part-uploaded", (file) => {
@@ -29,4 +50,4 @@ window.startUppy = (api) => {
   });
   window.uppy = uppy;
   return true;
-};
+}
