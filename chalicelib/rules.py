@@ -187,12 +187,16 @@ def single_values(params: Mapping[str, Sequence[str]], allowed: Sequence[str]) -
     for name, given in params.items():
         if len(given) != 1:
             raise UploadRejected(f"parameter {name!r} was given {len(given)} times; give it once")
-        if _SURROGATE.search(given[0]):
-            # A lone surrogate (JSON allows "\ud800") is not text: it cannot be encoded as
-            # UTF-8, so it could reach no header, URL or metadata.
-            raise UploadRejected(f"parameter {name!r} is not valid Unicode text")
-        values[name] = given[0]
+        values[name] = unicode_text(name, given[0])
     return values
+
+
+def unicode_text(name: str, value: str) -> str:
+    """``value``, if it is text: a lone surrogate (JSON allows "\ud800") cannot be
+    encoded as UTF-8, so it could reach no header, URL or metadata; UploadRejected."""
+    if _SURROGATE.search(value):
+        raise UploadRejected(f"parameter {name!r} is not valid Unicode text")
+    return value
 
 
 def _filename(value: str | None) -> str | None:

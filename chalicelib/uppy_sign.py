@@ -36,7 +36,7 @@ from chalicelib.errors import UploadRejected
 from chalicelib.keys import extension
 from chalicelib.multipart import Multipart, UploadRef
 from chalicelib.presign import Presigner
-from chalicelib.rules import UploadRequest, parse_request
+from chalicelib.rules import UploadRequest, parse_request, unicode_text
 from chalicelib.settings import Settings
 
 FIELDS = ("method", "key", "uploadId", "partNumber", "contentType", "expiresIn")
@@ -67,11 +67,16 @@ def parse(body: Any) -> SignRequest:
     method, key = body.get("method"), body.get("key")
     upload_id, part_number = body.get("uploadId"), body.get("partNumber")
     content_type, expires_in = body.get("contentType"), body.get("expiresIn")
+    if not isinstance(method, str):
+        raise UploadRejected("method must be a string: PUT, POST, GET or DELETE")
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise UploadRejected(f"key must be a string of 1 to {MAX_KEY_LENGTH} characters")
+    unicode_text("key", key)
     for name, value in (("uploadId", upload_id), ("contentType", content_type)):
         if value is not None and not isinstance(value, str):
             raise UploadRejected(f"{name} must be a string")
+        if value is not None:
+            unicode_text(name, value)
     for name, value in (("partNumber", part_number), ("expiresIn", expires_in)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise UploadRejected(f"{name} must be a whole number")
@@ -83,7 +88,7 @@ def parse(body: Any) -> SignRequest:
         ("GET", True, False): "ListParts",
         ("DELETE", True, False): "AbortMultipartUpload",
         ("DELETE", False, False): "DeleteObject",
-    }.get((method, upload_id is not None, part_number is not None))  # type: ignore[arg-type]
+    }.get((method, upload_id is not None, part_number is not None))
     if operation is None:
         raise UploadRejected(
             f"method {str(method)[:10]!r} with these fields is not a request Uppy signs; "

@@ -51,6 +51,11 @@ HOSTILE = [
     ("GET", "/s3/params?" + "&".join(f"metadata[{n}]=v" for n in range(60)), None),
     ("GET", "/put-url?filename=" + "%F0%9F%98%80" * 250, None),
     ("GET", "/uploads/" + "x" * 5000, None),
+    ("POST", "/s3/sign", "{" + '"a":{' * 600 + "}" * 601),
+    ("POST", "/s3/sign", json.dumps({"method": "PUT", "key": "k" * 5000})),
+    ("POST", "/s3/sign", json.dumps({"method": "POST", "key": "a\udc00.png"})),
+    ("POST", "/s3/sign", json.dumps({"method": "PUT", "key": "put_folder/x", "uploadId": "u",
+                                     "partNumber": 10**30})),
 ]  # fmt: skip
 
 

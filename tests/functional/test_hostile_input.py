@@ -18,7 +18,7 @@ UUID = "3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b"
 KEY = f"put_folder/{UUID}.bin"
 JSON = {"Content-Type": "application/json"}
 DEEP = "[" * 1000 + "]" * 1000
-BODY_ROUTES = ["/s3/multipart", f"/s3/multipart/u1/complete?key={KEY}"]
+BODY_ROUTES = ["/s3/multipart", f"/s3/multipart/u1/complete?key={KEY}", "/s3/sign"]
 
 
 @pytest.mark.parametrize("path", BODY_ROUTES)

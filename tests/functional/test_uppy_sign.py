@@ -167,7 +167,10 @@ def test_someone_elses_upload_id_is_a_404_at_completion(api, s3):
       "unknown field ['bucket']; allowed: method, key, uploadId, partNumber, contentType, "
       "expiresIn"),
      ({"method": "PUT", "key": "k", "contentType": "\ud800"},
-      "parameter 'content_type' is not valid Unicode text")],
+      "parameter 'contentType' is not valid Unicode text"),
+     ({"method": "POST", "key": "a\udc00.png"}, "parameter 'key' is not valid Unicode text"),
+     ({"method": {}, "key": "k"}, "method must be a string: PUT, POST, GET or DELETE"),
+     ({"method": ["PUT"], "key": "k"}, "method must be a string: PUT, POST, GET or DELETE")],
 )  # fmt: skip
 def test_malformed_requests_are_a_400_that_says_what_is_allowed(api, s3, request_body, message):
     response = post_json(api, "/s3/sign", request_body)
