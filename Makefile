@@ -54,11 +54,12 @@ lint: install-dev
 test: lint
 	$(BIN)/pytest
 
-## bench: benchmarks (signing, load, upload throughput), each side by side in one run
+## bench: benchmarks (signing, load, upload throughput, browser), each side by side in one run
 bench: install-dev
 	$(BIN)/python -m bench.signing
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.upload_throughput
+	$(BIN)/python -m bench.browser_throughput
 
 ## bench-huge: 6 GiB through the CLI, killed and resumed (needs S3_ENDPOINT: an S3 on disk)
 bench-huge: install-dev

@@ -20,6 +20,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 class LocalStack:
     api: str
     s3: str
+    page: str = ""  # the upload page, which also serves the browser client at /client/
 
 
 def free_port() -> int:
@@ -50,7 +51,8 @@ def local_stack(s3_endpoint: str | None = None) -> Iterator[LocalStack]:
             raise RuntimeError(f"the local stack exited with status {proc.wait()}")
         # Keep reading its log: a full pipe would block `chalice local` mid-request.
         threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield LocalStack(f"http://127.0.0.1:{api}", s3_endpoint or f"http://127.0.0.1:{s3}")
+        yield LocalStack(f"http://127.0.0.1:{api}", s3_endpoint or f"http://127.0.0.1:{s3}",
+                         f"http://127.0.0.1:{web}/")  # fmt: skip
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

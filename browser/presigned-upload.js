@@ -197,6 +197,10 @@ export class Uploader {
           retryable: true,
         }));
       xhr.onabort = () => done(reject, cancelled());
+      if (signal?.aborted) {
+        done(reject, cancelled());
+        return;
+      }
       xhr.send(blob);
     });
   }
@@ -213,18 +217,23 @@ export class Uploader {
           if (data.error) reject(new UploadError(`SHA-256 failed: ${data.error}`));
           else resolve(data.sha256);
         };
+        // The Worker's script could not load (missing, wrong type, a CSP's worker-src):
+        // hash on the main thread from now on, including what was waiting.
+        this.worker.onerror = () => {
+          this.worker = false;
+          for (const { resolve, reject, blob: waiting } of this.pending.values()) {
+            sha256Here(waiting).then(resolve, reject);
+          }
+          this.pending.clear();
+        };
       } catch {
         this.worker = false; // no Worker here: hash on the main thread
       }
     }
-    if (this.worker === false) {
-      return blob.arrayBuffer()
-        .then((buffer) => crypto.subtle.digest("SHA-256", buffer))
-        .then((digest) => base64(new Uint8Array(digest)));
-    }
+    if (this.worker === false) return sha256Here(blob);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, blob });
       this.worker.postMessage({ id, blob });
     });
   }
@@ -247,28 +256,30 @@ export class Uploader {
 
   // -- multipart -------------------------------------------------------------------------
 
-  storageKey(file) {
-    return `${STORAGE_PREFIX}${this.api}|${file.name}|${file.size}|${file.lastModified}`;
+  /** Where a file's unfinished upload is kept: per API, user and file. */
+  async storageKey(file) {
+    const user = subjectOf((await this.getToken()) || "");
+    return `${STORAGE_PREFIX}${this.api}|${user}|${file.name}|${file.size}|${file.lastModified}`;
   }
 
-  remembered(file) {
+  async remembered(file) {
     try {
-      return JSON.parse(this.storage?.getItem(this.storageKey(file)) ?? "null");
+      return JSON.parse(this.storage?.getItem(await this.storageKey(file)) ?? "null");
     } catch {
       return null;
     }
   }
 
-  remember(file, record) {
-    this.storage?.setItem(this.storageKey(file), JSON.stringify(record));
+  async remember(file, record) {
+    this.storage?.setItem(await this.storageKey(file), JSON.stringify(record));
   }
 
-  forget(file) {
-    this.storage?.removeItem(this.storageKey(file));
+  async forget(file) {
+    this.storage?.removeItem(await this.storageKey(file));
   }
 
   async multipart(file, report, signal) {
-    let record = this.remembered(file);
+    let record = await this.remembered(file);
     const held = new Map();
     if (record) {
       try {
@@ -276,7 +287,7 @@ export class Uploader {
         for (const part of listed) held.set(part.PartNumber, part);
       } catch (error) {
         if (error.status !== 404 && error.status !== 400) throw error;
-        this.forget(file); // completed, aborted or expired: start again
+        await this.forget(file); // completed, aborted or expired: start again
         record = null;
       }
     }
@@ -289,8 +300,30 @@ export class Uploader {
       });
       record = { key: created.key, uploadId: created.uploadId, UUID: created.UUID,
                  partSize: partSizeFor(file.size, this.partSize) };
-      this.remember(file, record);
+      await this.remember(file, record);
     }
+    // The parts' own signal: cancelled by the caller, or by the first part that fails for
+    // good, so that the others stop instead of finishing for nothing.
+    const inFlight = new AbortController();
+    const stop = () => inFlight.abort();
+    signal?.addEventListener("abort", stop, { once: true });
+    try {
+      return await this.parts(file, record, held, report, signal, inFlight);
+    } catch (error) {
+      inFlight.abort();
+      if (signal?.aborted) {
+        await this.call(this.route(record), { method: "DELETE" }).catch(() => {});
+        await this.forget(file);
+        throw cancelled();
+      }
+      throw error; // kept: uploading the same file again resumes
+    } finally {
+      signal?.removeEventListener("abort", stop);
+    }
+  }
+
+  /** Send the parts S3 does not hold, then complete the upload. */
+  async parts(file, record, held, report, signal, inFlight) {
     const size = record.partSize;
     const count = Math.max(1, Math.ceil(file.size / size));
     const sent = new Array(count).fill(0);
@@ -312,13 +345,10 @@ export class Uploader {
         }
       }
       todo.push({ number, blob });
+      if (inFlight.signal.aborted) throw cancelled();
     }
+    if (inFlight.signal.aborted) throw cancelled();
     progress();
-    // The parts' own signal: cancelled by the caller, or by the first part that fails for
-    // good, so that the others stop instead of finishing for nothing.
-    const inFlight = new AbortController();
-    const stop = () => inFlight.abort();
-    signal?.addEventListener("abort", stop, { once: true });
     const one = async ({ number, blob }) => {
       const sha256 = digests[number - 1] ?? (await this.sha256(blob));
       digests[number - 1] = sha256;
@@ -336,24 +366,12 @@ export class Uploader {
     const worker = async () => {
       while (next < todo.length) await one(todo[next++]);
     };
-    try {
-      await Promise.all(Array.from({ length: Math.min(this.concurrency, todo.length) }, worker));
-    } catch (error) {
-      inFlight.abort();
-      if (signal?.aborted) {
-        await this.call(this.route(record), { method: "DELETE" }).catch(() => {});
-        this.forget(file);
-        throw cancelled();
-      }
-      throw error; // kept: uploading the same file again resumes
-    } finally {
-      signal?.removeEventListener("abort", stop);
-    }
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, todo.length) }, worker));
     const parts = etags.map((ETag, i) => ({ PartNumber: i + 1, ETag }));
     const done = await this.call(`${this.route(record, "complete")}`, {
-      method: "POST", body: { parts }, signal,
+      method: "POST", body: { parts }, signal: inFlight.signal,
     });
-    this.forget(file);
+    await this.forget(file);
     const local = { algorithm: "SHA256", value: await compositeSha256(digests),
                     type: "COMPOSITE" };
     return { UUID: record.UUID, key: record.key, mode: "multipart", parts: count,
@@ -365,6 +383,22 @@ export class Uploader {
     const id = encodeURIComponent(record.uploadId);
     const key = `key=${encodeURIComponent(record.key)}`;
     return what === undefined ? `/s3/multipart/${id}?${key}` : `/s3/multipart/${id}/${what}?${key}`;
+  }
+}
+
+/** SHA-256 on the main thread, where no Worker runs. */
+async function sha256Here(blob) {
+  const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+  return base64(new Uint8Array(digest));
+}
+
+/** The `sub` claim of a JWT, or "": resumable uploads are kept per user. */
+function subjectOf(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return String(JSON.parse(atob(payload)).sub ?? "");
+  } catch {
+    return "";
   }
 }
 

@@ -103,7 +103,8 @@ def parse(body: Any) -> SignRequest:
 @functools.cache
 def _types() -> Any:
     """Python's own table of types by extension, without the host's /etc/mime.types (the
-    same answer on every machine); built on first use, off GET /put-url's cold start."""
+    same answer on every machine with the same Python version); built on first use, off
+    GET /put-url's cold start."""
     import mimetypes
 
     return mimetypes.MimeTypes(filenames=())
@@ -166,7 +167,13 @@ class RequestSigner:
             )
         params = {} if request.content_type is None else {"content_type": [request.content_type]}
         upload = parse_request(params, self._settings, ("content_type",))
-        ticket = self._presigner.post_ticket(space, upload, extension=extension(request.key))
+        ext = extension(request.key)
+        essence = (upload.content_type or "").split(";")[0].strip().lower()
+        if ext and type_of_extension(ext) != essence:
+            # The key's extension must not claim another type than the one stored: a
+            # ".html" key holding an "image/png" would open as HTML once downloaded.
+            ext = ""
+        ticket = self._presigner.post_ticket(space, upload, extension=ext or None)
         return {"url": ticket.url, "fields": ticket.fields, "key": ticket.key}
 
     def _create(self, space: str, request: SignRequest) -> dict[str, Any]:

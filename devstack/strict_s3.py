@@ -4,8 +4,9 @@ moto (the default) checks no signature, expiry, signed header or checksum, answe
 CORS preflight on an existing key with 403, and its form-POST answer lacks ETag and
 Location. LocalStack's S3 refuses a tampered or expired URL, a header that differs from
 the signed one, a wrong Content-MD5 or x-amz-checksum-sha256, and a completion whose
-x-amz-mp-object-size is wrong, as AWS does. It does not check POST-policy signatures
-(tests/unit/test_sigv4.py proves ours byte-equal to botocore's instead).
+x-amz-mp-object-size is wrong, as AWS does. It checks a POST policy's conditions, but not
+its signature (tests/unit/test_sigv4.py proves ours byte-equal to botocore's instead),
+and it accepts form fields the policy does not name, which AWS refuses.
 
 LocalStack 4.14 needs Python 3.13. On first use it is installed, from the hash-locked
 requirements/strict-s3.txt, into a venv of its own under .cache/strict-s3 (about a

@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 from typing import Any
 
 import pytest
 
-from tests.stack import PROJECT
+from tests.browser import uppy_bundle
 from tests.support import free_port
 
-HARNESS = PROJECT / "tests" / "browser" / "uppy"
-BUNDLE = PROJECT / "build" / "uppy"
 # Chromium's sandbox does not run as root (CI containers are root), and a test browser
 # makes no background calls (updates, sync, QUIC) that could fail or slow a run offline.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -67,29 +61,10 @@ def uppy_page() -> Iterator[str]:
     if npm is None:
         _missing("npm")
     assert npm is not None
-    lock = HARNESS / "package-lock.json"
-    installed = HARNESS / "node_modules" / ".package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HARNESS, check=True,
-                       capture_output=True)  # fmt: skip
-    BUNDLE.mkdir(parents=True, exist_ok=True)
-    esbuild = HARNESS / "node_modules" / ".bin" / "esbuild"
-    subprocess.run([str(esbuild), "entry.js", "--bundle", "--format=iife", "--log-level=warning",
-                    f"--outfile={BUNDLE / 'harness.js'}"], cwd=HARNESS, check=True)  # fmt: skip
-    css = [HARNESS / "node_modules" / "@uppy" / name / "dist" / "style.min.css"
-           for name in ("core", "dashboard")]  # fmt: skip
-    (BUNDLE / "dashboard.css").write_text("\n".join(p.read_text() for p in css))
-    shutil.copy(HARNESS / "index.html", BUNDLE / "index.html")
     port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_QuietHandler, directory=str(BUNDLE)))
-    Thread(target=server.serve_forever, daemon=True).start()
+    server = uppy_bundle.serve(uppy_bundle.build(npm), port)
     yield f"http://127.0.0.1:{port}/"
     server.shutdown()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 def sample(tmp_path: Path, name: str, size: int) -> Path:

@@ -151,3 +151,14 @@ def test_a_part_refused_for_good_stops_the_others_and_keeps_the_upload_to_resume
     assert box.get_attribute("data-status") == "uploaded", box.inner_text()
     assert stored(local_prod_stack, box.get_attribute("data-key")) == f.read_bytes()
     assert page.evaluate("Object.keys(localStorage)") == []
+
+
+def test_without_its_worker_the_client_hashes_on_the_main_thread(local_prod_stack, page, tmp_path):
+    # A CSP's worker-src, a wrong MIME type or a missing file stops the Worker loading.
+    page.route("**/sha256-worker.js", lambda route: route.fulfill(status=404, body="gone"))
+    f = file_of(tmp_path, "map.png", b"\x89PNG\r\n\x1a\n", 4000)
+    signed_in(page, local_prod_stack)
+    page.set_input_files("#files", str(f))
+    box = finished(page, "map.png")
+    assert box.get_attribute("data-status") == "uploaded", box.inner_text()
+    assert box.get_attribute("data-checksum") == b64(hashlib.sha256(f.read_bytes()).digest())

@@ -184,3 +184,17 @@ def test_the_checksum_rule_turns_the_route_off_and_says_why(api, s3, monkeypatch
         "allowed: the project's browser client (browser/presigned-upload.js), or /put-url "
         "and the /s3/multipart routes with sha256"
     )
+
+
+@pytest.mark.parametrize(
+    ("requested", "content_type", "suffix"),
+    [("x-photo.PNG", "image/png", ".png"), ("x-report.html", "image/png", ""),
+     ("x-a.svg", "image/jpeg", ""), ("x-scan.jpeg", "image/jpeg; q=1", ".jpeg"),
+     ("no-extension", "image/gif", "")],
+)  # fmt: skip
+def test_a_single_files_key_keeps_its_extension_only_for_the_type_stored(
+    api, s3, requested, content_type, suffix
+):
+    answer = signed(api, method="PUT", key=requested, contentType=content_type)
+    assert re.fullmatch(f"put_folder/{UUID}{re.escape(suffix)}", answer["key"]), answer["key"]
+    assert answer["fields"]["Content-Type"] == content_type

@@ -12,8 +12,8 @@ const aboveFiveMiB = (file) => file.size > 5 * MiB;
 
 window.startUppy = (api) => start({ companionEndpoint: api, shouldUseMultipart: aboveFiveMiB });
 
-// Behind auth: Uppy's signRequest, forwarded with the user's token to POST /s3/sign, in
-// the few lines docs/browser.md gives. `allMultipart` is shouldUseMultipart: () => true.
+// Behind auth: Uppy's signRequest, forwarded with the user's token to POST /s3/sign, as
+// docs/browser.md gives it. `allMultipart` is shouldUseMultipart: () => true.
 window.startUppySigned = (api, token, allMultipart) => {
   const signRequest = (request) =>
     fetch(`${api}/s3/sign`, {
