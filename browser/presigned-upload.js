@@ -279,41 +279,44 @@ export class Uploader {
   }
 
   async multipart(file, report, signal) {
-    let record = await this.remembered(file);
-    const held = new Map();
-    if (record) {
-      try {
-        const listed = await this.call(this.route(record), { signal });
-        for (const part of listed) held.set(part.PartNumber, part);
-      } catch (error) {
-        if (error.status !== 404 && error.status !== 400) throw error;
-        await this.forget(file); // completed, aborted or expired: start again
-        record = null;
-      }
-    }
-    if (!record) {
-      const created = await this.call("/s3/multipart", {
-        method: "POST",
-        body: { filename: file.name, type: file.type || null, size: file.size,
-                checksum: "sha256" },
-        signal,
-      });
-      record = { key: created.key, uploadId: created.uploadId, UUID: created.UUID,
-                 partSize: partSizeFor(file.size, this.partSize) };
-      await this.remember(file, record);
-    }
-    // The parts' own signal: cancelled by the caller, or by the first part that fails for
-    // good, so that the others stop instead of finishing for nothing.
+    // The upload's own signal: cancelled by the caller, or by the first part that fails
+    // for good, so that the other parts stop instead of finishing for nothing.
     const inFlight = new AbortController();
     const stop = () => inFlight.abort();
     signal?.addEventListener("abort", stop, { once: true });
+    let record = null;
     try {
-      return await this.parts(file, record, held, report, signal, inFlight);
+      record = await this.remembered(file);
+      const held = new Map();
+      if (record) {
+        try {
+          const listed = await this.call(this.route(record), { signal: inFlight.signal });
+          for (const part of listed) held.set(part.PartNumber, part);
+        } catch (error) {
+          if (error.status !== 404 && error.status !== 400) throw error;
+          await this.forget(file); // completed, aborted or expired: start again
+          record = null;
+        }
+      }
+      if (!record) {
+        const created = await this.call("/s3/multipart", {
+          method: "POST",
+          body: { filename: file.name, type: file.type || null, size: file.size,
+                  checksum: "sha256" },
+          signal: inFlight.signal,
+        });
+        record = { key: created.key, uploadId: created.uploadId, UUID: created.UUID,
+                   partSize: partSizeFor(file.size, this.partSize) };
+        await this.remember(file, record);
+      }
+      return await this.parts(file, record, held, report, inFlight);
     } catch (error) {
       inFlight.abort();
       if (signal?.aborted) {
-        await this.call(this.route(record), { method: "DELETE" }).catch(() => {});
-        await this.forget(file);
+        if (record) {
+          await this.call(this.route(record), { method: "DELETE" }).catch(() => {});
+          await this.forget(file);
+        }
         throw cancelled();
       }
       throw error; // kept: uploading the same file again resumes
@@ -323,7 +326,7 @@ export class Uploader {
   }
 
   /** Send the parts S3 does not hold, then complete the upload. */
-  async parts(file, record, held, report, signal, inFlight) {
+  async parts(file, record, held, report, inFlight) {
     const size = record.partSize;
     const count = Math.max(1, Math.ceil(file.size / size));
     const sent = new Array(count).fill(0);

@@ -162,3 +162,25 @@ def test_without_its_worker_the_client_hashes_on_the_main_thread(local_prod_stac
     box = finished(page, "map.png")
     assert box.get_attribute("data-status") == "uploaded", box.inner_text()
     assert box.get_attribute("data-checksum") == b64(hashlib.sha256(f.read_bytes()).digest())
+
+
+def test_cancel_while_resuming_aborts_the_kept_upload(local_prod_stack, page, tmp_path):
+    f = file_of(tmp_path, "memo.pdf", b"%PDF-1.7\n", 6 * MiB)
+    signed_in(page, local_prod_stack)
+    start_with_part_2_hanging(page, f)
+    page.unroute_all(behavior="ignoreErrors")
+    page.reload()
+    page.click("#dev-signin")
+    # The resume's listing of the parts S3 holds gets no answer; the user cancels.
+    page.route("**/s3/multipart/*?key=*", lambda route: (
+        None if route.request.method == "GET" else route.continue_()))  # fmt: skip
+    with page.expect_request(lambda r: r.method == "GET" and "/s3/multipart/" in r.url):
+        page.set_input_files("#files", str(f))
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        page.click('.upload[data-name="memo.pdf"] button')
+    assert deleted.value.status == 200
+    box = finished(page, "memo.pdf")
+    assert box.locator(".result").inner_text() == "failed: the upload was cancelled"
+    s3 = local_s3(local_prod_stack)
+    assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=SPACE).get("Uploads", []) == []
+    assert page.evaluate("Object.keys(localStorage)") == []
