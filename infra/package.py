@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.settings import cors_allow_origin
-from infra.stages import APP_NAME, PROJECT, stage_environment, stage_names
+from infra.stages import APP_NAME, PROJECT, DeploySettings, stage_environment, stage_names
 
 # Every 4xx and 5xx type without a response of its own inherits these two, which covers
 # UNAUTHORIZED, ACCESS_DENIED, MISSING_AUTHENTICATION_TOKEN, THROTTLED and the rest.
@@ -33,20 +33,103 @@ RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
 BODY = '{"Code": "$context.error.responseType", "Message": $context.error.messageString}'
 
 
-def merge_template(stage: str, origin: str) -> dict[str, Any]:
-    """The template to merge into Chalice's SAM output for a stage with this CORS origin."""
+def merge_template(stage: str, origin: str, deploy: DeploySettings) -> dict[str, Any]:
+    """The template to merge into Chalice's SAM output for a stage with this CORS origin
+    and these deployment settings."""
     response = {
         # SAM wants header values as API Gateway mapping expressions: a quoted literal.
         "ResponseParameters": {"Headers": {"Access-Control-Allow-Origin": f"'{origin}'"}},
         "ResponseTemplates": {"application/json": BODY},
     }
+    name = f"{APP_NAME}-{stage}"
     return {
+        "Parameters": {
+            "AlarmTopicArn": {
+                "Type": "String",
+                "Default": "",
+                "Description": "SNS topic that the alarms notify; empty: the alarms only show.",
+            }
+        },
+        "Conditions": {
+            "HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+        },
         "Resources": {
-            "APIHandler": {"Properties": {"FunctionName": f"{APP_NAME}-{stage}"}},
+            "APIHandler": {
+                # The log group exists before the function first runs, so Lambda never
+                # creates one of its own (that would keep logs for ever).
+                "DependsOn": ["APIHandlerLogGroup"],
+                "Properties": {
+                    "FunctionName": name,
+                    "Runtime": deploy.python,  # not the Python that ran `chalice package`
+                    "Architectures": ["arm64"],  # no native code in the zip
+                },
+            },
+            "APIHandlerLogGroup": {
+                "Type": "AWS::Logs::LogGroup",
+                "Properties": {
+                    "LogGroupName": f"/aws/lambda/{name}",
+                    "RetentionInDays": deploy.log_retention_days,
+                },
+            },
             "RestAPI": {
-                "Properties": {"GatewayResponses": dict.fromkeys(RESPONSE_TYPES, response)}
+                "Properties": {
+                    "Name": name,
+                    "GatewayResponses": dict.fromkeys(RESPONSE_TYPES, response),
+                    # Every method of the stage: beyond this, API Gateway answers 429
+                    # (with CORS, as DEFAULT_4XX) and the Lambda is never invoked.
+                    "MethodSettings": [{
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "ThrottlingRateLimit": deploy.throttle_rate_limit,
+                        "ThrottlingBurstLimit": deploy.throttle_burst_limit,
+                    }],
+                }
+            },
+            **alarms(name),
+        },
+    }  # fmt: skip
+
+
+def alarms(name: str) -> dict[str, Any]:
+    """CloudWatch alarms on what a user would notice, notifying AlarmTopicArn if given."""
+    api = [{"Name": "ApiName", "Value": name}, {"Name": "Stage", "Value": "api"}]
+    function = [{"Name": "FunctionName", "Value": name}]
+    common = {
+        "AlarmActions": {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}],
+                                    {"Ref": "AWS::NoValue"}]},
+        "Period": 300,
+        "TreatMissingData": "notBreaching",
+        "ComparisonOperator": "GreaterThanThreshold",
+    }  # fmt: skip
+    specs = {
+        # More than 1% of requests answered 5xx over 5 minutes (S3 unreachable, a
+        # misconfiguration): 5XXError is 0 or 1 per request, so its average is the rate.
+        "ApiServerErrorRateAlarm": ("AWS/ApiGateway", "5XXError", api,
+                                    {"Statistic": "Average", "Threshold": 0.01}, 1),
+        # p99 latency over 5 s for 15 minutes: S3 slow, or the function starved.
+        "ApiLatencyP99Alarm": ("AWS/ApiGateway", "Latency", api,
+                               {"ExtendedStatistic": "p99", "Threshold": 5000}, 3),
+        # Any invocation throttled: reserved concurrency, or the account's limit.
+        "LambdaThrottlesAlarm": ("AWS/Lambda", "Throttles", function,
+                                 {"Statistic": "Sum", "Threshold": 0}, 1),
+        # Any invocation that failed outside the app's own error handling.
+        "LambdaErrorsAlarm": ("AWS/Lambda", "Errors", function,
+                              {"Statistic": "Sum", "Threshold": 0}, 1),
+    }  # fmt: skip
+    return {
+        logical: {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmDescription": f"{name}: {metric} ({namespace})",
+                "Namespace": namespace,
+                "MetricName": metric,
+                "Dimensions": dimensions,
+                "EvaluationPeriods": periods,
+                **statistic,
+                **common,
             },
         }
+        for logical, (namespace, metric, dimensions, statistic, periods) in specs.items()
     }
 
 
@@ -55,7 +138,8 @@ def package(stage: str, out: Path) -> Path:
     origin = cors_allow_origin(stage_environment(stage))
     out.mkdir(parents=True, exist_ok=True)
     merge = out / "gateway-responses.json"
-    merge.write_text(json.dumps(merge_template(stage, origin), indent=2) + "\n")
+    template = merge_template(stage, origin, DeploySettings.for_stage(stage))
+    merge.write_text(json.dumps(template, indent=2) + "\n")
     chalice = Path(sys.executable).with_name("chalice")
     # Chalice insists on a region, yet its template takes the region from the stack
     # (AWS::Region): any value gives the same bytes, so do not make the caller pick one.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -23,3 +24,42 @@ def stage_environment(stage: str) -> dict[str, str]:
     env = dict(config.get("environment_variables", {}))
     env.update(config["stages"][stage].get("environment_variables", {}))
     return env
+
+
+# What CloudWatch Logs accepts as a retention, in days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
+# Lambda's Python runtimes supported beyond 2027 (python3.11 is deprecated 2027-06-30).
+RUNTIMES = ("python3.12", "python3.13")
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """A stage's deployment knobs: its ``"deploy"`` object in config.json (Chalice ignores
+    it; `make package` reads it). Missing keys take these defaults."""
+
+    python: str = "python3.12"
+    log_retention_days: int = 30
+    throttle_rate_limit: int = 20  # requests per second, steady, for the whole stage
+    throttle_burst_limit: int = 40
+
+    @classmethod
+    def for_stage(cls, stage: str) -> DeploySettings:
+        """The stage's settings, validated; ValueError names the first bad one."""
+        given = json.loads(CONFIG.read_text())["stages"][stage].get("deploy", {})
+        unknown = sorted(set(given) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{stage}: unknown deploy setting {unknown[0]!r}")
+        settings = cls(**given)
+        if settings.python not in RUNTIMES:
+            raise ValueError(f"{stage}: deploy.python {settings.python!r}; allowed: {RUNTIMES}")
+        if settings.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"{stage}: deploy.log_retention_days {settings.log_retention_days!r}; "
+                f"allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        for name in ("throttle_rate_limit", "throttle_burst_limit"):
+            value = getattr(settings, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{stage}: deploy.{name} {value!r}; allowed: a whole number >= 1")
+        return settings

@@ -20,7 +20,7 @@ from chalicelib.auth import AuthConfig
 from chalicelib.logs import log_level
 from chalicelib.settings import Settings, cors_allow_origin
 from devstack.cors import load_template
-from infra.stages import stage_environment, stage_names
+from infra.stages import DeploySettings, stage_environment, stage_names
 
 PROJECT = Path(__file__).resolve().parents[2]
 CHALICE_DIR = PROJECT / ".chalice"
@@ -73,7 +73,7 @@ def test_role_may_touch_only_the_stages_prefix(package):
     assert by_sid == {
         "WriteOwnLogs": {
             "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/presigned-upload-{stage}:*",
             "Sid": "WriteOwnLogs",
         },
@@ -276,3 +276,58 @@ def test_bucket_is_private_encrypted_and_cleans_up_abandoned_multipart_uploads()
         "Deny",
         {"Bool": {"aws:SecureTransport": "false"}},
     )
+
+
+def test_function_runs_the_stages_supported_python_on_arm64(package):
+    stage, template, _ = package
+    properties = template["Resources"]["APIHandler"]["Properties"]
+    expected = DeploySettings.for_stage(stage).python
+    assert (properties["Runtime"], properties["Architectures"]) == (expected, ["arm64"])
+    assert expected in ("python3.12", "python3.13")
+
+
+def test_the_log_group_exists_first_with_the_stages_retention(package):
+    stage, template, _ = package
+    resources = template["Resources"]
+    assert resources["APIHandlerLogGroup"] == {
+        "Type": "AWS::Logs::LogGroup",
+        "Properties": {
+            "LogGroupName": f"/aws/lambda/presigned-upload-{stage}",
+            "RetentionInDays": DeploySettings.for_stage(stage).log_retention_days,
+        },
+    }
+    assert resources["APIHandler"]["DependsOn"] == ["APIHandlerLogGroup"]
+
+
+def test_every_method_of_the_stage_is_throttled(package):
+    stage, template, _ = package
+    deploy = DeploySettings.for_stage(stage)
+    api = template["Resources"]["RestAPI"]["Properties"]
+    assert api["Name"] == f"presigned-upload-{stage}"
+    assert api["MethodSettings"] == [{
+        "ResourcePath": "/*", "HttpMethod": "*",
+        "ThrottlingRateLimit": deploy.throttle_rate_limit,
+        "ThrottlingBurstLimit": deploy.throttle_burst_limit,
+    }]  # fmt: skip
+
+
+def test_alarms_watch_errors_latency_and_throttles_and_notify_the_topic(package):
+    stage, template, _ = package
+    name = f"presigned-upload-{stage}"
+    alarms = {logical: r["Properties"] for logical, r in template["Resources"].items()
+              if r["Type"] == "AWS::CloudWatch::Alarm"}  # fmt: skip
+    watched = {
+        logical: (p["Namespace"], p["MetricName"], p.get("Statistic", p.get("ExtendedStatistic")),
+                  p["Threshold"], {d["Name"]: d["Value"] for d in p["Dimensions"]})
+        for logical, p in alarms.items()
+    }  # fmt: skip
+    api = {"ApiName": name, "Stage": "api"}
+    assert watched == {
+        "ApiServerErrorRateAlarm": ("AWS/ApiGateway", "5XXError", "Average", 0.01, api),
+        "ApiLatencyP99Alarm": ("AWS/ApiGateway", "Latency", "p99", 5000, api),
+        "LambdaThrottlesAlarm": ("AWS/Lambda", "Throttles", "Sum", 0, {"FunctionName": name}),
+        "LambdaErrorsAlarm": ("AWS/Lambda", "Errors", "Sum", 0, {"FunctionName": name}),
+    }
+    notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert all(p["AlarmActions"] == notify for p in alarms.values())
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""

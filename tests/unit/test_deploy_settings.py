@@ -1,0 +1,53 @@
+"""A stage's deployment knobs (its "deploy" object in .chalice/config.json), validated."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from infra import stages
+from infra.stages import DeploySettings
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    path = tmp_path / "config.json"
+    monkeypatch.setattr(stages, "CONFIG", path)
+
+    def write(deploy):
+        path.write_text(json.dumps({"app_name": "a", "stages": {"prod": {"deploy": deploy}}}))
+
+    return write
+
+
+def test_prod_runs_python_3_12_keeps_logs_90_days_and_is_throttled():
+    assert DeploySettings.for_stage("prod") == DeploySettings(
+        python="python3.12", log_retention_days=90, throttle_rate_limit=50,
+        throttle_burst_limit=100,
+    )  # fmt: skip
+
+
+def test_a_stage_without_deploy_settings_gets_the_defaults(config):
+    config({})
+    assert DeploySettings.for_stage("prod") == DeploySettings()
+
+
+@pytest.mark.parametrize(
+    ("deploy", "message"),
+    [({"python": "python3.11"}, "prod: deploy.python 'python3.11'; allowed: "
+                                "('python3.12', 'python3.13')"),
+     ({"log_retention_days": 10}, "prod: deploy.log_retention_days 10; allowed: 1, 3, 5, 7, "
+                                  "14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, "
+                                  "1827, 2192, 2557, 2922, 3288, 3653"),
+     ({"throttle_rate_limit": 0}, "prod: deploy.throttle_rate_limit 0; allowed: a whole "
+                                  "number >= 1"),
+     ({"throttle_burst_limit": True}, "prod: deploy.throttle_burst_limit True; allowed: a "
+                                      "whole number >= 1"),
+     ({"runtime": "python3.12"}, "prod: unknown deploy setting 'runtime'")],
+)  # fmt: skip
+def test_bad_deploy_settings_are_refused_by_name(config, deploy, message):
+    config(deploy)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        DeploySettings.for_stage("prod")
