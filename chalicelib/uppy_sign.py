@@ -188,7 +188,9 @@ class RequestSigner:
                 "ends in the file's name)"
             )
         upload = parse_request(params, self._settings, ("content_type",), multipart=True)
-        _, key = self._presigner.new_upload(space, UploadRequest(), extension=ext)
+        # An extension the table does not know stands for no type the object is stored
+        # with (none is signed): it is dropped, as for a single file.
+        _, key = self._presigner.new_upload(space, UploadRequest(), guessed and ext)
         headers = {"Content-Type": upload.content_type} if upload.content_type else {}
         url = self._presigner.multipart_request("CreateMultipartUpload", key, None, headers)
         answer: dict[str, Any] = {"url": url, "key": key}

@@ -198,3 +198,12 @@ def test_a_single_files_key_keeps_its_extension_only_for_the_type_stored(
     answer = signed(api, method="PUT", key=requested, contentType=content_type)
     assert re.fullmatch(f"put_folder/{UUID}{re.escape(suffix)}", answer["key"]), answer["key"]
     assert answer["fields"]["Content-Type"] == content_type
+
+
+def test_a_multipart_keys_extension_is_kept_only_when_it_names_a_type(api, s3):
+    known = signed(api, method="POST", key="x-clip.MP4")
+    assert re.fullmatch(f"put_folder/{UUID}\\.mp4", known["key"]), known["key"]
+    assert known["headers"] == {"Content-Type": "video/mp4"}
+    unknown = signed(api, method="POST", key="x-notes.qqq")
+    assert re.fullmatch(f"put_folder/{UUID}", unknown["key"]), unknown["key"]
+    assert "headers" not in unknown
