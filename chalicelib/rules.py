@@ -233,6 +233,12 @@ def _content_type(value: str | None, settings: Settings) -> str | None:
     return value
 
 
+def essence_of(content_type: str | None) -> str:
+    """A media type without its parameters, lower-cased (``image/png; q=1`` -> ``image/png``);
+    "" for none."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def scriptable(essence: str) -> bool:
     """Whether a browser may run script from content of this type, when it is served
     inline from some origin (a CDN or website endpoint in front of the bucket)."""
@@ -277,8 +283,7 @@ def _disposition(value: str | None, filename: str | None, content_type: str | No
         )
     if filename is None:
         raise UploadRejected("disposition needs filename: the name to download the file as")
-    essence = (content_type or "").split(";")[0].strip().lower()
-    if value == "inline" and (content_type is None or scriptable(essence)):
+    if value == "inline" and (content_type is None or scriptable(essence_of(content_type))):
         raise UploadRejected(
             f"disposition 'inline' is not allowed for {content_type or 'an untyped upload'}: "
             "a browser would run its script; allowed: 'attachment', or 'inline' with a "

@@ -36,7 +36,7 @@ from chalicelib.errors import UploadRejected
 from chalicelib.keys import extension
 from chalicelib.multipart import Multipart, UploadRef
 from chalicelib.presign import Presigner
-from chalicelib.rules import UploadRequest, parse_request, unicode_text
+from chalicelib.rules import UploadRequest, essence_of, parse_request, unicode_text
 from chalicelib.settings import Settings
 
 FIELDS = ("method", "key", "uploadId", "partNumber", "contentType", "expiresIn")
@@ -168,8 +168,7 @@ class RequestSigner:
         params = {} if request.content_type is None else {"content_type": [request.content_type]}
         upload = parse_request(params, self._settings, ("content_type",))
         ext = extension(request.key)
-        essence = (upload.content_type or "").split(";")[0].strip().lower()
-        if ext and type_of_extension(ext) != essence:
+        if ext and type_of_extension(ext) != essence_of(upload.content_type):
             # The key's extension must not claim another type than the one stored: a
             # ".html" key holding an "image/png" would open as HTML once downloaded.
             ext = ""
