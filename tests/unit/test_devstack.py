@@ -102,3 +102,10 @@ def test_children_get_local_credentials_and_never_a_real_profile():
         "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4566",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def test_local_prod_has_prods_upload_rules_and_authorizer():
+    rules = ("UPLOAD_ALLOWED_TYPES", "UPLOAD_MAX_BYTES", "UPLOAD_REQUIRE_CHECKSUM",
+             "UPLOAD_NO_OVERWRITE", "AUTH_MODE")  # fmt: skip
+    prod, local = stage_environment("prod"), stage_environment("local-prod")
+    assert {name: local.get(name) for name in rules} == {name: prod[name] for name in rules}
