@@ -33,7 +33,7 @@ from chalice.app import (
     UnauthorizedError,
 )
 
-from chalicelib import companion
+from chalicelib import companion, metrics
 from chalicelib.auth import AuthConfig, key_space, principal
 from chalicelib.errors import (
     ConfigError,
@@ -81,7 +81,10 @@ AUTHORIZER: Authorizer | None = {
     "cognito": CognitoUserPoolAuthorizer("UserPool", provider_arns=list(AUTH.user_pool_arns)),
     "iam": IAMAuthorizer(),
 }[AUTH.mode]
-REQUEST_LOG = RequestLog(log_level(os.environ))
+# Metrics are per function (`service`), so stages never mix: Lambda names it.
+REQUEST_LOG = RequestLog(
+    log_level(os.environ), os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "presigned-upload")
+)
 if not AUTH.required:
     print(
         "WARNING: AUTH_MODE=none: anyone who can reach this API can get upload URLs. "
@@ -92,10 +95,13 @@ if not AUTH.required:
 
 @app.middleware("http")
 def log_request(event: Request, get_response: Any) -> Response:
-    """One JSON line per request (chalicelib/logs.py): never a URL, a header or a body."""
+    """One JSON line per request, with its metrics (chalicelib/logs.py, metrics.py):
+    never a URL, a header or a body."""
     started = time.perf_counter()
+    counters = metrics.begin()
     response: Response = get_response(event)
     context = event.context or {}
+    lambda_context = event.lambda_context
     REQUEST_LOG.write(
         request_record(
             context,
@@ -105,7 +111,9 @@ def log_request(event: Request, get_response: Any) -> Response:
             principal(AUTH, context),
             response.body,
             _uuid_in_path(event, context),
-        )
+            lambda_context and lambda_context.aws_request_id,
+        ),
+        counters,
     )
     return response
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
 from chalicelib.errors import ConfigError
+from chalicelib.metrics import emf_prefix
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 # Built once: json.dumps with any non-default option builds a new encoder per call.
@@ -37,19 +39,58 @@ def status_level(status: int) -> str:
 
 class RequestLog:
     """Writes request records as JSON lines to ``stream`` (Lambda sends stdout to
-    CloudWatch Logs), from ``level`` up."""
+    CloudWatch Logs), from ``level`` up, each carrying its metrics (chalicelib/metrics.py).
 
-    def __init__(self, level: int, stream: TextIO | None = None) -> None:
+    A request below ``level`` still counts: its line is cut to the metrics and their
+    dimensions (no principal, UUID or key), so LOG_LEVEL never changes what is measured.
+    The first line a container writes says ``"cold_start": true``.
+    """
+
+    def __init__(self, level: int, service: str, stream: TextIO | None = None) -> None:
         self._level = level
+        self._service = service
         self._stream = stream
+        self._cold = True
+        self._tails: dict[int, str] = {}
 
-    def write(self, record: dict[str, Any]) -> None:
-        level = status_level(int(record.get("status", 0)))
+    def write(self, record: dict[str, Any], counters: dict[str, int]) -> None:
+        """Write ``record`` (from :func:`request_record`) with ``counters`` (from
+        :func:`chalicelib.metrics.begin`, as the request's services filled them)."""
+        status = int(record.get("status", 0))
+        level = status_level(status)
+        cold = self._cold
+        if cold:
+            self._cold = False
+            counters["cold_starts"] = 1
+        error = record.get("error")
         if LEVELS[level] < self._level:
-            return
-        stream = self._stream or sys.stdout
-        record["level"] = level
-        stream.write(_ENCODE(record) + "\n")
+            record = {"route": record.get("route"), "latency_ms": record.get("latency_ms")}
+        else:
+            record["level"] = level
+        if record.get("route") is None:
+            record["route"] = "unknown"
+        # In the order the services counted (each route always counts in the same order).
+        record.update(counters)
+        if error is not None:
+            record["error"] = error
+            record["errors"] = 1
+        prefix = emf_prefix(int(time.time() * 1000), tuple(counters), error is not None)
+        # The members that are the same on every line of a status class are encoded once.
+        tail = None if cold else self._tails.get(status // 100)
+        if tail is None:
+            tail = self._tail(status // 100, cold)
+        (self._stream or sys.stdout).write(prefix + _ENCODE(record)[1:-1] + tail)
+
+    def _tail(self, status_class: int, cold: bool) -> str:
+        members = {"cold_start": cold, "service": self._service, "requests": 1,
+                   "status_class": STATUS_CLASSES.get(status_class, "other")}  # fmt: skip
+        tail = "," + _ENCODE(members)[1:] + "\n"
+        if not cold:
+            self._tails[status_class] = tail
+        return tail
+
+
+STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
 # Fields taken from the request are cut, so that no line grows past about 1 KB whatever
@@ -70,12 +111,14 @@ def request_record(
     principal: str | None,
     body: Any,
     upload_id: str | None,
+    lambda_request_id: str | None = None,
 ) -> dict[str, Any]:
     """The fields of one line. From a response body only ``UUID`` and ``key`` are taken
     (and an error's ``Code``), never the URL or fields beside them."""
     found = body if isinstance(body, Mapping) else {}
     return {
         "request_id": context.get("requestId"),
+        "lambda_request_id": lambda_request_id,
         "method": method,
         "route": context.get("resourcePath"),
         "status": status,

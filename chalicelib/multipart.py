@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import metrics
 from chalicelib.checksums import (
     StoredChecksum,
     check_checksum_given,
@@ -143,6 +144,8 @@ class Multipart:
             created = self._client().create_multipart_upload(
                 Bucket=self._settings.bucket, Key=key, **params
             )
+        if request.size is not None:
+            metrics.add("bytes_declared", request.size)
         return Created(upload_id, key, created["UploadId"], self._settings.bucket,
                        request.filename, checksum, self._settings.require_checksum)  # fmt: skip
 
@@ -237,6 +240,7 @@ class Multipart:
             if again is None:
                 raise
             return again
+        metrics.add("multipart_completions")
         return Completed(upload_id_in(space, key), key, self._settings.bucket,
                          done.get("ETag"), done.get("Location"), stored_checksum(done))  # fmt: skip
 

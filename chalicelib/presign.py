@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chalicelib import metrics
 from chalicelib.checksums import StoredChecksum
 from chalicelib.keys import new_upload_id, upload_key
 from chalicelib.rules import (
@@ -149,6 +150,9 @@ class Presigner:
         upload_id, key = self.new_upload(space, request)
         headers = put_headers(request, self._settings)
         signed = self._backend.put_object(key, headers, self._settings.url_expires)
+        metrics.add("urls_issued")
+        if request.size is not None:
+            metrics.add("bytes_declared", request.size)
         return PutTicket(
             upload_id=upload_id,
             key=key,
@@ -186,6 +190,7 @@ class Presigner:
         conditions += [{name: value} for name, value in fields.items()]
         # The exact {"bucket": ...} and {"key": ...} conditions are added when signing.
         signed = self._backend.post(key, fields, conditions, self._settings.url_expires)
+        metrics.add("urls_issued")
         return PostTicket(
             upload_id=upload_id,
             key=key,
@@ -207,6 +212,7 @@ class Presigner:
         signed = self._backend.upload_part(
             key, multipart_id, part_number, headers, self._settings.url_expires
         )
+        metrics.add("urls_issued")
         return PartTicket(signed.url, signed.expires_in, dict(headers))
 
     def download_ticket(
@@ -221,6 +227,7 @@ class Presigner:
         (S3's stored one) is passed on, for the downloader to check the bytes against."""
         disposition = content_disposition("attachment", filename) if filename else "attachment"
         signed = self._backend.get_object(key, disposition, self._settings.url_expires)
+        metrics.add("urls_issued")
         return DownloadTicket(
             upload_id=upload_id,
             key=key,
@@ -248,4 +255,5 @@ class Presigner:
         signed = self._backend.multipart_request(
             operation, key, upload_id, headers, self._settings.url_expires
         )
+        metrics.add("urls_issued")
         return signed.url

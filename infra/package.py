@@ -42,7 +42,7 @@ def merge_template(stage: str, origin: str, deploy: DeploySettings) -> dict[str,
         "ResponseTemplates": {"application/json": BODY},
     }
     name = f"{APP_NAME}-{stage}"
-    return {
+    template = {
         "Parameters": {
             "AlarmTopicArn": {
                 "Type": "String",
@@ -88,6 +88,33 @@ def merge_template(stage: str, origin: str, deploy: DeploySettings) -> dict[str,
             **alarms(name),
         },
     }  # fmt: skip
+    if deploy.xray:
+        add_tracing(template["Resources"])
+    return template
+
+
+# What the function's role needs to send traces, and only when tracing is on. X-Ray has
+# no resource-level permissions for these two actions, hence "*".
+TRACING_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+
+
+def add_tracing(resources: dict[str, Any]) -> None:
+    """Trace API Gateway and the function with X-Ray (deploy.xray): the function is
+    created after its role may write traces, as Lambda checks that."""
+    resources["TracingPolicy"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "WriteTraces",
+            "Roles": [{"Ref": "ApiHandlerRole"}],
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": TRACING_ACTIONS, "Resource": "*"}],
+            },
+        },
+    }
+    resources["APIHandler"]["DependsOn"].append("TracingPolicy")
+    resources["APIHandler"]["Properties"]["Tracing"] = "Active"
+    resources["RestAPI"]["Properties"]["TracingEnabled"] = True
 
 
 def alarms(name: str) -> dict[str, Any]:

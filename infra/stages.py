@@ -42,6 +42,7 @@ class DeploySettings:
     log_retention_days: int = 30
     throttle_rate_limit: int = 20  # requests per second, steady, for the whole stage
     throttle_burst_limit: int = 40
+    xray: bool = False  # X-Ray tracing of API Gateway and the function
 
     @classmethod
     def for_stage(cls, stage: str) -> DeploySettings:
@@ -58,6 +59,8 @@ class DeploySettings:
                 f"{stage}: deploy.log_retention_days {settings.log_retention_days!r}; "
                 f"allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
             )
+        if not isinstance(settings.xray, bool):
+            raise ValueError(f"{stage}: deploy.xray {settings.xray!r}; allowed: true, false")
         for name in ("throttle_rate_limit", "throttle_burst_limit"):
             value = getattr(settings, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -3,8 +3,10 @@ secret: no signed URL, signature, POST policy, credential or Authorization heade
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,8 +20,40 @@ from tests.support import LOCAL_AWS_ENV, load_app, unsigned_jwt
 SECRET_TOKEN = "IQoJb3JpZ2luX2VjEN7//////SESSIONTOKENSECRET=="
 
 
+@pytest.fixture(autouse=True)
+def warm(monkeypatch):
+    """A warm container: whichever test runs first, no line here is its first."""
+    monkeypatch.setattr(app_module.REQUEST_LOG, "_cold", False)
+
+
 def lines(captured: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+
+
+def emf(line: dict[str, Any]) -> dict[tuple[str, tuple[tuple[str, str], ...]], Any]:
+    """The metrics CloudWatch reads from an EMF line, as {(name, dimensions): value},
+    checking the rules CloudWatch applies: every metric and dimension is a member of the
+    line, dimension values are strings, and the timestamp is epoch milliseconds."""
+    meta = line["_aws"]
+    assert isinstance(meta["Timestamp"], int)
+    assert abs(meta["Timestamp"] - time.time() * 1000) < 60_000
+    found = {}
+    for directive in meta["CloudWatchMetrics"]:
+        assert directive["Namespace"] == "presigned-upload"
+        for dimensions in directive["Dimensions"]:
+            assert all(isinstance(line[d], str) for d in dimensions)
+            for metric in directive["Metrics"]:
+                values = tuple((d, line[d]) for d in dimensions)
+                found[f"{metric['Name']} ({metric['Unit']})", values] = line[metric["Name"]]
+    return found
+
+
+SERVICE = ("service", "presigned-upload")
+
+
+def request_metrics(route: str, status_class: str, latency: float) -> dict[Any, Any]:
+    dims = (SERVICE, ("route", route), ("status_class", status_class))
+    return {("requests (Count)", dims): 1, ("latency_ms (Milliseconds)", dims): latency}
 
 
 def test_each_request_is_one_json_line_with_route_status_latency_and_upload(api, capsys):
@@ -27,9 +61,10 @@ def test_each_request_is_one_json_line_with_route_status_latency_and_upload(api,
     body = api.http.get("/put-url?filename=a.png").json_body
     missing = api.http.get("/uploads/not-a-uuid")
     (put, bad) = lines(capsys.readouterr().out)
-    assert put == {
+    assert {k: v for k, v in put.items() if k != "_aws"} == {
         "level": "INFO",
         "request_id": put["request_id"],
+        "lambda_request_id": put["lambda_request_id"],
         "method": "GET",
         "route": "/put-url",
         "status": 200,
@@ -37,8 +72,17 @@ def test_each_request_is_one_json_line_with_route_status_latency_and_upload(api,
         "principal": None,
         "UUID": body["UUID"],
         "key": body["key"],
+        "cold_start": False,
+        "service": "presigned-upload",
+        "status_class": "2xx",
+        "requests": 1,
+        "urls_issued": 1,
     }
     assert isinstance(put["latency_ms"], float)
+    # Lambda's own request id (Chalice's local context makes one per call), beside
+    # API Gateway's: the two lines of one request can be joined.
+    assert re.fullmatch(r"[0-9a-f-]{36}", put["lambda_request_id"])
+    assert put["lambda_request_id"] != bad["lambda_request_id"]
     assert missing.status_code == 400
     assert {k: bad[k] for k in ("level", "route", "status", "UUID", "error")} == {
         "level": "WARNING",
@@ -49,12 +93,88 @@ def test_each_request_is_one_json_line_with_route_status_latency_and_upload(api,
     }
 
 
-def test_log_level_warning_keeps_only_failures(api, capsys, monkeypatch):
+def test_each_line_carries_its_metrics_in_cloudwatch_embedded_metric_format(api, capsys):
+    capsys.readouterr()
+    api.http.get("/put-url?filename=a.png&size=2048")
+    api.http.get("/uploads/not-a-uuid")
+    created = api.http.post("/s3/multipart", body=b'{"filename": "v.mp4", "size": 7000000}',
+                            headers={"Content-Type": "application/json"}).json_body  # fmt: skip
+    ref = f"key={created['key']}&partNumbers=1,2,3"
+    api.http.get(f"/s3/multipart/{created['uploadId']}/batch?{ref}")
+    put, bad, create, batch = lines(capsys.readouterr().out)
+    service = (SERVICE,)
+    assert emf(put) == {
+        **request_metrics("/put-url", "2xx", put["latency_ms"]),
+        ("urls_issued (Count)", service): 1,
+        ("bytes_declared (Bytes)", service): 2048,
+    }
+    assert emf(bad) == {
+        **request_metrics("/uploads/{upload_id}", "4xx", bad["latency_ms"]),
+        ("errors (Count)", (SERVICE, ("error", "BadRequestError"))): 1,
+    }
+    assert emf(create) == {
+        **request_metrics("/s3/multipart", "2xx", create["latency_ms"]),
+        ("bytes_declared (Bytes)", service): 7000000,
+    }
+    assert emf(batch) == {
+        **request_metrics("/s3/multipart/{upload_id}/batch", "2xx", batch["latency_ms"]),
+        ("urls_issued (Count)", service): 3,
+    }
+
+
+def test_a_completed_multipart_upload_is_counted(api, capsys):
+    json_headers = {"Content-Type": "application/json"}
+    created = api.http.post("/s3/multipart", body=b"{}", headers=json_headers).json_body
+    ref = f"key={created['key']}"
+    part = api.http.get(f"/s3/multipart/{created['uploadId']}/1?{ref}").json_body
+    etag = requests.put(part["url"], data=b"x" * 10, timeout=10).headers["ETag"]
+    capsys.readouterr()
+    body = json.dumps({"parts": [{"PartNumber": 1, "ETag": etag}]}).encode()
+    done = api.http.post(f"/s3/multipart/{created['uploadId']}/complete?{ref}", body=body,
+                         headers=json_headers)  # fmt: skip
+    assert done.status_code == 200
+    (line,) = lines(capsys.readouterr().out)
+    assert emf(line)["multipart_completions (Count)", (SERVICE,)] == 1
+
+
+def test_only_a_containers_first_line_is_a_cold_start():
+    from chalicelib import metrics
+    from chalicelib.logs import RequestLog
+
+    stream = io.StringIO()
+    log = RequestLog(20, "presigned-upload-prod", stream)
+    for _ in range(2):
+        log.write({"route": "/put-url", "status": 200, "latency_ms": 1.5}, metrics.begin())
+    first, second = map(json.loads, stream.getvalue().splitlines())
+    assert (first["cold_start"], second["cold_start"]) == (True, False)
+    assert emf(first)["cold_starts (Count)", (("service", "presigned-upload-prod"),)] == 1
+    assert "cold_starts" not in second
+    assert [d["Dimensions"] for d in second["_aws"]["CloudWatchMetrics"]] == [
+        [["service", "route", "status_class"]]
+    ]
+
+
+def test_log_level_warning_keeps_only_failures_but_every_request_is_measured(
+    api, capsys, monkeypatch
+):
     monkeypatch.setattr(app_module.REQUEST_LOG, "_level", 30)
     capsys.readouterr()
-    api.http.get("/put-url")
+    api.http.get("/put-url?size=10")
     api.http.get("/put-url?size=x")
-    assert [line["status"] for line in lines(capsys.readouterr().out)] == [400]
+    ok, failed = lines(capsys.readouterr().out)
+    assert failed["status"] == 400
+    # The successful request's line is cut to its metrics: no key, UUID or principal.
+    assert {k: v for k, v in ok.items() if k != "_aws"} == {
+        "service": "presigned-upload",
+        "route": "/put-url",
+        "status_class": "2xx",
+        "requests": 1,
+        "urls_issued": 1,
+        "bytes_declared": 10,
+        "latency_ms": ok["latency_ms"],
+        "cold_start": False,
+    }
+    assert emf(ok)["urls_issued (Count)", (SERVICE,)] == 1
 
 
 def test_a_bad_log_level_names_the_setting():

@@ -296,7 +296,36 @@ def test_the_log_group_exists_first_with_the_stages_retention(package):
             "RetentionInDays": DeploySettings.for_stage(stage).log_retention_days,
         },
     }
-    assert resources["APIHandler"]["DependsOn"] == ["APIHandlerLogGroup"]
+    assert resources["APIHandler"]["DependsOn"][0] == "APIHandlerLogGroup"
+
+
+def test_tracing_and_its_permissions_are_there_only_on_the_stages_that_turn_it_on(package):
+    stage, template, _ = package
+    resources = template["Resources"]
+    function, api = resources["APIHandler"], resources["RestAPI"]["Properties"]
+    if not DeploySettings.for_stage(stage).xray:
+        assert (function["Properties"]["Tracing"], api.get("TracingEnabled")) == (
+            "PassThrough", None)  # fmt: skip
+        assert function["DependsOn"] == ["APIHandlerLogGroup"]
+        assert "TracingPolicy" not in resources
+        assert "xray" not in json.dumps(template)
+        return
+    assert (function["Properties"]["Tracing"], api["TracingEnabled"]) == ("Active", True)
+    assert function["DependsOn"] == ["APIHandlerLogGroup", "TracingPolicy"]
+    assert resources["TracingPolicy"]["Properties"] == {
+        "PolicyName": "WriteTraces",
+        "Roles": [{"Ref": "ApiHandlerRole"}],
+        "PolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Resource": "*",
+                           "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]}],
+        },
+    }  # fmt: skip
+
+
+def test_dev_traces_and_prod_does_not():
+    assert (DeploySettings.for_stage("dev").xray, DeploySettings.for_stage("prod").xray) == (
+        True, False)  # fmt: skip
 
 
 def test_every_method_of_the_stage_is_throttled(package):

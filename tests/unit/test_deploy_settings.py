@@ -45,6 +45,7 @@ def test_a_stage_without_deploy_settings_gets_the_defaults(config):
                                   "number >= 1"),
      ({"throttle_burst_limit": True}, "prod: deploy.throttle_burst_limit True; allowed: a "
                                       "whole number >= 1"),
+     ({"xray": "yes"}, "prod: deploy.xray 'yes'; allowed: true, false"),
      ({"runtime": "python3.12"}, "prod: unknown deploy setting 'runtime'")],
 )  # fmt: skip
 def test_bad_deploy_settings_are_refused_by_name(config, deploy, message):
