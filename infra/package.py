@@ -42,7 +42,7 @@ def merge_template(stage: str, origin: str, deploy: DeploySettings) -> dict[str,
         "ResponseTemplates": {"application/json": BODY},
     }
     name = f"{APP_NAME}-{stage}"
-    template = {
+    template: dict[str, Any] = {
         "Parameters": {
             "AlarmTopicArn": {
                 "Type": "String",
