@@ -50,10 +50,11 @@ def cors_rules(parameters: dict[str, str], template: Path = TEMPLATE) -> list[di
     """The upload bucket's CORS rules in PutBucketCors form, with ``!Ref`` parameters filled in.
 
     ``parameters`` gives values for the template's parameters (like ``AllowedOrigin``);
-    a parameter not given takes the template's default.
+    a parameter not given takes the template's default; one without a default
+    (``AllowedOrigin``) must be given: ValueError names it.
     """
     doc = load_template(template)
-    values = {name: str(p.get("Default", "")) for name, p in doc["Parameters"].items()}
+    values = {name: str(p["Default"]) for name, p in doc["Parameters"].items() if "Default" in p}
     values.update(parameters)
     bucket = doc["Resources"]["UploadBucket"]["Properties"]
     rules = bucket["CorsConfiguration"]["CorsRules"]
@@ -67,5 +68,7 @@ def _resolve(value: Any, parameters: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [_resolve(item, parameters) for item in value]
     if isinstance(value, dict) and set(value) == {"!Ref"}:
+        if value["!Ref"] not in parameters:
+            raise ValueError(f"the bucket template's parameter {value['!Ref']} has no default")
         return parameters[value["!Ref"]]
     return value

@@ -245,13 +245,39 @@ def test_packaged_template_passes_cfn_lint(package, tmp_path):
     assert (lint.returncode, lint.stdout) == (0, "")
 
 
-def test_bucket_template_passes_cfn_lint():
+@pytest.mark.parametrize("template", ["bucket.yaml", "waf.yaml"])
+def test_bucket_and_waf_templates_pass_cfn_lint(template):
     lint = subprocess.run(
-        [str(BIN / "cfn-lint"), str(PROJECT / "infra" / "bucket.yaml")],
+        [str(BIN / "cfn-lint"), str(PROJECT / "infra" / template)],
         capture_output=True,
         text=True,
     )
     assert (lint.returncode, lint.stdout) == (0, "")
+
+
+def test_the_bucket_origin_must_be_given_it_has_no_wildcard_default():
+    origin = load_template()["Parameters"]["AllowedOrigin"]
+    assert (origin.get("Default"), origin["MinLength"]) == (None, 1)
+
+
+def test_the_waf_limits_each_token_and_each_ip_on_the_apis_stage():
+    doc = load_template(PROJECT / "infra" / "waf.yaml")
+    acl = doc["Resources"]["WebAcl"]["Properties"]
+    rules = {r["Name"]: (r["Action"], r["Statement"]["RateBasedStatement"]) for r in acl["Rules"]}
+    assert rules == {
+        "PerUser": ({"Block": {}}, {
+            "Limit": {"!Ref": "PerUserLimit"}, "EvaluationWindowSec": 300,
+            "AggregateKeyType": "CUSTOM_KEYS",
+            "CustomKeys": [{"Header": {"Name": "authorization", "TextTransformations": [
+                {"Priority": 0, "Type": "NONE"}]}}],
+        }),
+        "PerIp": ({"Block": {}}, {"Limit": {"!Ref": "PerIpLimit"}, "EvaluationWindowSec": 300,
+                                  "AggregateKeyType": "IP"}),
+    }  # fmt: skip
+    assert (acl["Scope"], acl["DefaultAction"]) == ("REGIONAL", {"Allow": {}})
+    association = doc["Resources"]["StageAssociation"]["Properties"]
+    assert association["ResourceArn"] == {"!Sub": "arn:${AWS::Partition}:apigateway:"
+        "${AWS::Region}::/restapis/${RestApiId}/stages/${StageName}"}  # fmt: skip
 
 
 def test_bucket_is_private_encrypted_and_cleans_up_abandoned_multipart_uploads():

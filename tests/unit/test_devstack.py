@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chalicelib.auth import AuthConfig
 from chalicelib.settings import Settings
 from devstack.__main__ import child_environment, ready_message
@@ -30,8 +32,9 @@ def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
     ]
 
 
-def test_cors_origin_defaults_to_the_templates_default():
-    assert cors_rules({})[0]["AllowedOrigins"] == ["*"]
+def test_cors_origin_must_be_given_the_template_has_no_default():
+    with pytest.raises(ValueError, match=r"^the bucket template's parameter AllowedOrigin has no default$"):
+        cors_rules({})
 
 
 def test_stage_environment_applies_stage_values_over_the_top_level():
