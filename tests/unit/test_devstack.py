@@ -33,7 +33,8 @@ def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
 
 
 def test_cors_origin_must_be_given_the_template_has_no_default():
-    with pytest.raises(ValueError, match=r"^the bucket template's parameter AllowedOrigin has no default$"):
+    message = r"^the bucket template's parameter AllowedOrigin has no default$"
+    with pytest.raises(ValueError, match=message):
         cors_rules({})
 
 
