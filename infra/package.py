@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.settings import cors_allow_origin
-from infra.stages import APP_NAME, PROJECT, DeploySettings, stage_environment, stage_names
+from infra.stages import (
+    APP_NAME,
+    CONFIG,
+    PROJECT,
+    DeploySettings,
+    stage_environment,
+    stage_names,
+)
 
 # Every 4xx and 5xx type without a response of its own inherits these two, which covers
 # UNAUTHORIZED, ACCESS_DENIED, MISSING_AUTHENTICATION_TOKEN, THROTTLED and the rest.
@@ -33,9 +40,13 @@ RESPONSE_TYPES = ("DEFAULT_4XX", "DEFAULT_5XX")
 BODY = '{"Code": "$context.error.responseType", "Message": $context.error.messageString}'
 
 
-def merge_template(stage: str, origin: str, deploy: DeploySettings) -> dict[str, Any]:
+def merge_template(
+    stage: str, origin: str, deploy: DeploySettings, bucket: str, policy: dict[str, Any]
+) -> dict[str, Any]:
     """The template to merge into Chalice's SAM output for a stage with this CORS origin
-    and these deployment settings."""
+    and these deployment settings, its role's ``policy`` (from its policy file), and the
+    name of its bucket in config.json, which becomes the default of the ``UploadBucket``
+    parameter: `make deploy` gives the bucket stack's outputs instead."""
     response = {
         # SAM wants header values as API Gateway mapping expressions: a quoted literal.
         "ResponseParameters": {"Headers": {"Access-Control-Allow-Origin": f"'{origin}'"}},
@@ -44,6 +55,16 @@ def merge_template(stage: str, origin: str, deploy: DeploySettings) -> dict[str,
     name = f"{APP_NAME}-{stage}"
     template: dict[str, Any] = {
         "Parameters": {
+            "UploadBucket": {
+                "Type": "String",
+                "Default": bucket,
+                "Description": "The upload bucket's name (the bucket stack's BucketName).",
+            },
+            "UploadBucketArn": {
+                "Type": "String",
+                "Default": f"arn:aws:s3:::{bucket}",
+                "Description": "The upload bucket's ARN (the bucket stack's BucketArn).",
+            },
             "AlarmTopicArn": {
                 "Type": "String",
                 "Default": "",
@@ -60,10 +81,15 @@ def merge_template(stage: str, origin: str, deploy: DeploySettings) -> dict[str,
                 "DependsOn": ["APIHandlerLogGroup"],
                 "Properties": {
                     "FunctionName": name,
+                    "Environment": {"Variables": {"UPLOAD_BUCKET": {"Ref": "UploadBucket"}}},
                     "Runtime": deploy.python,  # not the Python that ran `chalice package`
                     "Architectures": ["arm64"],  # no native code in the zip
                 },
             },
+            # The policy file names the bucket as ${UploadBucketArn}: the parameter.
+            "ApiHandlerRole": {"Properties": {"Policies": [
+                {"PolicyName": "ApiHandlerRolePolicy", "PolicyDocument": substituted(policy)}
+            ]}},
             "APIHandlerLogGroup": {
                 "Type": "AWS::Logs::LogGroup",
                 "Properties": {
@@ -91,6 +117,26 @@ def merge_template(stage: str, origin: str, deploy: DeploySettings) -> dict[str,
     if deploy.xray:
         add_tracing(template["Resources"])
     return template
+
+
+def substituted(value: Any) -> Any:
+    """``value`` with each string that names a parameter (``${UploadBucketArn}``) made an
+    ``Fn::Sub`` (a ``Ref`` when it is only the name), which CloudFormation fills in."""
+    if isinstance(value, dict):
+        return {key: substituted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substituted(item) for item in value]
+    if isinstance(value, str) and "${" in value:
+        whole = value[2:-1] if value.startswith("${") and value.find("}") == len(value) - 1 else ""
+        return {"Ref": whole} if whole else {"Fn::Sub": value}
+    return value
+
+
+def stage_policy(stage: str) -> dict[str, Any]:
+    """The stage's policy file, .chalice/policy-<stage>.json."""
+    config = json.loads(CONFIG.read_text())["stages"][stage]
+    policy: dict[str, Any] = json.loads((CONFIG.parent / config["iam_policy_file"]).read_text())
+    return policy
 
 
 # What the function's role needs to send traces, and only when tracing is on. X-Ray has
@@ -162,10 +208,13 @@ def alarms(name: str) -> dict[str, Any]:
 
 def package(stage: str, out: Path) -> Path:
     """Write ``out/sam.json`` and ``out/deployment.zip`` for ``stage``; return the template."""
-    origin = cors_allow_origin(stage_environment(stage))
+    env = stage_environment(stage)
     out.mkdir(parents=True, exist_ok=True)
-    merge = out / "gateway-responses.json"
-    template = merge_template(stage, origin, DeploySettings.for_stage(stage))
+    merge = out / "merge.json"
+    deploy = DeploySettings.for_stage(stage)
+    template = merge_template(
+        stage, cors_allow_origin(env), deploy, env["UPLOAD_BUCKET"], stage_policy(stage)
+    )
     merge.write_text(json.dumps(template, indent=2) + "\n")
     chalice = Path(sys.executable).with_name("chalice")
     # Chalice insists on a region, yet its template takes the region from the stack

@@ -20,6 +20,7 @@ from chalicelib.auth import AuthConfig
 from chalicelib.logs import log_level
 from chalicelib.settings import Settings, cors_allow_origin
 from devstack.cors import load_template
+from infra.package import substituted
 from infra.stages import DeploySettings, stage_environment, stage_names
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -59,9 +60,28 @@ def test_policy_autogeneration_is_off():
     assert json.loads((CHALICE_DIR / "config.json").read_text())["autogen_policy"] is False
 
 
-def test_role_policy_is_the_stages_policy_file(package):
+def test_role_policy_is_the_stages_policy_file_with_the_bucket_as_a_parameter(package):
     stage, template, _ = package
-    assert role_policy(template) == json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
+    policy = json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
+    assert role_policy(template) == substituted(policy)
+    # The policy file never names a bucket: `make deploy` wires the bucket stack's.
+    assert "arn:aws:s3" not in json.dumps(policy)
+
+
+def test_the_bucket_is_a_parameter_defaulting_to_the_stages_bucket(package):
+    stage, template, _ = package
+    bucket = stage_environment(stage)["UPLOAD_BUCKET"]
+    parameters = template["Parameters"]
+    assert (parameters["UploadBucket"]["Default"], parameters["UploadBucketArn"]["Default"]) == (
+        bucket, f"arn:aws:s3:::{bucket}")  # fmt: skip
+    variables = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert variables["UPLOAD_BUCKET"] == {"Ref": "UploadBucket"}
+
+
+def test_a_parameter_in_a_policy_becomes_a_ref_or_a_sub():
+    assert substituted({"A": ["${X}", "${X}/k/*", "plain", 3]}) == {
+        "A": [{"Ref": "X"}, {"Fn::Sub": "${X}/k/*"}, "plain", 3]
+    }
 
 
 def test_role_may_touch_only_the_stages_prefix(package):
@@ -89,7 +109,7 @@ def test_role_may_touch_only_the_stages_prefix(package):
                 "s3:ListMultipartUploadParts",
                 "s3:AbortMultipartUpload",
             ],
-            "Resource": f"arn:aws:s3:::{env['UPLOAD_BUCKET']}/{keys}",
+            "Resource": {"Fn::Sub": f"${{UploadBucketArn}}/{keys}"},
             "Sid": "UploadsUnderPrefix",
         },
         # ListBucket, only for keys under the prefix: status finds <uuid>.<ext> by prefix,
@@ -97,7 +117,7 @@ def test_role_may_touch_only_the_stages_prefix(package):
         "FindUploadsUnderPrefix": {
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
-            "Resource": f"arn:aws:s3:::{env['UPLOAD_BUCKET']}",
+            "Resource": {"Ref": "UploadBucketArn"},
             "Condition": {"StringLike": {"s3:prefix": [keys]}},
             "Sid": "FindUploadsUnderPrefix",
         },
@@ -118,7 +138,7 @@ def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
     stage, template, _ = package
     env = stage_environment(stage)
     function = template["Resources"]["APIHandler"]["Properties"]
-    assert function["Environment"]["Variables"] == env
+    assert function["Environment"]["Variables"] == {**env, "UPLOAD_BUCKET": {"Ref": "UploadBucket"}}
     # Lambda itself provides AWS_REGION; everything else must validate as deployed.
     Settings.from_env({**env, "AWS_REGION": "eu-west-1"})
     cors_allow_origin(env)
