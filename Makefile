@@ -13,7 +13,7 @@ LOCAL_STAMP := $(VENV)/.local-$(call hash,$(LOCAL_LOCK))
 DEV_STAMP   := $(VENV)/.dev-$(call hash,$(LOCAL_LOCK) $(DEV_LOCK))
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run unit test lint package bench bench-huge fuzz test-live lock clean
+.PHONY: help install install-dev run unit test lint package deploy plan bench bench-huge fuzz test-live lock clean
 
 ## help: list the targets
 help:
@@ -74,6 +74,15 @@ fuzz: install-dev
 STAGE ?= prod
 package: install-dev
 	$(BIN)/python -m infra.package --stage $(STAGE) build/$(STAGE)
+
+## deploy: STAGE (prod) to AWS: the bucket stack, then the API wired to its outputs (DRY_RUN=1, WAF=1, ALARM_TOPIC=arn)
+deploy: install-dev
+	$(BIN)/python -m infra.deploy --stage $(STAGE) $(if $(DRY_RUN),--dry-run) $(if $(WAF),--waf) \
+		$(if $(ALARM_TOPIC),--alarm-topic $(ALARM_TOPIC))
+
+## plan: what `make deploy` would do, checked and packaged offline (no AWS call)
+plan:
+	$(MAKE) deploy DRY_RUN=1
 
 ## test-live: the signature tier against a strict S3 (real AWS, or LIVE_S3_ENDPOINT)
 test-live: install-dev

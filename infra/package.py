@@ -220,12 +220,16 @@ def package(stage: str, out: Path) -> Path:
     # Chalice insists on a region, yet its template takes the region from the stack
     # (AWS::Region): any value gives the same bytes, so do not make the caller pick one.
     env = {"AWS_DEFAULT_REGION": "us-east-1", **os.environ}
-    subprocess.run(
+    # Chalice's progress goes to stderr: stdout is for what the caller asked for.
+    done = subprocess.run(
         [str(chalice), "package", "--stage", stage, "--merge-template", str(merge), str(out)],
         cwd=PROJECT,
         env=env,
         check=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    sys.stderr.write(done.stdout)
     return out / "sam.json"
 
 
