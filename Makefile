@@ -13,7 +13,7 @@ LOCAL_STAMP := $(VENV)/.local-$(call hash,$(LOCAL_LOCK))
 DEV_STAMP   := $(VENV)/.dev-$(call hash,$(LOCAL_LOCK) $(DEV_LOCK))
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run unit test lint package deploy plan bench bench-huge fuzz test-live lock clean
+.PHONY: help install install-dev run unit test lint lint-infra package deploy plan bench bench-huge fuzz test-live lock clean
 
 ## help: list the targets
 help:
@@ -31,6 +31,15 @@ $(DEV_STAMP): $(LOCAL_STAMP) $(DEV_LOCK)
 	$(PIP) install --require-hashes -r requirements/test.txt -r requirements/browser.txt \
 		-r requirements/lint.txt
 	rm -f $(VENV)/.dev-* && touch $@
+
+# checkov has a venv of its own: its pins would clash with the project's.
+CHECKOV := .cache/checkov
+CHECKOV_STAMP := $(CHECKOV)/.stamp-$(call hash,requirements/checkov.txt)
+$(CHECKOV_STAMP): requirements/checkov.txt
+	test -d $(CHECKOV) || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip --disable-pip-version-check --quiet install --require-hashes \
+		-r requirements/checkov.txt
+	rm -f $(CHECKOV)/.stamp-* && touch $@
 
 install: $(LOCAL_STAMP)
 install-dev: $(DEV_STAMP)
@@ -70,6 +79,18 @@ bench-huge: install-dev
 fuzz: install-dev
 	FUZZ_MAX_EXAMPLES=300 FUZZ_SEED=random $(BIN)/pytest -ra -p no:randomly tests/e2e/test_fuzz.py
 
+## lint-infra: cfn-lint and checkov on dev's and prod's packaged templates, the bucket and the WAF
+DEPLOYED_STAGES := dev prod
+INFRA_FILES := $(DEPLOYED_STAGES:%=build/%/sam.json) infra/bucket.yaml infra/waf.yaml
+lint-infra: install-dev $(CHECKOV_STAMP)
+	for stage in $(DEPLOYED_STAGES); do \
+		$(BIN)/python -m infra.package --stage $$stage build/$$stage >/dev/null 2>&1 || exit 1; done
+	$(BIN)/cfn-lint $(INFRA_FILES)
+	# Each finding kept is skipped with its reason: in infra/bucket.yaml's comments, and in
+	# the packaged template's Metadata (infra/package.py's CHECKOV_SKIPS).
+	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+		$(INFRA_FILES:%=-f %)
+
 ## package: the stage's CloudFormation (SAM) template and zip in build/<stage>/ (STAGE=prod)
 STAGE ?= prod
 package: install-dev
@@ -93,7 +114,7 @@ test-live: install-dev
 UV_VERSION := 0.13.9
 lock:
 	test -x .cache/uv/bin/uv || { $(PYTHON) -m venv .cache/uv && .cache/uv/bin/pip install --quiet uv==$(UV_VERSION); }
-	cd requirements && for f in local test browser lint; do \
+	cd requirements && for f in local test browser lint checkov; do \
 		../.cache/uv/bin/uv pip compile --quiet --generate-hashes --universal \
 			--python-version 3.11 --custom-compile-command "make lock" $$f.in -o $$f.txt || exit 1; \
 	done
