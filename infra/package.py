@@ -115,6 +115,7 @@ def merge_template(
                 }
             },
             **alarms(name),
+            "Dashboard": dashboard(name),
         },
     }  # fmt: skip
     if deploy.xray:
@@ -194,6 +195,72 @@ CHECKOV_SKIPS = {
 def checkov_metadata(logical: str) -> dict[str, Any]:
     skips = CHECKOV_SKIPS[logical]
     return {"checkov": {"skip": [{"id": i, "comment": c} for i, c in skips.items()]}}
+
+
+def dashboard(name: str) -> dict[str, Any]:
+    """A CloudWatch dashboard named after the function: the request log's metrics
+    (chalicelib/metrics.py), API Gateway's and Lambda's, and the alarms."""
+
+    def search(metric: str, stat: str, dimensions: str = "service,route,status_class") -> Any:
+        query = (f"SEARCH('{{presigned-upload,{dimensions}}} service=\"{name}\" "
+                 f"MetricName=\"{metric}\"', '{stat}', 300)")  # fmt: skip
+        return {"expression": query, "id": metric.replace("_", ""), "label": ""}
+
+    def widget(title: str, metrics: list[Any], stat: str = "Sum") -> dict[str, Any]:
+        return {"type": "metric", "width": 12, "height": 6, "properties": {
+            "title": title, "region": "${AWS::Region}", "stat": stat, "period": 300,
+            "view": "timeSeries", "metrics": metrics}}  # fmt: skip
+
+    api = ["ApiName", name, "Stage", "api"]
+    widgets = [
+        widget("Requests by route and status class", [[search("requests", "Sum")]]),
+        widget("Latency p99 by route (ms)", [[search("latency_ms", "p99")]], "p99"),
+        widget("Errors by code", [[search("errors", "Sum", "service,error")]]),
+        widget(
+            "URLs issued, multipart completions, cold starts",
+            [
+                ["presigned-upload", m, "service", name]
+                for m in ("urls_issued", "multipart_completions", "cold_starts")
+            ],
+        ),
+        widget(
+            "API Gateway: requests, 4xx, 5xx (incl. throttled and refused)",
+            [["AWS/ApiGateway", m, *api] for m in ("Count", "4XXError", "5XXError")],
+        ),
+        widget(
+            "Lambda: concurrency, throttles, errors",
+            [
+                ["AWS/Lambda", m, "FunctionName", name]
+                for m in ("ConcurrentExecutions", "Throttles", "Errors")
+            ],
+            "Maximum",
+        ),
+    ]
+    alarm_arns = [{"Fn::GetAtt": [logical, "Arn"]} for logical in ALARMS]
+    body = {"widgets": [*widgets, {"type": "alarm", "width": 24, "height": 3, "properties": {
+        "title": "Alarms", "alarms": ["@ALARMS@"]}}]}  # fmt: skip
+    # The body is one string: the alarms' ARNs are joined into it by CloudFormation.
+    before, after = json.dumps(body).split('"@ALARMS@"')
+    return {
+        "Type": "AWS::CloudWatch::Dashboard",
+        "Properties": {
+            "DashboardName": name,
+            "DashboardBody": {"Fn::Join": ["", [
+                {"Fn::Sub": before}, *_joined(alarm_arns), {"Fn::Sub": after}]]},
+        },
+    }  # fmt: skip
+
+
+def _joined(arns: list[Any]) -> list[Any]:
+    """``"arn1","arn2"``: each ARN quoted, commas between, as parts of an Fn::Join."""
+    parts: list[Any] = []
+    for n, arn in enumerate(arns):
+        parts += [", " if n else "", '"', arn, '"']
+    return parts
+
+
+ALARMS = ("ApiServerErrorRateAlarm", "ApiLatencyP99Alarm", "LambdaThrottlesAlarm",
+          "LambdaErrorsAlarm")  # fmt: skip
 
 
 def alarms(name: str) -> dict[str, Any]:

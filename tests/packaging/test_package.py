@@ -387,6 +387,44 @@ def test_each_checkov_finding_kept_is_skipped_with_its_reason(package):
     assert all(len(reason) > 40 for reasons in skipped.values() for reason in reasons.values())
 
 
+def test_the_dashboard_shows_the_logs_metrics_the_services_and_the_alarms(package):
+    stage, template, _ = package
+    name = f"presigned-upload-{stage}"
+    dashboard = template["Resources"]["Dashboard"]["Properties"]
+    assert dashboard["DashboardName"] == name
+
+    # Resolve the body as CloudFormation would: Fn::Sub (the region), GetAtt (an ARN).
+    def resolve(part):
+        if isinstance(part, str):
+            return part
+        if "Fn::Sub" in part:
+            return part["Fn::Sub"].replace("${AWS::Region}", "eu-west-1")
+        return f"arn:aws:cloudwatch:eu-west-1:1:alarm:{part['Fn::GetAtt'][0]}"
+
+    separator, parts = dashboard["DashboardBody"]["Fn::Join"]
+    body = json.loads(separator.join(map(resolve, parts)))
+    *graphs, alarms = body["widgets"]
+    assert alarms["properties"]["alarms"] == [
+        f"arn:aws:cloudwatch:eu-west-1:1:alarm:{a}" for a in (
+            "ApiServerErrorRateAlarm", "ApiLatencyP99Alarm", "LambdaThrottlesAlarm",
+            "LambdaErrorsAlarm")]  # fmt: skip
+    assert {g["properties"]["region"] for g in graphs} == {"eu-west-1"}
+    shown = [[m[0]["expression"] if isinstance(m[0], dict) else tuple(m[:2])
+              for m in g["properties"]["metrics"]] for g in graphs]  # fmt: skip
+    search = "SEARCH('{{presigned-upload,{}}} service=\"{}\" MetricName=\"{}\"', '{}', 300)"
+    assert shown == [
+        [search.format("service,route,status_class", name, "requests", "Sum")],
+        [search.format("service,route,status_class", name, "latency_ms", "p99")],
+        [search.format("service,error", name, "errors", "Sum")],
+        [("presigned-upload", "urls_issued"), ("presigned-upload", "multipart_completions"),
+         ("presigned-upload", "cold_starts")],
+        [("AWS/ApiGateway", "Count"), ("AWS/ApiGateway", "4XXError"),
+         ("AWS/ApiGateway", "5XXError")],
+        [("AWS/Lambda", "ConcurrentExecutions"), ("AWS/Lambda", "Throttles"),
+         ("AWS/Lambda", "Errors")],
+    ]  # fmt: skip
+
+
 def test_dev_traces_and_prod_does_not():
     assert (DeploySettings.for_stage("dev").xray, DeploySettings.for_stage("prod").xray) == (
         True, False)  # fmt: skip
