@@ -99,8 +99,10 @@ def test_a_reload_mid_upload_resumes_with_the_parts_s3_holds(local_prod_stack, p
     f = file_of(tmp_path, "book.pdf", b"%PDF-1.7\n", 9 * MiB)
     signed_in(page, local_prod_stack)
     start_with_part_2_hanging(page, f)  # then the page is reloaded
-    page.unroute_all(behavior="ignoreErrors")
+    # Unrouted only after the reload: unrouting first can let the held part 2 go on to S3
+    # before the page is gone (then both parts are resumed, and the test is flaky).
     page.reload()
+    page.unroute_all(behavior="ignoreErrors")
     page.click("#dev-signin")
     page.set_input_files("#files", str(f))
     box = finished(page, "book.pdf")
@@ -168,8 +170,8 @@ def test_cancel_while_resuming_aborts_the_kept_upload(local_prod_stack, page, tm
     f = file_of(tmp_path, "memo.pdf", b"%PDF-1.7\n", 6 * MiB)
     signed_in(page, local_prod_stack)
     start_with_part_2_hanging(page, f)
+    page.reload()  # before unrouting, as above
     page.unroute_all(behavior="ignoreErrors")
-    page.reload()
     page.click("#dev-signin")
     # The resume's listing of the parts S3 holds gets no answer; the user cancels.
     page.route("**/s3/multipart/*?key=*", lambda route: (
