@@ -23,6 +23,7 @@ from chalice.app import (
     BadRequestError,
     Chalice,
     ChaliceViewError,
+    CloudWatchEvent,
     CognitoUserPoolAuthorizer,
     ConflictError,
     CORSConfig,
@@ -57,12 +58,14 @@ from chalicelib.rules import (
     expect_no_parameters,
     parse_request,
 )
-from chalicelib.s3 import SLOW_READ_TIMEOUT, make_s3_client
-from chalicelib.settings import Settings, cors_allow_origin
+from chalicelib.s3 import SLOW_READ_TIMEOUT, make_client, make_s3_client
+from chalicelib.settings import Settings, cors_allow_origin, verification_on
 from chalicelib.signing import backend_for
 from chalicelib.status import UploadStatus
 from chalicelib.uppy_sign import RequestSigner
 from chalicelib.uppy_sign import parse as parse_sign_request
+from chalicelib.verify import Verifier
+from chalicelib.webhook import Webhook, read_secret
 
 app = Chalice(app_name="presigned-upload")
 # The API takes and returns JSON only (files go straight to S3). Chalice's default list of
@@ -273,11 +276,18 @@ def upload_status(call: Call, upload_id: str) -> dict[str, Any]:
 def download_url(call: Call, upload_id: str) -> dict[str, Any]:
     """A short-lived GET URL for one of the caller's own stored uploads (else 404)."""
     expect_no_parameters(call.query)
-    upload = call.svc.status.stored(call.space, upload_id)
+    upload = call.svc.status.downloadable(call.space, upload_id)
     presigner = call.svc.presigner
     ticket = presigner.download_ticket(upload.upload_id, upload.key, upload.filename,
                                        upload.checksum)  # fmt: skip
     return ticket.to_response()
+
+
+@route("/uploads/{upload_id}/claim", "POST")
+def claim_upload(call: Call, upload_id: str) -> dict[str, Any]:
+    """Keep one of the caller's uploads: unclaimed ones expire (UPLOAD_UNCLAIMED_DAYS)."""
+    expect_no_parameters(call.query)
+    return call.svc.status.claim(call.space, upload_id)
 
 
 # Multipart uploads, in the routes and shapes of Uppy's Companion, so that
@@ -345,3 +355,43 @@ def multipart_part(call: Call, upload_id: str, part_number: str) -> dict[str, An
     number = companion.parse_part_number(part_number, call.settings)
     md5, sha256 = companion.parse_part_checksums(call.query)
     return companion.part_answer(call.svc.multipart.part_ticket(upload, number, md5, sha256))
+
+
+# What lands is checked by a second function in the same app, on S3's "Object Created"
+# events (chalicelib/verify.py). Registered only on stages with UPLOAD_VERIFY, so that
+# `chalice package` deploys it only there; the pattern is read at import, like CORS.
+VERIFY_PATTERN = {
+    "source": ["aws.s3"],
+    "detail-type": ["Object Created"],
+    "detail": {
+        "bucket": {"name": [os.environ.get("UPLOAD_BUCKET", "")]},
+        "object": {"key": [{"prefix": os.environ.get("UPLOAD_PREFIX", "put_folder/")}]},
+    },
+}
+
+
+@functools.cache
+def verifier() -> Verifier:
+    """The verifier, built once per container; its clients on first use."""
+    svc = services()
+    settings = svc.settings
+    s3 = functools.cache(lambda: make_s3_client(settings))
+    events = functools.cache(lambda: make_client("events", settings))
+    notify = None
+    if settings.webhook_url and settings.webhook_secret:
+        secret = settings.webhook_secret
+        key = functools.cache(lambda: read_secret(secret, lambda name: make_client(name, settings)))
+        notify = Webhook(settings.webhook_url, key).send
+    return Verifier(s3, events, settings, AUTH.required, notify)
+
+
+def _verify_upload(event: CloudWatchEvent) -> dict[str, Any]:
+    """Judge one new object: tag it verified, or move it to quarantine; publish the verdict."""
+    detail = event.detail
+    verdict = verifier().verify(str(detail["bucket"]["name"]), str(detail["object"]["key"]))
+    return {"verdict": None if verdict is None else verdict.detail()}
+
+
+if verification_on(os.environ):
+    # The Lambda handler is app.verify_upload: Chalice's wrapper of the function.
+    verify_upload = app.on_cw_event(VERIFY_PATTERN, name="verify_upload")(_verify_upload)

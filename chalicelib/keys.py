@@ -73,3 +73,25 @@ def parse_upload_id(value: str) -> str:
             "like '3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b'"
         )
     return value
+
+
+def issued_key(prefix: str, key: str, per_principal: bool) -> tuple[str | None, str] | None:
+    """``(principal segment or None, upload id)`` when ``key`` is one this service issues
+    under ``prefix`` (``<prefix>[<principal>/]<uuid>[.<ext>]``), else None. With
+    ``per_principal`` (auth on) the key must sit in a caller's folder, else directly in
+    the prefix."""
+    if not key.startswith(prefix):
+        return None
+    principal: str | None = None
+    space = prefix
+    if per_principal:
+        principal, slash, _ = key[len(prefix) :].partition("/")
+        if not slash or not _PRINCIPAL_SEGMENT.fullmatch(principal):
+            return None
+        space = f"{prefix}{principal}/"
+    upload_id = upload_id_in(space, key)
+    return None if upload_id is None else (principal, upload_id)
+
+
+# What chalicelib.auth.principal_segment produces: letters, digits, '-' and _XX escapes.
+_PRINCIPAL_SEGMENT = re.compile(r"(?:[A-Za-z0-9-]|_[0-9A-F]{2}){1,1024}")

@@ -38,6 +38,7 @@ from chalicelib.s3 import (
     storage_errors,
 )
 from chalicelib.settings import Settings
+from chalicelib.tags import UNCLAIMED_HEADER
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -139,6 +140,8 @@ class Multipart:
         params = object_params(object_headers(request))
         if checksum is not None:
             params["ChecksumAlgorithm"] = checksum
+        if self._settings.unclaimed_days is not None:
+            params["Tagging"] = UNCLAIMED_HEADER
         Deadline(clock=self._clock).reserve(CALL_WORST_CASE)
         with storage_errors():
             created = self._client().create_multipart_upload(

@@ -24,6 +24,7 @@ from chalicelib.rules import (
 from chalicelib.settings import Settings
 from chalicelib.signing import SigningBackend
 from chalicelib.sigv4 import ISO8601
+from chalicelib.tags import UNCLAIMED_XML
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,8 @@ class Presigner:
         upload_id, key = self.new_upload(space, request, extension)
         max_bytes = self._settings.size_limit
         fields = object_headers(request)
+        if self._settings.unclaimed_days is not None:
+            fields["tagging"] = UNCLAIMED_XML  # a POST's tags: XML, pinned by the policy
         if success_status is not None:
             # 201: S3 answers with an XML body naming the key and location (Uppy reads it).
             fields["success_action_status"] = success_status

@@ -15,6 +15,7 @@ from chalicelib.checksums import check_checksum_given, checksum_headers, parse_c
 from chalicelib.errors import UploadRejected
 from chalicelib.keys import extension
 from chalicelib.settings import Settings
+from chalicelib.tags import UNCLAIMED_HEADER
 
 MAX_FILENAME_LENGTH = 255
 # Types a browser runs script from when it renders them (any "+xml" type is one too).
@@ -173,6 +174,9 @@ def put_headers(request: UploadRequest, settings: Settings) -> dict[str, str]:
     headers.update(checksum_headers(request.md5, request.sha256))
     if settings.no_overwrite:
         headers["If-None-Match"] = "*"
+    if settings.unclaimed_days is not None:
+        # Stored with the tag the bucket's lifecycle rule expires (chalicelib/tags.py).
+        headers["x-amz-tagging"] = UNCLAIMED_HEADER
     return headers
 
 
@@ -228,7 +232,7 @@ def _content_type(value: str | None, settings: Settings) -> str | None:
             f"content_type {value[:80]!r} is not a media type; allowed: 'type/subtype' with "
             "optional '; name=value' parameters, like 'image/png'"
         )
-    if settings.allowed_types and not _type_allowed(match["essence"].lower(), settings):
+    if settings.allowed_types and not type_allowed(match["essence"].lower(), settings):
         raise UploadRejected(f"content_type {value!r} is not allowed; allowed: {allowed}")
     return value
 
@@ -245,7 +249,7 @@ def scriptable(essence: str) -> bool:
     return essence in SCRIPTABLE_TYPES or essence.endswith("+xml")
 
 
-def _type_allowed(essence: str, settings: Settings) -> bool:
+def type_allowed(essence: str, settings: Settings) -> bool:
     """Listed exactly, or under a wildcard; a wildcard never admits a scriptable type
     (``image/*`` is not ``image/svg+xml``): those must be listed one by one."""
     if essence in settings.allowed_types:

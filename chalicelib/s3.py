@@ -70,6 +70,7 @@ _HEADER_PARAMS = {
     "If-None-Match": "IfNoneMatch",
     "x-amz-checksum-sha256": "ChecksumSHA256",
     "x-amz-mp-object-size": "MpuObjectSize",
+    "x-amz-tagging": "Tagging",
 }
 _INTEGER_HEADERS = ("Content-Length", "x-amz-mp-object-size")
 METADATA_PREFIX = "x-amz-meta-"
@@ -96,6 +97,18 @@ def make_s3_client(settings: Settings, read_timeout: int = READ_TIMEOUT) -> S3Cl
         endpoint_url=settings.endpoint_url,
         config=client_config(settings, read_timeout),
     )
+
+
+def make_client(service: str, settings: Settings) -> Any:
+    """A client of another AWS service (``events``, ``ssm``, ``secretsmanager``) in the
+    function's own region, with the same bounded timeouts and attempts as S3's. Its
+    endpoint is the SDK's, or ``AWS_ENDPOINT_URL_<SERVICE>`` (the local stack's)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+                    retries={"total_max_attempts": ATTEMPTS, "mode": "standard"})  # fmt: skip
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
 def client_config(settings: Settings, read_timeout: int = READ_TIMEOUT) -> Config:

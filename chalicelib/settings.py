@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from chalicelib.errors import ConfigError
 
 DEFAULT_PREFIX = "put_folder/"
+DEFAULT_QUARANTINE_PREFIX = "quarantine/"
 DEFAULT_URL_EXPIRES = 300
 # SigV4 presigned URLs cannot be valid for longer than seven days.
 MAX_URL_EXPIRES = 7 * 24 * 3600
@@ -35,6 +36,14 @@ _PREFIX = re.compile(r"(?:[A-Za-z0-9!_.*'()-]+/)+")
 # us-gov-west-1, us-isob-east-1, eusc-de-east-1, ...); tests/unit/test_signing.py checks.
 _REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]+)+-\d+")
 SIGNING_BACKENDS = ("auto", "sigv4", "botocore")
+_EVENT_BUS = re.compile(
+    r"[A-Za-z0-9._/-]{1,256}|arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9._/-]{1,256}"
+)
+# An SSM parameter name ('/a/b' or 'name'), or a Secrets Manager secret's ARN.
+_SSM_PARAMETER = re.compile(r"/?[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
+_SECRET_ARN = re.compile(
+    r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+"
+)
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?")
 # A media type (RFC 6838 names) or a wildcard over its subtype: image/png, image/*, */*.
 _TYPE_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
@@ -60,6 +69,18 @@ class Settings:
     # auto: the own SigV4 signer where it builds the endpoint exactly as botocore would,
     # else botocore (chalicelib/signing.py); sigv4 / botocore: that one, always.
     signing_backend: str = "auto"
+    # What lands is checked (chalicelib/verify.py): tagged verified or moved to quarantine.
+    verify: bool = False
+    quarantine_prefix: str = DEFAULT_QUARANTINE_PREFIX
+    # Uploads carry the tag upload-claimed=false; the bucket's lifecycle rule deletes them
+    # after this many days unless claimed (POST /uploads/{uuid}/claim).
+    unclaimed_days: int | None = None
+    # Where the verifier publishes "Upload Verified" / "Upload Rejected".
+    event_bus: str = "default"
+    webhook_url: str | None = None
+    # The name of the SSM parameter (SecureString) or the ARN of the Secrets Manager
+    # secret holding the webhook's HMAC key: never the key itself.
+    webhook_secret: str | None = None
 
     @property
     def size_limit(self) -> int:
@@ -88,6 +109,12 @@ class Settings:
             require_checksum=_require_checksum(environ),
             no_overwrite=_flag(environ, "UPLOAD_NO_OVERWRITE"),
             signing_backend=_choice(environ, "SIGNING_BACKEND", SIGNING_BACKENDS),
+            verify=_flag(environ, "UPLOAD_VERIFY"),
+            quarantine_prefix=_quarantine_prefix(environ),
+            unclaimed_days=_optional_int(environ, "UPLOAD_UNCLAIMED_DAYS", 1, 3650),
+            event_bus=_event_bus(environ),
+            webhook_url=_webhook_url(environ),
+            webhook_secret=_webhook_secret(environ),
         )
 
 
@@ -106,6 +133,12 @@ def cors_allow_origin(environ: Mapping[str, str]) -> str:
     return value
 
 
+def verification_on(environ: Mapping[str, str]) -> bool:
+    """UPLOAD_VERIFY, read at import by app.py (whether to register the verifier) and by
+    `make package` (whether the template has it)."""
+    return _flag(environ, "UPLOAD_VERIFY")
+
+
 def _require_checksum(environ: Mapping[str, str]) -> bool:
     """UPLOAD_REQUIRE_CHECKSUM; UPLOAD_REQUIRE_MD5 is its old name, still read so that a
     deployment configured with it keeps the rule (now met by md5 or sha256)."""
@@ -115,6 +148,59 @@ def _require_checksum(environ: Mapping[str, str]) -> bool:
     if new in environ and _flag(environ, new) != _flag(environ, old):
         raise ConfigError(f"{new} and {old} disagree; allowed: {new} alone ({old} is its old name)")
     return _flag(environ, old)
+
+
+def _quarantine_prefix(environ: Mapping[str, str]) -> str:
+    value = _prefix(environ, "UPLOAD_QUARANTINE_PREFIX", DEFAULT_QUARANTINE_PREFIX)
+    uploads = _prefix(environ)
+    if value.startswith(uploads) or uploads.startswith(value):
+        raise ConfigError(
+            f"UPLOAD_QUARANTINE_PREFIX={value!r} overlaps UPLOAD_PREFIX={uploads!r}; allowed: "
+            "a folder outside the uploads, like 'quarantine/' (the download route must never "
+            "reach it)"
+        )
+    return value
+
+
+def _event_bus(environ: Mapping[str, str]) -> str:
+    value = environ.get("UPLOAD_EVENT_BUS", "").strip() or "default"
+    if not _EVENT_BUS.fullmatch(value):
+        raise ConfigError(
+            f"UPLOAD_EVENT_BUS={value[:80]!r} is invalid; allowed: an EventBridge bus name "
+            "(letters, digits and ._-/, at most 256) or its ARN"
+        )
+    return value
+
+
+def _webhook_url(environ: Mapping[str, str]) -> str | None:
+    value = environ.get("UPLOAD_WEBHOOK_URL", "").strip()
+    if not value:
+        return None
+    loopback = re.match(r"http://(127\.0\.0\.1|localhost)(:\d{1,5})?/", value)
+    if not (value.startswith("https://") or loopback) or len(value) > 2048 or " " in value:
+        raise ConfigError(
+            f"UPLOAD_WEBHOOK_URL={value[:80]!r} is invalid; allowed: an https:// URL "
+            "(http:// only to 127.0.0.1 or localhost, for local development)"
+        )
+    if not environ.get("UPLOAD_WEBHOOK_SECRET", "").strip():
+        raise ConfigError(
+            "UPLOAD_WEBHOOK_URL needs UPLOAD_WEBHOOK_SECRET: the name of an SSM parameter "
+            "or the ARN of a Secrets Manager secret holding the signing key"
+        )
+    return value
+
+
+def _webhook_secret(environ: Mapping[str, str]) -> str | None:
+    value = environ.get("UPLOAD_WEBHOOK_SECRET", "").strip()
+    if not value:
+        return None
+    if not (_SSM_PARAMETER.fullmatch(value) or _SECRET_ARN.fullmatch(value)):
+        raise ConfigError(
+            "UPLOAD_WEBHOOK_SECRET is not a parameter name or secret ARN; allowed: the name of "
+            "an SSM SecureString parameter, like '/uploads/webhook-key', or the ARN of a "
+            "Secrets Manager secret (the key itself never goes in the environment)"
+        )
+    return value
 
 
 def _bucket(environ: Mapping[str, str]) -> str:
@@ -130,12 +216,14 @@ def _bucket(environ: Mapping[str, str]) -> str:
     return value
 
 
-def _prefix(environ: Mapping[str, str]) -> str:
-    value = environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX)
+def _prefix(
+    environ: Mapping[str, str], name: str = "UPLOAD_PREFIX", default: str = DEFAULT_PREFIX
+) -> str:
+    value = environ.get(name, default)
     segments = value.split("/")[:-1]
     if not _PREFIX.fullmatch(value) or any(s in (".", "..") for s in segments) or len(value) > 512:
         raise ConfigError(
-            f"UPLOAD_PREFIX={value!r} is invalid; allowed: one or more folder names ending "
+            f"{name}={value!r} is invalid; allowed: one or more folder names ending "
             "in '/', like 'put_folder/' or 'uploads/incoming/', made of letters, digits "
             "and !_.*'()- (no leading '/', no '.' or '..' folders, at most 512 characters)"
         )

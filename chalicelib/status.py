@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import tags
 from chalicelib.checksums import StoredChecksum, stored_checksum
-from chalicelib.errors import UploadNotFound
+from chalicelib.errors import ServiceError, UploadConflict, UploadNotFound
 from chalicelib.keys import parse_upload_id, upload_key
 from chalicelib.rules import filename_from_metadata
 from chalicelib.s3 import CALL_WORST_CASE, Deadline, storage_errors
@@ -31,11 +32,13 @@ class StoredUpload:
     last_modified: datetime
     filename: str | None
     checksum: StoredChecksum | None = None
+    # "verified" once the verifier passed it (UPLOAD_VERIFY), else None: just "uploaded".
+    verdict: str | None = None
 
     def to_response(self) -> dict[str, Any]:
         return {
             "UUID": self.upload_id,
-            "status": "uploaded",
+            "status": self.verdict or "uploaded",
             "key": self.key,
             "size": self.size,
             "content_type": self.content_type,
@@ -63,19 +66,74 @@ class UploadStatus:
         self._clock = clock
 
     def status(self, space: str, upload_id: str) -> dict[str, Any]:
-        """``uploaded`` with the object's metadata, or ``pending``. ``pending`` also covers
+        """``uploaded`` (or, with UPLOAD_VERIFY, ``verified``) with the object's metadata,
+        ``rejected`` with the verifier's reason, or ``pending``. ``pending`` also covers
         ids never issued, and other callers' ids: with no state of its own, the service
         cannot tell those apart, and must not say that someone else's upload exists."""
         upload_id = parse_upload_id(upload_id)
+        deadline = Deadline(clock=self._clock)
         try:
-            return self.stored(space, upload_id).to_response()
+            return self.stored(space, upload_id, deadline).to_response()
         except UploadNotFound:
-            return {"UUID": upload_id, "status": "pending"}
+            pass
+        if self._settings.verify:
+            quarantined = self.find_key(self._settings.quarantine_prefix + space, upload_id,
+                                        deadline)  # fmt: skip
+            if quarantined is not None:
+                held = self._tags(quarantined, deadline)
+                return {"UUID": upload_id, "status": tags.REJECTED,
+                        "reason": held.get(tags.REASON, "")}  # fmt: skip
+        return {"UUID": upload_id, "status": "pending"}
 
-    def stored(self, space: str, upload_id: str) -> StoredUpload:
-        """The stored object for an upload id in ``space``; UploadNotFound if none."""
+    def downloadable(self, space: str, upload_id: str) -> StoredUpload:
+        """The stored object, if it may be downloaded: with UPLOAD_VERIFY, only once it
+        is verified (UploadConflict before); UploadNotFound if none."""
+        upload = self.stored(space, upload_id)
+        if self._settings.verify and upload.verdict != tags.VERIFIED:
+            raise UploadConflict(
+                f"upload {upload.upload_id} is not verified yet; allowed: a download once "
+                "GET /uploads/{uuid} answers status 'verified' (it takes a few seconds)"
+            )
+        return upload
+
+    def claim(self, space: str, upload_id: str) -> dict[str, Any]:
+        """Mark the caller's upload claimed (tag ``upload-claimed=true``), so that the
+        bucket's lifecycle rule for unclaimed uploads never deletes it. With UPLOAD_VERIFY
+        only a verified upload can be claimed: the verifier then never writes its tags
+        again, so it cannot overwrite the claim."""
         upload_id = parse_upload_id(upload_id)
         deadline = Deadline(clock=self._clock)
+        key = self.find_key(space, upload_id, deadline)
+        if key is None:
+            raise UploadNotFound(
+                f"no upload {upload_id} is stored for you; allowed: the UUID of an upload "
+                "you made, once its PUT or POST has succeeded"
+            )
+        held = self._tags(key, deadline)
+        if self._settings.verify and held.get(tags.STATUS) != tags.VERIFIED:
+            raise UploadConflict(
+                f"upload {upload_id} is not verified yet; allowed: a claim once GET "
+                "/uploads/{uuid} answers status 'verified'"
+            )
+        held[tags.CLAIMED] = "true"
+        deadline.reserve(CALL_WORST_CASE)
+        with storage_errors(_gone(upload_id)):
+            self._client().put_object_tagging(
+                Bucket=self._settings.bucket, Key=key, Tagging=tags.as_tag_set(held)
+            )
+        return {"UUID": upload_id, "key": key, "claimed": True}
+
+    def _tags(self, key: str, deadline: Deadline) -> dict[str, str]:
+        deadline.reserve(CALL_WORST_CASE)
+        with storage_errors(_gone(key)):
+            answer = self._client().get_object_tagging(Bucket=self._settings.bucket, Key=key)
+        return tags.as_dict(answer["TagSet"])
+
+    def stored(self, space: str, upload_id: str, deadline: Deadline | None = None) -> StoredUpload:
+        """The stored object for an upload id in ``space``; UploadNotFound if none. With
+        UPLOAD_VERIFY, its tags are read too, for the verdict."""
+        upload_id = parse_upload_id(upload_id)
+        deadline = deadline or Deadline(clock=self._clock)
         key = self.find_key(space, upload_id, deadline)
         if key is None:
             raise UploadNotFound(
@@ -90,7 +148,11 @@ class UploadStatus:
             head = self._client().head_object(
                 Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED"
             )
+        verdict = None
+        if self._settings.verify:
+            verdict = self._tags(key, deadline).get(tags.STATUS)
         return StoredUpload(
+            verdict=verdict if verdict == tags.VERIFIED else None,
             upload_id=upload_id,
             key=key,
             size=head["ContentLength"],
@@ -118,3 +180,8 @@ class UploadStatus:
         # Keys are <uuid> or <uuid>.<ext>; anything else under the prefix is not ours.
         ours = [k for k in keys if k == prefix or k.startswith(prefix + ".")]
         return ours[0] if ours else None
+
+
+def _gone(what: str) -> dict[str, ServiceError]:
+    gone = UploadNotFound(f"no upload {what[-80:]} is stored for you")
+    return {"404": gone, "NoSuchKey": gone}

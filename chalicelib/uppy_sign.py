@@ -38,6 +38,7 @@ from chalicelib.multipart import Multipart, UploadRef
 from chalicelib.presign import Presigner
 from chalicelib.rules import UploadRequest, essence_of, parse_request, unicode_text
 from chalicelib.settings import Settings
+from chalicelib.tags import UNCLAIMED_HEADER
 
 FIELDS = ("method", "key", "uploadId", "partNumber", "contentType", "expiresIn")
 MAX_KEY_LENGTH = 1024
@@ -191,6 +192,8 @@ class RequestSigner:
         # with (none is signed): it is dropped, as for a single file.
         _, key = self._presigner.new_upload(space, UploadRequest(), guessed and ext)
         headers = {"Content-Type": upload.content_type} if upload.content_type else {}
+        if self._settings.unclaimed_days is not None:
+            headers["x-amz-tagging"] = UNCLAIMED_HEADER
         url = self._presigner.multipart_request("CreateMultipartUpload", key, None, headers)
         answer: dict[str, Any] = {"url": url, "key": key}
         if headers:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.settings import cors_allow_origin
+from chalicelib.settings import cors_allow_origin, verification_on
 from infra.stages import (
     APP_NAME,
     CONFIG,
@@ -41,7 +41,13 @@ BODY = '{"Code": "$context.error.responseType", "Message": $context.error.messag
 
 
 def merge_template(
-    stage: str, origin: str, deploy: DeploySettings, bucket: str, policy: dict[str, Any]
+    stage: str,
+    origin: str,
+    deploy: DeploySettings,
+    bucket: str,
+    policy: dict[str, Any],
+    verifier_policy: dict[str, Any] | None = None,
+    prefix: str = "put_folder/",
 ) -> dict[str, Any]:
     """The template to merge into Chalice's SAM output for a stage with this CORS origin
     and these deployment settings, its role's ``policy`` (from its policy file), and the
@@ -118,9 +124,50 @@ def merge_template(
             "Dashboard": dashboard(name),
         },
     }  # fmt: skip
+    if verifier_policy is not None:
+        add_verifier(template["Resources"], name, deploy, prefix, verifier_policy)
     if deploy.xray:
         add_tracing(template["Resources"])
     return template
+
+
+def add_verifier(
+    resources: dict[str, Any], name: str, deploy: DeploySettings, prefix: str,
+    policy: dict[str, Any],
+) -> None:  # fmt: skip
+    """The verifier (app.py's verify_upload, on S3's events): named, on the same runtime
+    and architecture, its own log group, its own role from its own policy file, its rule
+    matching the bucket parameter, and an alarm on its errors."""
+    function = f"{name}-verify_upload"
+    resources["VerifyUpload"] = {
+        "DependsOn": ["VerifyUploadLogGroup"],
+        "Metadata": checkov_metadata("VerifyUpload"),
+        "Properties": {
+            "FunctionName": function,
+            "Runtime": deploy.python,
+            "Architectures": ["arm64"],
+            "Environment": {"Variables": {"UPLOAD_BUCKET": {"Ref": "UploadBucket"}}},
+            "Events": {"VerifyUploadEvent": {"Properties": {"Pattern": {"detail": {
+                "bucket": {"name": [{"Ref": "UploadBucket"}]},
+                "object": {"key": [{"prefix": prefix}]}}}}}},
+        },
+    }  # fmt: skip
+    resources["VerifyUploadLogGroup"] = {
+        "Type": "AWS::Logs::LogGroup",
+        "Metadata": checkov_metadata("APIHandlerLogGroup"),
+        "Properties": {
+            "LogGroupName": f"/aws/lambda/{function}",
+            "RetentionInDays": deploy.log_retention_days,
+        },
+    }
+    document = substituted(policy)
+    resources["VerifyUploadRole"] = {"Properties": {"Policies": [
+        {"PolicyName": "VerifyUploadRolePolicy", "PolicyDocument": document}]}}  # fmt: skip
+    # Any verification that failed (S3 or EventBridge unreachable): Lambda retries twice.
+    resources["VerifierErrorsAlarm"] = _alarm(
+        name, "AWS/Lambda", "Errors",
+        [{"Name": "FunctionName", "Value": function}], {"Statistic": "Sum", "Threshold": 0}, 1,
+    )  # fmt: skip
 
 
 def substituted(value: Any) -> Any:
@@ -136,9 +183,12 @@ def substituted(value: Any) -> Any:
     return value
 
 
-def stage_policy(stage: str) -> dict[str, Any]:
-    """The stage's policy file, .chalice/policy-<stage>.json."""
+def stage_policy(stage: str, function: str | None = None) -> dict[str, Any]:
+    """The stage's policy file, .chalice/policy-<stage>.json, or that of one of its
+    functions (its ``lambda_functions`` entry)."""
     config = json.loads(CONFIG.read_text())["stages"][stage]
+    if function is not None:
+        config = config["lambda_functions"][function]
     policy: dict[str, Any] = json.loads((CONFIG.parent / config["iam_policy_file"]).read_text())
     return policy
 
@@ -184,6 +234,16 @@ CHECKOV_SKIPS = {
         "CKV_AWS_115": "stage throttling bounds concurrency; reserved concurrency is "
         "optional, as accounts with a quota of 10 refuse it (docs/deployment.md)",
         "CKV_AWS_173": "the environment holds settings, no secret",
+    },
+    "VerifyUpload": {
+        "CKV_AWS_116": "S3's events reach it through EventBridge, which retries; a failed "
+        "verification fires VerifierErrorsAlarm, and a new event judges the object again",
+        "CKV_AWS_117": "a VPC adds cold start and needs S3 and EventBridge endpoints; the "
+        "function reaches only those, with its role",
+        "CKV_AWS_115": "EventBridge invokes it once per new object; the API's throttling "
+        "bounds how many objects can appear",
+        "CKV_AWS_173": "the environment holds settings, no secret (the webhook key is read "
+        "from SSM or Secrets Manager)",
     },
     "APIHandlerLogGroup": {
         "CKV_AWS_158": "the log holds no secret (tests/functional/test_logs.py) and "
@@ -267,13 +327,6 @@ def alarms(name: str) -> dict[str, Any]:
     """CloudWatch alarms on what a user would notice, notifying AlarmTopicArn if given."""
     api = [{"Name": "ApiName", "Value": name}, {"Name": "Stage", "Value": "api"}]
     function = [{"Name": "FunctionName", "Value": name}]
-    common = {
-        "AlarmActions": {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}],
-                                    {"Ref": "AWS::NoValue"}]},
-        "Period": 300,
-        "TreatMissingData": "notBreaching",
-        "ComparisonOperator": "GreaterThanThreshold",
-    }  # fmt: skip
     specs = {
         # More than 1% of requests answered 5xx over 5 minutes (S3 unreachable, a
         # misconfiguration): 5XXError is 0 or 1 per request, so its average is the rate.
@@ -289,21 +342,28 @@ def alarms(name: str) -> dict[str, Any]:
         "LambdaErrorsAlarm": ("AWS/Lambda", "Errors", function,
                               {"Statistic": "Sum", "Threshold": 0}, 1),
     }  # fmt: skip
+    return {logical: _alarm(name, *spec) for logical, spec in specs.items()}
+
+
+def _alarm(name: str, namespace: str, metric: str, dimensions: list[dict[str, str]],
+           statistic: dict[str, Any], periods: int) -> dict[str, Any]:  # fmt: skip
+    """One alarm, notifying AlarmTopicArn if given, over 5-minute periods."""
     return {
-        logical: {
-            "Type": "AWS::CloudWatch::Alarm",
-            "Properties": {
-                "AlarmDescription": f"{name}: {metric} ({namespace})",
-                "Namespace": namespace,
-                "MetricName": metric,
-                "Dimensions": dimensions,
-                "EvaluationPeriods": periods,
-                **statistic,
-                **common,
-            },
-        }
-        for logical, (namespace, metric, dimensions, statistic, periods) in specs.items()
-    }
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": f"{name}: {metric} ({namespace})",
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": dimensions,
+            "EvaluationPeriods": periods,
+            **statistic,
+            "AlarmActions": {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}],
+                                        {"Ref": "AWS::NoValue"}]},
+            "Period": 300,
+            "TreatMissingData": "notBreaching",
+            "ComparisonOperator": "GreaterThanThreshold",
+        },
+    }  # fmt: skip
 
 
 def package(stage: str, out: Path) -> Path:
@@ -312,9 +372,11 @@ def package(stage: str, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     merge = out / "merge.json"
     deploy = DeploySettings.for_stage(stage)
+    verifier = stage_policy(stage, "verify_upload") if verification_on(env) else None
     template = merge_template(
-        stage, cors_allow_origin(env), deploy, env["UPLOAD_BUCKET"], stage_policy(stage)
-    )
+        stage, cors_allow_origin(env), deploy, env["UPLOAD_BUCKET"], stage_policy(stage),
+        verifier, env.get("UPLOAD_PREFIX", "put_folder/"),
+    )  # fmt: skip
     merge.write_text(json.dumps(template, indent=2) + "\n")
     chalice = Path(sys.executable).with_name("chalice")
     # Chalice insists on a region, yet its template takes the region from the stack

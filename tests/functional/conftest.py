@@ -34,16 +34,36 @@ def s3(monkeypatch, s3_endpoint):
     for name, value in LOCAL_AWS_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    # The verifier's EventBridge, and the webhook key's SSM and Secrets Manager: moto too.
+    for service in ("EVENTBRIDGE", "SQS", "SSM", "SECRETS_MANAGER"):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", s3_endpoint)
     requests.post(f"{s3_endpoint}/moto-api/reset", timeout=5).raise_for_status()
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket=BUCKET)
     # Services are cached per container; each test starts a fresh "container".
     app_module.services.cache_clear()
+    app_module.verifier.cache_clear()
     yield client
     app_module.services.cache_clear()
+    app_module.verifier.cache_clear()
 
 
 @pytest.fixture
 def api(s3) -> Iterator[Client]:
     with Client(app_module.app, stage_name="local") as client:
         yield client
+
+
+def s3_event(api: Client, key: str, bucket: str = BUCKET) -> dict:
+    """S3's "Object Created" event for ``key``, as EventBridge hands it to the verifier."""
+    return api.events.generate_cw_event(
+        source="aws.s3", detail_type="Object Created", resources=[f"arn:aws:s3:::{bucket}"],
+        detail={"version": "0", "bucket": {"name": bucket}, "object": {"key": key, "size": 0},
+                "reason": "PutObject"},
+    )  # fmt: skip
+
+
+def verify(api: Client, key: str) -> dict:
+    """Run the verifier on ``key`` through Chalice's local invocation; its answer."""
+    answer: dict = api.lambda_.invoke("verify_upload", s3_event(api, key)).payload
+    return answer

@@ -20,7 +20,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.functional.conftest import BUCKET
+from tests.functional.conftest import BUCKET, verify
 from tests.support import query
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
@@ -150,6 +150,7 @@ def test_download_url_fetches_the_bytes_as_an_attachment_named_like_the_original
     body = api.http.get("/put-url?" + urlencode({"filename": name})).json_body
     assert body["headers"] == {"x-amz-meta-filename": "Relev%C3%A9%202026%20%22final%22.pdf"}
     requests.put(body["PUT_URL"], data=b"%PDF-1.7 x", headers=body["headers"], timeout=10)
+    assert verify(api, body["key"])["verdict"]["reason"] is None
 
     response = api.http.get(f"/uploads/{body['UUID']}/download-url")
     assert response.status_code == 200, response.body
@@ -178,6 +179,7 @@ def test_download_url_fetches_the_bytes_as_an_attachment_named_like_the_original
 def test_download_url_without_a_filename_is_a_plain_attachment(api, s3):
     body = api.http.get("/put-url").json_body
     requests.put(body["PUT_URL"], data=b"abc", timeout=10)
+    assert verify(api, body["key"])["verdict"]["reason"] is None
     ticket = api.http.get(f"/uploads/{body['UUID']}/download-url").json_body
     assert query(ticket["url"])["response-content-disposition"] == "attachment"
     assert (ticket["key"], ticket["filename"]) == (body["key"], None)

@@ -25,6 +25,7 @@ def test_local_bucket_gets_the_templates_cors_rules_with_the_origin_filled_in():
                 "If-None-Match",
                 "x-amz-meta-filename",
                 "x-amz-mp-object-size",
+                "x-amz-tagging",
             ],
             "ExposeHeaders": ["ETag", "x-amz-checksum-sha256"],
             "MaxAgeSeconds": 3000,
@@ -53,6 +54,8 @@ def test_stage_environment_applies_stage_values_over_the_top_level():
         "COGNITO_USER_POOL_ARNS": (
             "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_EXAMPLE"
         ),
+        "UPLOAD_VERIFY": "true",
+        "UPLOAD_UNCLAIMED_DAYS": "7",
     }
 
 

@@ -1,0 +1,83 @@
+"""Whether an upload's first bytes are what its declared Content-Type says.
+
+A signed Content-Type is only the client's claim: S3 stores whatever bytes come with it.
+The verifier (chalicelib/verify.py) reads the first :data:`HEAD_BYTES` of each new object
+and asks :func:`content_problem`. The signatures are the ``filetype`` library's (imported
+here only, so `GET /put-url`'s cold start never loads it).
+"""
+
+from __future__ import annotations
+
+from chalicelib.rules import type_allowed
+from chalicelib.settings import Settings
+
+HEAD_BYTES = 8192  # enough for filetype's matchers, zip-based formats included
+OCTET_STREAM = ("application/octet-stream", "binary/octet-stream")
+MARKUP_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml",
+                "application/xml")  # fmt: skip
+# Names of the same format: what filetype answers -> what a client may declare.
+SAME = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/apng": "image/png",
+    "audio/wav": "audio/x-wav",
+    "audio/flac": "audio/x-flac",
+    "image/vnd.microsoft.icon": "image/x-icon",
+    "video/x-m4v": "video/mp4",
+    "audio/x-m4a": "audio/mp4",
+    "application/x-zip-compressed": "application/zip",
+}
+# Formats that are zip files inside: a zip signature is what they look like.
+ZIP_BASED = ("application/epub+zip", "application/java-archive",
+             "application/vnd.openxmlformats-officedocument.",
+             "application/vnd.oasis.opendocument.")  # fmt: skip
+_MARKUP_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<script", b"<svg",
+                  b"<iframe", b"<?xml")  # fmt: skip
+
+
+def _normal(media_type: str) -> str:
+    essence = media_type.split(";", 1)[0].strip().lower()
+    return SAME.get(essence, essence)
+
+
+def looks_like_markup(head: bytes) -> bool:
+    """True when the bytes start as an HTML, SVG or XML document would (after a BOM and
+    white space): what a browser could render as a page."""
+    start = head[:1024].lstrip(b" \t\r\n\x0c\xef\xbb\xbf").lower()
+    return start.startswith(_MARKUP_STARTS)
+
+
+def sniffed_type(head: bytes) -> str | None:
+    import filetype  # type: ignore[import-untyped]  # lazily: only the verifier needs it
+
+    found = filetype.guess_mime(head)
+    return None if found is None else _normal(found)
+
+
+def known_signature(media_type: str) -> bool:
+    """Whether filetype recognises this type by its bytes (then its absence tells)."""
+    import filetype
+
+    return media_type in {_normal(kind.mime) for kind in filetype.types}
+
+
+def content_problem(head: bytes, declared: str | None, settings: Settings) -> str | None:
+    """Why these first bytes are not an upload of type ``declared``, or None when they
+    may be; UPLOAD_ALLOWED_TYPES also applies to the type found. The answer starts with
+    a short code: ``markup``, ``type-mismatch`` or ``type-not-allowed``, and holds only
+    characters a tag value may (it is stored in the ``upload-reason`` tag as is)."""
+    claimed = _normal(declared) if declared else OCTET_STREAM[0]
+    if looks_like_markup(head) and claimed not in MARKUP_TYPES:
+        return f"markup: the content is an HTML or SVG or XML document but declared {claimed}"
+    found = sniffed_type(head)
+    if found is None:
+        if claimed not in OCTET_STREAM and known_signature(claimed):
+            return f"type-mismatch: the content has no {claimed} signature"
+        return None
+    if claimed in OCTET_STREAM:
+        if settings.allowed_types and not type_allowed(found, settings):
+            return f"type-not-allowed: the content is {found} which is not an allowed type"
+        return None
+    if found == claimed or (found == "application/zip" and claimed.startswith(ZIP_BASED)):
+        return None
+    return f"type-mismatch: the content is {found} but declared {claimed}"

@@ -1,0 +1,49 @@
+"""The object tags that carry an upload's verdict and whether the app claimed it.
+
+S3 keeps them with the object, so the service stays stateless: the verifier writes
+``upload-status`` (``verified`` or ``rejected``) and ``upload-reason``; every upload is
+stored with ``upload-claimed=false`` when UPLOAD_UNCLAIMED_DAYS is set (the bucket's
+lifecycle rule deletes those after that many days), and a claim sets it to ``true``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import TaggingTypeDef, TagTypeDef
+
+STATUS = "upload-status"
+REASON = "upload-reason"
+CLAIMED = "upload-claimed"
+VERIFIED, REJECTED = "verified", "rejected"
+# The x-amz-tagging header of a PUT (URL-encoded query form), and the same as the XML
+# form field of a POST policy.
+UNCLAIMED_HEADER = f"{CLAIMED}=false"
+UNCLAIMED_XML = (
+    f"<Tagging><TagSet><Tag><Key>{CLAIMED}</Key><Value>false</Value></Tag></TagSet></Tagging>"
+)
+# What S3 accepts in a tag value: letters, digits, spaces and + - = . _ : / @ (256 at most).
+_NOT_ALLOWED = re.compile(r"[^A-Za-z0-9 +\-=._:/@]")
+
+
+def tag_value(text: str) -> str:
+    """``text`` as a valid tag value: other characters become spaces, cut to 256."""
+    return _NOT_ALLOWED.sub(" ", text)[:256]
+
+
+def as_dict(tag_set: Iterable[TagTypeDef]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in tag_set}
+
+
+def as_tag_set(tags: Mapping[str, str]) -> TaggingTypeDef:
+    return {"TagSet": [{"Key": key, "Value": value} for key, value in tags.items()]}
+
+
+def as_header(tags: Mapping[str, str]) -> str:
+    """The ``Tagging`` parameter of CopyObject or CreateMultipartUpload (query form)."""
+    from urllib.parse import urlencode
+
+    return urlencode(tags)

@@ -1,0 +1,193 @@
+"""Checking what landed: the handler of S3's "Object Created" events (app.py).
+
+For each new object under the upload prefix, the verifier reads its head and its first
+bytes (one ranged GET), and decides:
+
+- ``verified`` when its key is one this service issues, its size is within the limit, and
+  its bytes are what its Content-Type says (chalicelib/sniff.py); the object is tagged
+  ``upload-status=verified`` (its other tags kept);
+- ``rejected`` otherwise: the object is moved to ``<UPLOAD_QUARANTINE_PREFIX><its key>``
+  with the tags ``upload-status=rejected`` and ``upload-reason``, out of reach of the
+  download route. Objects over :data:`QUARANTINE_COPY_LIMIT` are not copied (a copy that
+  size could outlast the function): an empty marker with the tags takes their place.
+
+Each verdict is published as an EventBridge event (``source: presigned-upload``,
+``detail-type: Upload Verified | Upload Rejected``) on UPLOAD_EVENT_BUS, and sent to
+UPLOAD_WEBHOOK_URL if set (chalicelib/webhook.py). The event goes out before the object
+is tagged or moved: if the tagging fails, Lambda runs the handler again and the event is
+sent twice, never lost (EventBridge is at-least-once anyway; subscribers dedupe by UUID).
+An object already judged (it carries ``upload-status``) is left alone, so a repeated S3
+event changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chalicelib import tags
+from chalicelib.checksums import stored_checksum
+from chalicelib.errors import ServiceError
+from chalicelib.keys import issued_key
+from chalicelib.s3 import storage_errors
+from chalicelib.settings import Settings
+from chalicelib.sniff import HEAD_BYTES, content_problem
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
+
+SOURCE = "presigned-upload"
+DETAIL_TYPES = {True: "Upload Verified", False: "Upload Rejected"}
+QUARANTINE_COPY_LIMIT = 100 * 1024 * 1024
+
+
+class PublishFailed(ServiceError):
+    """EventBridge did not take the verdict's event; the handler fails, and is retried."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the verifier decided about one object, and what the event says."""
+
+    upload_id: str | None
+    key: str
+    principal: str | None
+    size: int
+    content_type: str | None
+    checksum: dict[str, str] | None
+    reason: str | None
+
+    @property
+    def verified(self) -> bool:
+        return self.reason is None
+
+    def detail(self) -> dict[str, Any]:
+        """The event's detail (and the webhook's body)."""
+        return {
+            "UUID": self.upload_id,
+            "key": self.key,
+            "principal": self.principal,
+            "size": self.size,
+            "content_type": self.content_type,
+            "checksum": self.checksum,
+            "reason": self.reason,
+        }
+
+
+class Verifier:
+    """Judges new objects in the settings' bucket. ``per_principal``: auth is on, so keys
+    sit in a caller's folder. The clients are built on first use."""
+
+    def __init__(
+        self,
+        s3: Callable[[], S3Client],
+        events: Callable[[], Any],
+        settings: Settings,
+        per_principal: bool,
+        notify: Callable[[str, dict[str, Any]], object] | None = None,
+    ) -> None:
+        self._s3 = s3
+        self._events = events
+        self._settings = settings
+        self._per_principal = per_principal
+        self._notify = notify
+
+    def verify(self, bucket: str, key: str) -> Verdict | None:
+        """Judge ``key``; None when there is nothing to do (another bucket, the object is
+        gone, or it was judged already)."""
+        if bucket != self._settings.bucket:
+            return None
+        gone: dict[str, ServiceError] = {code: _Gone() for code in ("404", "NoSuchKey", "403")}
+        try:
+            with storage_errors(gone):
+                head = self._s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+                held = tags.as_dict(self._s3().get_object_tagging(Bucket=bucket, Key=key)["TagSet"])
+            if tags.STATUS in held:
+                return None
+            verdict = self._judge(key, head)
+        except _Gone:
+            return None
+        self._publish(verdict)
+        if verdict.verified:
+            held[tags.STATUS] = tags.VERIFIED
+            with storage_errors():
+                self._s3().put_object_tagging(Bucket=bucket, Key=key, Tagging=tags.as_tag_set(held))
+        else:
+            assert verdict.reason is not None
+            self._quarantine(key, verdict.size, verdict.reason)
+        _log(verdict)
+        return verdict
+
+    def _judge(self, key: str, head: HeadObjectOutputTypeDef) -> Verdict:
+        issued = issued_key(self._settings.prefix, key, self._per_principal)
+        principal, upload_id = issued if issued else (None, None)
+        size, declared = head["ContentLength"], head.get("ContentType")
+        checksum = stored_checksum(head)
+        limit = self._settings.object_size_limit
+        if issued is None:
+            reason: str | None = "unknown-key: not a key this service issues"
+        elif size > limit:
+            reason = f"too-large: {size} bytes over the limit of {limit}"
+        else:
+            reason = content_problem(self._first_bytes(key, size), declared, self._settings)
+        return Verdict(upload_id, key, principal, size, declared,
+                       checksum.to_response() if checksum else None, reason)  # fmt: skip
+
+    def _first_bytes(self, key: str, size: int) -> bytes:
+        if size == 0:
+            return b""
+        got = self._s3().get_object(
+            Bucket=self._settings.bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}"
+        )
+        body: bytes = got["Body"].read(HEAD_BYTES)
+        return body
+
+    def _quarantine(self, key: str, size: int, reason: str) -> None:
+        bucket = self._settings.bucket
+        target = self._settings.quarantine_prefix + key
+        tagging = tags.as_header({tags.STATUS: tags.REJECTED, tags.REASON: tags.tag_value(reason)})
+        with storage_errors():
+            if size <= QUARANTINE_COPY_LIMIT:
+                self._s3().copy_object(
+                    Bucket=bucket,
+                    Key=target,
+                    CopySource={"Bucket": bucket, "Key": key},
+                    TaggingDirective="REPLACE",
+                    Tagging=tagging,
+                )
+            else:
+                self._s3().put_object(Bucket=bucket, Key=target, Body=b"", Tagging=tagging)
+            self._s3().delete_object(Bucket=bucket, Key=key)
+
+    def _publish(self, verdict: Verdict) -> None:
+        detail_type = DETAIL_TYPES[verdict.verified]
+        entry = {
+            "Source": SOURCE,
+            "DetailType": detail_type,
+            "Detail": json.dumps(verdict.detail()),
+            "EventBusName": self._settings.event_bus,
+            "Resources": [f"arn:aws:s3:::{self._settings.bucket}/{verdict.key}"],
+        }
+        with storage_errors():
+            answer = self._events().put_events(Entries=[entry])
+        if answer.get("FailedEntryCount"):
+            code = answer["Entries"][0].get("ErrorCode", "unknown")
+            raise PublishFailed(f"EventBridge refused the {detail_type} event ({code})")
+        if self._notify is not None:
+            self._notify(detail_type, verdict.detail())
+
+
+class _Gone(ServiceError):
+    """The object is no longer there (moved, deleted, or not ours to read)."""
+
+
+def _log(verdict: Verdict) -> None:
+    record = {"level": "INFO" if verdict.verified else "WARNING",
+              "verdict": tags.VERIFIED if verdict.verified else tags.REJECTED,
+              "UUID": verdict.upload_id, "key": verdict.key[:300], "size": verdict.size,
+              "reason": verdict.reason}  # fmt: skip
+    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")

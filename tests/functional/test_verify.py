@@ -1,0 +1,323 @@
+"""What landed is checked: the verifier (S3's "Object Created" event, through Chalice's
+local invocation), its verdict in S3's tags, quarantine, the app event, the webhook, the
+status and download routes, and claims.
+
+S3, EventBridge, SQS and SSM are moto's server over HTTP; an app subscribes to the
+verdicts as it would in AWS, with an EventBridge rule that targets an SQS queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import zlib
+from collections.abc import Iterator
+from typing import ClassVar
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+import requests
+from chalice.test import Client
+
+from chalicelib.webhook import Webhook
+from tests.functional.conftest import BUCKET, app_module, s3_event, verify
+from tests.support import free_port, load_app, unsigned_jwt
+
+
+def png(width: int = 1) -> bytes:
+    """A real PNG: signature, IHDR, one IDAT, IEND."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data).to_bytes(4, "big")
+        return len(data).to_bytes(4, "big") + kind + data + crc
+
+    header = width.to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    pixels = zlib.compress(b"\x00" + b"\xff" * width)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+            + chunk(b"IEND", b""))  # fmt: skip
+
+
+HTML = b"<!DOCTYPE html><html><script>alert(document.cookie)</script></html>"
+
+
+@pytest.fixture
+def subscriber(s3, s3_endpoint):
+    """An app's subscription: a rule on the default bus for this service's events, into
+    a queue; yields a function returning the events received so far."""
+    kw = {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}
+    sqs, events = boto3.client("sqs", **kw), boto3.client("events", **kw)
+    queue = sqs.create_queue(QueueName="app-verdicts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    events.put_rule(Name="app-verdicts", EventPattern=json.dumps({"source": ["presigned-upload"]}))
+    events.put_targets(Rule="app-verdicts", Targets=[
+        {"Id": "queue", "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
+
+    def received() -> list[dict]:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+    return received
+
+
+def put(api: Client, data: bytes, **params: str) -> dict:
+    body = api.http.get("/put-url?" + urlencode(params)).json_body
+    response = requests.put(body["PUT_URL"], data=data, headers=body["headers"], timeout=10)
+    assert response.status_code == 200, response.text
+    return body
+
+
+def tags_of(s3, key: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]}
+
+
+def test_a_real_png_is_verified_tagged_published_and_downloadable(api, s3, subscriber):
+    body = put(api, png(), content_type="image/png", filename="dot.png")
+    answer = verify(api, body["key"])
+    assert answer == {"verdict": {
+        "UUID": body["UUID"], "key": body["key"], "principal": None, "size": len(png()),
+        "content_type": "image/png", "checksum": None, "reason": None}}  # fmt: skip
+    assert tags_of(s3, body["key"]) == {"upload-status": "verified"}
+    status = api.http.get(f"/uploads/{body['UUID']}").json_body
+    assert (status["status"], status["key"]) == ("verified", body["key"])
+    assert api.http.get(f"/uploads/{body['UUID']}/download-url").status_code == 200
+    (event,) = subscriber()
+    assert (event["source"], event["detail-type"], event["detail"]) == (
+        "presigned-upload", "Upload Verified", answer["verdict"])  # fmt: skip
+    assert event["resources"] == [f"arn:aws:s3:::{BUCKET}/{body['key']}"]
+
+
+def test_html_declared_as_png_is_rejected_quarantined_and_never_downloadable(api, s3, subscriber):
+    body = put(api, HTML, content_type="image/png")
+    reason = "markup: the content is an HTML or SVG or XML document but declared image/png"
+    assert verify(api, body["key"])["verdict"]["reason"] == reason
+    # Moved: out of the caller's folder, into quarantine with the reason.
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=body["key"])
+    quarantined = f"quarantine/{body['key']}"
+    assert s3.get_object(Bucket=BUCKET, Key=quarantined)["Body"].read() == HTML
+    assert tags_of(s3, quarantined) == {"upload-status": "rejected", "upload-reason": reason}
+    assert api.http.get(f"/uploads/{body['UUID']}").json_body == {
+        "UUID": body["UUID"], "status": "rejected", "reason": reason}  # fmt: skip
+    download = api.http.get(f"/uploads/{body['UUID']}/download-url")
+    assert (download.status_code, download.json_body["Code"]) == (404, "NotFoundError")
+    (event,) = subscriber()
+    assert (event["detail-type"], event["detail"]["reason"]) == ("Upload Rejected", reason)
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "reason"),
+    [(b"GIF89a" + b"\0" * 20, "image/png",
+      "type-mismatch: the content is image/gif but declared image/png"),
+     (b"plain words, no signature", "image/png",
+      "type-mismatch: the content has no image/png signature"),
+     (b"  \xef\xbb\xbf<svg onload=alert(1)>", "text/plain",
+      "markup: the content is an HTML or SVG or XML document but declared text/plain")],
+)  # fmt: skip
+def test_content_that_is_not_its_declared_type_is_rejected(api, s3, data, content_type, reason):
+    body = put(api, data, content_type=content_type)
+    assert verify(api, body["key"])["verdict"]["reason"] == reason
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [(png(), "image/png"), (b"%PDF-1.7\n", "application/pdf"), (b"hello", "text/plain"),
+     (b"\x00\x01 unknown binary", None), (b"", "text/plain"), (HTML, "text/html")],
+)  # fmt: skip
+def test_content_that_is_its_declared_type_or_unknown_binary_is_verified(
+    api, s3, data, content_type
+):
+    body = put(api, data, **({"content_type": content_type} if content_type else {}))
+    assert verify(api, body["key"])["verdict"]["reason"] is None
+
+
+def test_an_upload_over_the_limit_is_rejected(api, s3, monkeypatch):
+    body = put(api, b"x" * 20, content_type="text/plain")
+    monkeypatch.setenv("UPLOAD_MAX_BYTES", "10")  # lowered after the upload
+    app_module.services.cache_clear()
+    app_module.verifier.cache_clear()
+    reason = verify(api, body["key"])["verdict"]["reason"]
+    assert reason == "too-large: 20 bytes over the limit of 10"
+
+
+def test_a_key_this_service_never_issues_is_rejected(api, s3):
+    s3.put_object(Bucket=BUCKET, Key="put_folder/index.html", Body=b"hi", ContentType="text/plain")
+    verdict = verify(api, "put_folder/index.html")["verdict"]
+    assert (verdict["UUID"], verdict["reason"]) == (
+        None, "unknown-key: not a key this service issues")  # fmt: skip
+    assert tags_of(s3, "quarantine/put_folder/index.html")["upload-status"] == "rejected"
+
+
+def test_a_repeated_event_changes_nothing_and_publishes_nothing(api, s3, subscriber):
+    body = put(api, png(), content_type="image/png")
+    verify(api, body["key"])
+    assert verify(api, body["key"]) == {"verdict": None}  # judged already
+    rejected = put(api, HTML, content_type="image/png")
+    verify(api, rejected["key"])
+    assert verify(api, rejected["key"]) == {"verdict": None}  # gone from its key
+    assert [e["detail-type"] for e in subscriber()] == ["Upload Verified", "Upload Rejected"]
+
+
+def test_an_event_for_another_bucket_is_ignored(api, s3):
+    event = s3_event(api, "put_folder/x", bucket="someone-elses")
+    assert api.lambda_.invoke("verify_upload", event).payload == {"verdict": None}
+
+
+def test_when_eventbridge_is_down_the_object_is_left_unjudged_for_the_retry(api, s3, monkeypatch):
+    body = put(api, png(), content_type="image/png")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", f"http://127.0.0.1:{free_port()}")
+    app_module.verifier.cache_clear()
+    with pytest.raises(Exception, match="could not be reached"):
+        verify(api, body["key"])
+    assert tags_of(s3, body["key"]) == {}  # Lambda's retry will judge it
+
+
+def test_a_download_before_the_verdict_is_a_409_that_says_to_wait(api, s3):
+    body = put(api, png(), content_type="image/png")
+    assert api.http.get(f"/uploads/{body['UUID']}").json_body["status"] == "uploaded"
+    response = api.http.get(f"/uploads/{body['UUID']}/download-url")
+    assert (response.status_code, response.json_body) == (409, {
+        "Code": "ConflictError",
+        "Message": f"upload {body['UUID']} is not verified yet; allowed: a download once GET "
+        "/uploads/{uuid} answers status 'verified' (it takes a few seconds)"})  # fmt: skip
+
+
+# --- claims -------------------------------------------------------------------------------
+
+PROD_LIKE = load_app("local-prod")  # Cognito, prod's rules, UPLOAD_UNCLAIMED_DAYS=7
+ALICE, BOB = "7d1c9a4e-5b2f-4c8e-9a1d-3e6f0b2c4d5a", "0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f"
+
+
+@pytest.fixture
+def prod_api(s3) -> Iterator[Client]:
+    PROD_LIKE.services.cache_clear()
+    PROD_LIKE.verifier.cache_clear()
+    with Client(PROD_LIKE.app, stage_name="local-prod") as client:
+        yield client
+    PROD_LIKE.services.cache_clear()
+    PROD_LIKE.verifier.cache_clear()
+
+
+def auth(sub: str) -> dict[str, str]:
+    return {"Authorization": unsigned_jwt({"sub": sub, "cognito:username": sub[:5]})}
+
+
+def prod_put(api: Client, sub: str, data: bytes) -> dict:
+    digest = __import__("base64").b64encode(hashlib.sha256(data).digest()).decode()
+    query = urlencode({"content_type": "image/png", "size": len(data), "sha256": digest})
+    body = api.http.get(f"/put-url?{query}", headers=auth(sub)).json_body
+    response = requests.put(body["PUT_URL"], data=data, headers=body["headers"], timeout=10)
+    assert response.status_code == 200, response.text
+    return body
+
+
+@pytest.mark.filterwarnings("ignore:CognitoUserPoolAuthorizer:UserWarning")
+def test_uploads_are_stored_unclaimed_and_a_claim_keeps_them(prod_api, s3):
+    body = prod_put(prod_api, ALICE, png())
+    assert body["headers"]["x-amz-tagging"] == "upload-claimed=false"
+    assert tags_of(s3, body["key"]) == {"upload-claimed": "false"}
+    claim = f"/uploads/{body['UUID']}/claim"
+    early = prod_api.http.post(claim, headers=auth(ALICE))
+    assert (early.status_code, early.json_body["Code"]) == (409, "ConflictError")
+    verdict = prod_api.lambda_.invoke("verify_upload", s3_event(prod_api, body["key"])).payload
+    assert verdict["verdict"]["principal"] == ALICE
+    claimed = prod_api.http.post(claim, headers=auth(ALICE))
+    assert (claimed.status_code, claimed.json_body) == (
+        200, {"UUID": body["UUID"], "key": body["key"], "claimed": True})  # fmt: skip
+    assert tags_of(s3, body["key"]) == {"upload-claimed": "true", "upload-status": "verified"}
+    # Someone else's upload: as if it did not exist.
+    bob = prod_api.http.post(claim, headers=auth(BOB))
+    assert (bob.status_code, bob.json_body["Code"]) == (404, "NotFoundError")
+
+
+@pytest.mark.filterwarnings("ignore:CognitoUserPoolAuthorizer:UserWarning")
+def test_a_multipart_upload_is_created_unclaimed(prod_api, s3):
+    created = prod_api.http.post(
+        "/s3/multipart", body=b'{"filename": "a.png", "type": "image/png", "checksum": "sha256"}',
+        headers={**auth(ALICE), "Content-Type": "application/json"},
+    ).json_body  # fmt: skip
+    data = png()
+    digest = __import__("base64").b64encode(hashlib.sha256(data).digest()).decode()
+    ref = urlencode({"key": created["key"], "sha256": digest})
+    part = prod_api.http.get(f"/s3/multipart/{created['uploadId']}/1?{ref}", headers=auth(ALICE))
+    etag = requests.put(part.json_body["url"], data=data, headers=part.json_body["headers"],
+                        timeout=10).headers["ETag"]  # fmt: skip
+    done = prod_api.http.post(
+        f"/s3/multipart/{created['uploadId']}/complete?key={created['key']}",
+        body=json.dumps({"parts": [{"PartNumber": 1, "ETag": etag}]}).encode(),
+        headers={**auth(ALICE), "Content-Type": "application/json"},
+    )
+    assert done.status_code == 200, done.body
+    assert tags_of(s3, created["key"]) == {"upload-claimed": "false"}
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [("/uploads/not-a-uuid/claim", 400), ("/uploads/" + "9" * 5000 + "/claim", 400),
+     ("/uploads/3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b/claim?x=1", 400),
+     ("/uploads/3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b/claim", 404)],
+)  # fmt: skip
+def test_a_bad_or_unknown_claim_says_what_was_wrong(api, s3, path, code):
+    response = api.http.post(path)
+    assert response.status_code == code
+    assert set(response.json_body) == {"Code", "Message"}
+
+
+# --- the webhook --------------------------------------------------------------------------
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    answers: ClassVar[list[int]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((dict(self.headers), body))
+        self.send_response(Receiver.answers.pop(0) if Receiver.answers else 204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.answers, Receiver.received = [], []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/uploads"
+    server.shutdown()
+
+
+def test_the_webhook_is_signed_with_the_key_from_ssm(api, s3, s3_endpoint, receiver,
+                                                     monkeypatch):  # fmt: skip
+    ssm = boto3.client("ssm", endpoint_url=s3_endpoint, region_name="us-east-1")
+    ssm.put_parameter(Name="/uploads/webhook-key", Value="k3y", Type="SecureString")
+    monkeypatch.setenv("UPLOAD_WEBHOOK_URL", receiver)
+    monkeypatch.setenv("UPLOAD_WEBHOOK_SECRET", "/uploads/webhook-key")
+    app_module.services.cache_clear()
+    app_module.verifier.cache_clear()
+    body = put(api, png(), content_type="image/png")
+    verdict = verify(api, body["key"])["verdict"]
+    ((headers, sent),) = Receiver.received
+    assert json.loads(sent) == {"type": "Upload Verified", "detail": verdict}
+    timestamp, mac = (p.split("=", 1)[1] for p in headers["X-Upload-Signature"].split(","))
+    expected = hmac.new(b"k3y", f"{timestamp}.".encode() + sent, hashlib.sha256).hexdigest()
+    assert mac == expected
+    assert "k3y" not in json.dumps(dict(__import__("os").environ))
+
+
+def test_the_webhook_retries_a_5xx_and_gives_up_on_a_4xx(receiver):
+    slept: list[float] = []
+    hook = Webhook(receiver, lambda: b"k", sleep=slept.append, clock=lambda: 1_800_000_000)
+    Receiver.answers = [503, 500, 204]
+    assert hook.send("Upload Verified", {"UUID": "u"}) is True
+    assert (len(Receiver.received), slept) == (3, [1.0, 2.0])
+    Receiver.answers, Receiver.received, slept[:] = [400], [], []
+    assert hook.send("Upload Verified", {"UUID": "u"}) is False
+    assert (len(Receiver.received), slept) == (1, [])
+    Receiver.answers, Receiver.received = [500, 500, 500], []
+    assert hook.send("Upload Verified", {"UUID": "u"}) is False
+    assert len(Receiver.received) == 3  # ATTEMPTS, then logged and dropped
