@@ -59,12 +59,12 @@ from chalicelib.rules import (
     parse_request,
 )
 from chalicelib.s3 import SLOW_READ_TIMEOUT, make_client, make_s3_client
-from chalicelib.settings import Settings, cors_allow_origin, verification_on
+from chalicelib.settings import DEFAULT_PREFIX, Settings, cors_allow_origin, verification_on
 from chalicelib.signing import backend_for
 from chalicelib.status import UploadStatus
 from chalicelib.uppy_sign import RequestSigner
 from chalicelib.uppy_sign import parse as parse_sign_request
-from chalicelib.verify import Verifier
+from chalicelib.verify import Verifier, event_pattern
 from chalicelib.webhook import Webhook, read_secret
 
 app = Chalice(app_name="presigned-upload")
@@ -360,14 +360,9 @@ def multipart_part(call: Call, upload_id: str, part_number: str) -> dict[str, An
 # What lands is checked by a second function in the same app, on S3's "Object Created"
 # events (chalicelib/verify.py). Registered only on stages with UPLOAD_VERIFY, so that
 # `chalice package` deploys it only there; the pattern is read at import, like CORS.
-VERIFY_PATTERN = {
-    "source": ["aws.s3"],
-    "detail-type": ["Object Created"],
-    "detail": {
-        "bucket": {"name": [os.environ.get("UPLOAD_BUCKET", "")]},
-        "object": {"key": [{"prefix": os.environ.get("UPLOAD_PREFIX", "put_folder/")}]},
-    },
-}
+VERIFY_PATTERN = event_pattern(
+    os.environ.get("UPLOAD_BUCKET", ""), os.environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX)
+)
 
 
 @functools.cache

@@ -31,7 +31,8 @@ from typing import Any
 from chalicelib.auth import AuthConfig
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings, cors_allow_origin
-from devstack import strict_s3, web
+from chalicelib.verify import event_pattern
+from devstack import events, strict_s3, web
 from devstack.cors import cors_rules
 from infra.stages import stage_environment, stage_names
 
@@ -55,6 +56,9 @@ def child_environment(base: Mapping[str, str], s3_endpoint: str) -> dict[str, st
     env = {k: v for k, v in base.items() if k not in _SCRUBBED}
     env.update(LOCAL_AWS)
     env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+    # The verifier's EventBridge and queue: moto's server serves them with S3.
+    env["AWS_ENDPOINT_URL_EVENTBRIDGE"] = s3_endpoint
+    env["AWS_ENDPOINT_URL_SQS"] = s3_endpoint
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -138,6 +142,21 @@ def create_bucket(settings: Settings, env: Mapping[str, str], origin: str) -> No
         raise RuntimeError(msg) from exc
 
 
+def start_verifier(stage: str, settings: Settings, env: Mapping[str, str], s3: str) -> Child | None:
+    """The verifier's event path (devstack/events.py) on moto; None on another S3, which
+    sends no events here (LocalStack's S3 alone has no EventBridge)."""
+    if s3 != "moto":
+        print(
+            "devstack: note: uploads are not verified on this S3 (no S3 events here); "
+            "they stay 'uploaded'. The default S3 (moto) runs the verifier.",
+            file=sys.stderr,
+        )
+        return None
+    queue = events.wire(settings, env, event_pattern(settings.bucket, settings.prefix))
+    args = [sys.executable, "-m", "devstack.events", "--stage", stage, "--queue-url", queue]
+    return Child("the verifier", args, env)
+
+
 def ready_message(
     api_url: str, s3_endpoint: str, settings: Settings, auth: AuthConfig, page_url: str
 ) -> str:
@@ -218,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             procs.append(s3)
             wait_for_port(args.host, args.s3_port, s3, timeout=30 if args.s3 == "moto" else 120)
         create_bucket(settings, env, origin)
+        verifier = None
+        if settings.verify:
+            verifier = start_verifier(args.stage, settings, env, args.s3_endpoint or args.s3)
+            if verifier is not None:
+                procs.append(verifier)
 
         api = Child(
             "chalice local",
@@ -240,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_port(args.host, args.api_port, api, timeout=60)
         api_url = f"http://{args.host}:{args.api_port}"
         try:
-            page = web.serve(args.host, args.web_port, api_url, auth.mode)
+            page = web.serve(args.host, args.web_port, api_url, auth.mode, verifier is not None)
         except OSError as exc:
             msg = f"the upload page cannot listen on port {args.web_port}: {exc}"
             raise RuntimeError(msg) from exc

@@ -22,8 +22,11 @@ CLIENT = ROOT.parent.parent / "browser"
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    def __init__(self, *args: Any, api_url: str, auth: str, **kwargs: Any) -> None:
-        self._config = json.dumps({"api": api_url, "auth": auth}).encode()
+    def __init__(
+        self, *args: Any, api_url: str, auth: str, verifying: bool, **kwargs: Any
+    ) -> None:
+        config = {"api": api_url, "auth": auth, "verifying": verifying}
+        self._config = json.dumps(config).encode()
         super().__init__(*args, directory=str(ROOT), **kwargs)
 
     def do_GET(self) -> None:
@@ -52,9 +55,13 @@ class _Handler(SimpleHTTPRequestHandler):
         """Quiet: the page's requests carry nothing worth a line each."""
 
 
-def serve(host: str, port: int, api_url: str, auth: str = "none") -> ThreadingHTTPServer:
+def serve(
+    host: str, port: int, api_url: str, auth: str = "none", verifying: bool = False
+) -> ThreadingHTTPServer:
     """Start serving the page in a daemon thread; ``shutdown()`` stops it. ``auth`` is
-    the stage's AUTH_MODE: the page asks for a token unless it is ``none``."""
-    server = ThreadingHTTPServer((host, port), partial(_Handler, api_url=api_url, auth=auth))
+    the stage's AUTH_MODE: the page asks for a token unless it is ``none``. ``verifying``:
+    the verifier runs, so the page waits for each upload's verdict."""
+    handler = partial(_Handler, api_url=api_url, auth=auth, verifying=verifying)
+    server = ThreadingHTTPServer((host, port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

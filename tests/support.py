@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import sys
+import zlib
 from pathlib import Path
 from types import ModuleType
 from unittest import mock
@@ -64,3 +65,16 @@ def unsigned_jwt(claims: dict[str, str]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
     return f"{part({'alg': 'none'})}.{part(claims)}."
+
+
+def png(width: int = 1) -> bytes:
+    """A real PNG (signature, IHDR, one IDAT, IEND): what a type sniffer calls image/png."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data).to_bytes(4, "big")
+        return len(data).to_bytes(4, "big") + kind + data + crc
+
+    header = width.to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    pixels = zlib.compress(b"\x00" + b"\xff" * width)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+            + chunk(b"IEND", b""))  # fmt: skip

@@ -27,7 +27,8 @@ function show(box, done, status) {
   const mode = done.mode === "single" ? "single PUT" : `multipart, ${done.parts} parts`;
   const resumed = done.resumedParts ? `, ${done.resumedParts} resumed` : "";
   const result = box.querySelector(".result");
-  result.innerHTML = `<span class="status"></span> (${mode}${resumed})<br>
+  result.innerHTML = `<span class="status"></span> (${mode}${resumed})
+    <span class="verdict"></span><br>
     UUID <code class="uuid"></code><br>key <code class="key"></code><br>
     SHA-256 <code class="checksum"></code>`;
   result.querySelector(".status").textContent = status.status;
@@ -37,7 +38,26 @@ function show(box, done, status) {
     ? `${done.checksum.value} (${done.checksum.type}, stored by S3)` : "none stored";
 }
 
-async function upload(uploader, file) {
+// With the verifier running (config.verifying), the API's status turns `verified` or
+// `rejected` a moment after the upload: ask it until it does. data-status stays the
+// upload's own outcome; data-verdict is the verifier's.
+async function watchVerdict(uploader, box, uuid) {
+  const verdict = box.querySelector(".verdict");
+  verdict.textContent = "· checking…";
+  for (let attempt = 0; attempt < 60; attempt += 1) {
+    const status = await uploader.call(`/uploads/${uuid}`);
+    if (status.status === "verified" || status.status === "rejected") {
+      box.dataset.verdict = status.status;
+      verdict.className = `verdict ${status.status}`;
+      verdict.textContent = status.status === "verified" ? "· verified" : `· rejected: ${status.reason}`;
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  verdict.textContent = "· not checked yet";
+}
+
+async function upload(uploader, file, verifying) {
   const box = document.createElement("div");
   box.className = "upload";
   box.dataset.name = file.name;
@@ -57,7 +77,9 @@ async function upload(uploader, file) {
       signal: cancel.signal,
     });
     bar.value = file.size || 1;
-    show(box, done, await uploader.call(`/uploads/${done.UUID}`));
+    const status = await uploader.call(`/uploads/${done.UUID}`);
+    show(box, done, { ...status, status: status.status === "pending" ? "pending" : "uploaded" });
+    if (verifying) await watchVerdict(uploader, box, done.UUID);
   } catch (error) {
     box.dataset.status = "failed";
     const result = box.querySelector(".result");
@@ -83,7 +105,7 @@ async function start() {
   document.getElementById("threshold").textContent = `${THRESHOLD / MiB} MiB`;
   const drop = document.getElementById("drop");
   const input = document.getElementById("files");
-  const take = (files) => [...files].forEach((file) => upload(uploader, file));
+  const take = (files) => [...files].forEach((file) => upload(uploader, file, config.verifying));
   input.addEventListener("change", () => take(input.files));
   drop.addEventListener("dragover", (event) => {
     event.preventDefault();

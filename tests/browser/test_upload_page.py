@@ -10,6 +10,7 @@ import pytest
 
 from tests.browser.conftest import sample
 from tests.stack import local_s3
+from tests.support import png
 
 pytestmark = pytest.mark.browser
 MiB = 1024**2
@@ -36,6 +37,23 @@ def test_the_page_uploads_small_and_multipart_files(stack, page, tmp_path, name,
     assert key == f"put_folder/{box.get_attribute('data-uuid')}.{name.rsplit('.', 1)[1]}"
     assert stored_bytes(stack, key) == f.read_bytes()
     assert box.locator("progress").evaluate("bar => bar.value === bar.max")
+
+
+def test_the_page_shows_each_uploads_verdict(stack, page, tmp_path):
+    # The verifier runs on S3's events (make run's event path): no polling of S3 here,
+    # the page asks the API's status route until it answers.
+    (tmp_path / "photo.png").write_bytes(png())
+    (tmp_path / "fake.png").write_bytes(b"<!doctype html><script>alert(1)</script>")
+    page.goto(stack.page)
+    page.set_input_files("#files", [str(tmp_path / "photo.png"), str(tmp_path / "fake.png")])
+    for name, verdict in (("photo.png", "verified"), ("fake.png", "rejected")):
+        box = page.locator(f'.upload[data-name="{name}"][data-verdict]')
+        box.wait_for(timeout=30_000)
+        assert (box.get_attribute("data-status"), box.get_attribute("data-verdict")) == (
+            "uploaded", verdict)  # fmt: skip
+    assert page.locator('.upload[data-name="fake.png"] .verdict').inner_text() == (
+        "· rejected: markup: the content is an HTML or SVG or XML document but declared image/png"
+    )
 
 
 def test_the_page_shows_a_refusal(stack, page, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -54,7 +55,7 @@ def api(s3) -> Iterator[Client]:
         yield client
 
 
-def s3_event(api: Client, key: str, bucket: str = BUCKET) -> dict:
+def s3_event(api: Client, key: str, bucket: str = BUCKET) -> dict[str, Any]:
     """S3's "Object Created" event for ``key``, as EventBridge hands it to the verifier."""
     return api.events.generate_cw_event(
         source="aws.s3", detail_type="Object Created", resources=[f"arn:aws:s3:::{bucket}"],
@@ -63,7 +64,7 @@ def s3_event(api: Client, key: str, bucket: str = BUCKET) -> dict:
     )  # fmt: skip
 
 
-def verify(api: Client, key: str) -> dict:
+def verify(api: Client, key: str) -> dict[str, Any]:
     """Run the verifier on ``key`` through Chalice's local invocation; its answer."""
-    answer: dict = api.lambda_.invoke("verify_upload", s3_event(api, key)).payload
+    answer: dict[str, Any] = api.lambda_.invoke("verify_upload", s3_event(api, key)).payload
     return answer

@@ -13,9 +13,8 @@ import hmac
 import http.server
 import json
 import threading
-import zlib
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import boto3
@@ -25,21 +24,7 @@ from chalice.test import Client
 
 from chalicelib.webhook import Webhook
 from tests.functional.conftest import BUCKET, app_module, s3_event, verify
-from tests.support import free_port, load_app, unsigned_jwt
-
-
-def png(width: int = 1) -> bytes:
-    """A real PNG: signature, IHDR, one IDAT, IEND."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data).to_bytes(4, "big")
-        return len(data).to_bytes(4, "big") + kind + data + crc
-
-    header = width.to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
-    pixels = zlib.compress(b"\x00" + b"\xff" * width)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
-            + chunk(b"IEND", b""))  # fmt: skip
-
+from tests.support import free_port, load_app, png, unsigned_jwt
 
 HTML = b"<!DOCTYPE html><html><script>alert(document.cookie)</script></html>"
 
@@ -56,15 +41,15 @@ def subscriber(s3, s3_endpoint):
     events.put_targets(Rule="app-verdicts", Targets=[
         {"Id": "queue", "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
 
-    def received() -> list[dict]:
+    def received() -> list[dict[str, Any]]:
         messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
         return [json.loads(m["Body"]) for m in messages]
 
     return received
 
 
-def put(api: Client, data: bytes, **params: str) -> dict:
-    body = api.http.get("/put-url?" + urlencode(params)).json_body
+def put(api: Client, data: bytes, **params: str) -> dict[str, Any]:
+    body: dict[str, Any] = api.http.get("/put-url?" + urlencode(params)).json_body
     response = requests.put(body["PUT_URL"], data=data, headers=body["headers"], timeout=10)
     assert response.status_code == 200, response.text
     return body
@@ -204,10 +189,10 @@ def auth(sub: str) -> dict[str, str]:
     return {"Authorization": unsigned_jwt({"sub": sub, "cognito:username": sub[:5]})}
 
 
-def prod_put(api: Client, sub: str, data: bytes) -> dict:
+def prod_put(api: Client, sub: str, data: bytes) -> dict[str, Any]:
     digest = __import__("base64").b64encode(hashlib.sha256(data).digest()).decode()
     query = urlencode({"content_type": "image/png", "size": len(data), "sha256": digest})
-    body = api.http.get(f"/put-url?{query}", headers=auth(sub)).json_body
+    body: dict[str, Any] = api.http.get(f"/put-url?{query}", headers=auth(sub)).json_body
     response = requests.put(body["PUT_URL"], data=data, headers=body["headers"], timeout=10)
     assert response.status_code == 200, response.text
     return body

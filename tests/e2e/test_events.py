@@ -1,0 +1,98 @@
+"""`make run`'s event path, end to end: moto's S3 sends "Object Created" to EventBridge,
+its rule to a queue, and the stack's worker runs app.py's verifier through Chalice's
+local invocation. Nothing here calls the verifier: it runs because an object landed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from tests.stack import Stack
+from tests.support import png
+
+
+def upload(stack: Stack, data: bytes, content_type: str) -> dict[str, Any]:
+    ticket: dict[str, Any] = requests.get(
+        f"{stack.api}/put-url", params={"content_type": content_type}, timeout=10
+    ).json()
+    stored = requests.put(ticket["PUT_URL"], data=data, headers=ticket["headers"], timeout=10)
+    assert stored.status_code == 200
+    return ticket
+
+
+def settled(stack: Stack, upload_id: str, seconds: float = 15) -> dict[str, Any]:
+    """The status once the verifier has answered (the page polls the same way)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status: dict[str, Any] = requests.get(f"{stack.api}/uploads/{upload_id}", timeout=10).json()
+        if status["status"] not in ("pending", "uploaded") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def subscriber(stack):
+    """An app's subscription on the stack's EventBridge: a rule into its own queue."""
+    kw = {"endpoint_url": stack.s3, "region_name": "us-east-1",
+          "aws_access_key_id": "test", "aws_secret_access_key": "test"}  # fmt: skip
+    sqs, events = boto3.client("sqs", **kw), boto3.client("events", **kw)
+    queue = sqs.create_queue(QueueName="e2e-app")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    events.put_rule(Name="e2e-app", EventPattern=json.dumps({"source": ["presigned-upload"]}))
+    events.put_targets(Rule="e2e-app", Targets=[
+        {"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
+
+    def received(upload_id: str) -> list[dict[str, Any]]:
+        found = []
+        for _ in range(20):
+            got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            found += [json.loads(m["Body"]) for m in got.get("Messages", [])]
+            mine = [e for e in found if e["detail"]["UUID"] == upload_id]
+            if mine:
+                return mine
+        return []
+
+    yield received
+    events.remove_targets(Rule="e2e-app", Ids=["q"])
+    events.delete_rule(Name="e2e-app")
+
+
+def test_a_real_png_turns_verified_and_the_app_hears_of_it(stack, subscriber):
+    ticket = upload(stack, png(), "image/png")
+    status = settled(stack, ticket["UUID"])
+    assert (status["status"], status["key"]) == ("verified", ticket["key"])
+    (event,) = subscriber(ticket["UUID"])
+    assert (event["source"], event["detail-type"]) == ("presigned-upload", "Upload Verified")
+    assert event["detail"]["key"] == ticket["key"]
+    download = requests.get(f"{stack.api}/uploads/{ticket['UUID']}/download-url", timeout=10)
+    assert requests.get(download.json()["url"], timeout=10).content == png()
+
+
+def test_html_declared_as_png_turns_rejected_and_gets_no_download_url(stack, subscriber):
+    ticket = upload(stack, b"<!doctype html><script>steal()</script>", "image/png")
+    assert settled(stack, ticket["UUID"]) == {
+        "UUID": ticket["UUID"], "status": "rejected",
+        "reason": "markup: the content is an HTML or SVG or XML document but declared image/png",
+    }  # fmt: skip
+    download = requests.get(f"{stack.api}/uploads/{ticket['UUID']}/download-url", timeout=10)
+    assert download.status_code == 404
+    (event,) = subscriber(ticket["UUID"])
+    assert event["detail-type"] == "Upload Rejected"
+
+
+def test_a_claimed_upload_carries_its_tag(stack):
+    ticket = upload(stack, png(), "image/png")
+    assert settled(stack, ticket["UUID"])["status"] == "verified"
+    claimed = requests.post(f"{stack.api}/uploads/{ticket['UUID']}/claim", timeout=10)
+    assert claimed.json() == {"UUID": ticket["UUID"], "key": ticket["key"], "claimed": True}
+    s3 = boto3.client("s3", endpoint_url=stack.s3, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+    tags = s3.get_object_tagging(Bucket="uploads-local", Key=ticket["key"])["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags} == {
+        "upload-status": "verified", "upload-claimed": "true"}  # fmt: skip
