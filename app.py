@@ -380,13 +380,12 @@ def verifier() -> Verifier:
     return Verifier(s3, events, settings, AUTH.required, notify)
 
 
-def _verify_upload(event: CloudWatchEvent) -> dict[str, Any]:
-    """Judge one new object: tag it verified, or move it to quarantine; publish the verdict."""
-    detail = event.detail
-    verdict = verifier().verify(str(detail["bucket"]["name"]), str(detail["object"]["key"]))
-    return {"verdict": None if verdict is None else verdict.detail()}
-
-
 if verification_on(os.environ):
-    # The Lambda handler is app.verify_upload: Chalice's wrapper of the function.
-    verify_upload = app.on_cw_event(VERIFY_PATTERN, name="verify_upload")(_verify_upload)
+
+    @app.on_cw_event(VERIFY_PATTERN, name="verify_upload")
+    def verify_upload(event: CloudWatchEvent) -> dict[str, Any]:
+        """Judge one new object: tag it verified, or move it to quarantine; publish the
+        verdict. Its Lambda handler is app.verify_upload."""
+        detail = event.detail
+        verdict = verifier().verify(str(detail["bucket"]["name"]), str(detail["object"]["key"]))
+        return {"verdict": None if verdict is None else verdict.detail()}

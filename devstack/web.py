@@ -22,9 +22,7 @@ CLIENT = ROOT.parent.parent / "browser"
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    def __init__(
-        self, *args: Any, api_url: str, auth: str, verifying: bool, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, api_url: str, auth: str, verifying: bool, **kwargs: Any) -> None:
         config = {"api": api_url, "auth": auth, "verifying": verifying}
         self._config = json.dumps(config).encode()
         super().__init__(*args, directory=str(ROOT), **kwargs)

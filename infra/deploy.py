@@ -82,6 +82,16 @@ def check_stage(stage: str) -> dict[str, str]:
     return env
 
 
+def bucket_parameters(env: dict[str, str]) -> dict[str, str]:
+    """The bucket stack's parameters from the stage's settings."""
+    settings = Settings.from_env({**env, "AWS_REGION": "us-east-1"})
+    parameters = {"BucketName": env["UPLOAD_BUCKET"], "AllowedOrigin": env["CORS_ALLOW_ORIGIN"],
+                  "QuarantinePrefix": settings.quarantine_prefix}  # fmt: skip
+    if settings.unclaimed_days is not None:
+        parameters["UnclaimedUploadDays"] = str(settings.unclaimed_days)
+    return parameters
+
+
 @dataclass(frozen=True)
 class Stacks:
     """The CloudFormation stacks of a stage."""
@@ -105,8 +115,8 @@ def plan(stage: str, env: dict[str, str], waf: bool, alarm_topic: str) -> list[s
     """What a deploy does with AWS, one line per step (what --dry-run prints)."""
     stacks = Stacks(stage)
     steps = [
-        f"deploy stack {stacks.bucket} from infra/bucket.yaml: BucketName="
-        f"{env['UPLOAD_BUCKET']} AllowedOrigin={env['CORS_ALLOW_ORIGIN']}",
+        f"deploy stack {stacks.bucket} from infra/bucket.yaml: "
+        + " ".join(f"{k}={v}" for k, v in bucket_parameters(env).items()),
         f"read {stacks.bucket}'s outputs BucketName and BucketArn",
         f"create or reuse the artifacts bucket {APP_NAME}-artifacts-<account>-<region>; "
         f"upload build/{stage}/deployment.zip and build/{stage}/sam.json",
@@ -136,8 +146,7 @@ class Deployer:
         """Deploy the stage's stacks; the API's URL."""
         stacks = Stacks(stage)
         bucket = self.stack(stacks.bucket, {"TemplateBody": (INFRA / "bucket.yaml").read_text()},
-                            {"BucketName": env["UPLOAD_BUCKET"],
-                             "AllowedOrigin": env["CORS_ALLOW_ORIGIN"]})  # fmt: skip
+                            bucket_parameters(env))  # fmt: skip
         artifacts = self.artifacts_bucket()
         template = json.loads((out / "sam.json").read_text())
         code = self.upload(artifacts, stage, out / "deployment.zip", ".zip")

@@ -113,7 +113,8 @@ def test_a_dry_run_checks_and_packages_offline_and_prints_the_plan(project):
     assert done.stdout.splitlines() == [
         "prod: checked and packaged in build/prod; a deploy would:",
         "1. deploy stack presigned-upload-prod-bucket from infra/bucket.yaml: "
-        "BucketName=acme-uploads-prod AllowedOrigin=https://app.acme.com",
+        "BucketName=acme-uploads-prod AllowedOrigin=https://app.acme.com "
+        "QuarantinePrefix=quarantine/ UnclaimedUploadDays=7",
         "2. read presigned-upload-prod-bucket's outputs BucketName and BucketArn",
         "3. create or reuse the artifacts bucket presigned-upload-artifacts-<account>-<region>;"
         " upload build/prod/deployment.zip and build/prod/sam.json",
@@ -210,12 +211,15 @@ def test_the_api_stack_is_wired_from_the_bucket_stacks_outputs(moto_endpoint, tm
     artifacts = "presigned-upload-artifacts-123456789012-eu-west-1"
     code_key = "prod/" + hashlib.sha256(b"zip bytes").hexdigest() + ".zip"
     bucket_outputs = {"BucketName": "acme-uploads-prod-x1", "BucketArn": "arn:aws:s3:::acme-x1"}
-    env = {"UPLOAD_BUCKET": "acme-uploads-prod", "CORS_ALLOW_ORIGIN": "https://app.acme.com"}
+    env = {"UPLOAD_BUCKET": "acme-uploads-prod", "CORS_ALLOW_ORIGIN": "https://app.acme.com",
+           "UPLOAD_UNCLAIMED_DAYS": "3"}  # fmt: skip
     with Stubber(cfn) as stub:
         expect_create(stub, "presigned-upload-prod-bucket",
                       {"TemplateBody": (PROJECT / "infra" / "bucket.yaml").read_text()},
                       {"BucketName": "acme-uploads-prod",
-                       "AllowedOrigin": "https://app.acme.com"}, bucket_outputs)  # fmt: skip
+                       "AllowedOrigin": "https://app.acme.com",
+                       "QuarantinePrefix": "quarantine/", "UnclaimedUploadDays": "3"},
+                      bucket_outputs)  # fmt: skip
         expect_unchanged(stub, "presigned-upload-prod", {"TemplateURL": ANY},
                          {"UploadBucket": "acme-uploads-prod-x1",
                           "UploadBucketArn": "arn:aws:s3:::acme-x1",

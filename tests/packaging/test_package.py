@@ -18,7 +18,7 @@ import pytest
 
 from chalicelib.auth import AuthConfig
 from chalicelib.logs import log_level
-from chalicelib.settings import Settings, cors_allow_origin
+from chalicelib.settings import Settings, cors_allow_origin, verification_on
 from devstack.cors import load_template
 from infra.package import CHECKOV_SKIPS, checkov_metadata, substituted
 from infra.stages import DeploySettings, stage_environment, stage_names
@@ -87,10 +87,13 @@ def test_a_parameter_in_a_policy_becomes_a_ref_or_a_sub():
 def test_role_may_touch_only_the_stages_prefix(package):
     stage, template, _ = package
     env = stage_environment(stage)
+    verifying = verification_on(env)
     # With auth on, every key is <prefix><principal>/<uuid>: nothing directly in the prefix.
     keys = f"{env['UPLOAD_PREFIX']}*/*" if auth_of(stage).required else f"{env['UPLOAD_PREFIX']}*"
     by_sid = {s["Sid"]: s for s in role_policy(template)["Statement"]}
-    assert by_sid == {
+    # Tagging: the verdict read by status, a claim, and a PUT that carries x-amz-tagging.
+    tagging = ["s3:GetObjectTagging", "s3:PutObjectTagging"] if verifying else []
+    expected = {
         "WriteOwnLogs": {
             "Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -108,20 +111,107 @@ def test_role_may_touch_only_the_stages_prefix(package):
                 "s3:GetObject",
                 "s3:ListMultipartUploadParts",
                 "s3:AbortMultipartUpload",
+                *tagging,
             ],
             "Resource": {"Fn::Sub": f"${{UploadBucketArn}}/{keys}"},
             "Sid": "UploadsUnderPrefix",
         },
         # ListBucket, only for keys under the prefix: status finds <uuid>.<ext> by prefix,
-        # and without it S3 answers a HEAD of a missing key 403 instead of 404.
+        # and without it S3 answers a HEAD of a missing key 403 instead of 404; and, with
+        # verification, the same in quarantine (a rejected upload's reason).
         "FindUploadsUnderPrefix": {
             "Effect": "Allow",
             "Action": ["s3:ListBucket"],
             "Resource": {"Ref": "UploadBucketArn"},
-            "Condition": {"StringLike": {"s3:prefix": [keys]}},
+            "Condition": {"StringLike": {"s3:prefix": [
+                keys, *([f"quarantine/{keys}"] if verifying else [])]}},
             "Sid": "FindUploadsUnderPrefix",
         },
-    }
+    }  # fmt: skip
+    if verifying:
+        expected["ReadRejectedUploads"] = {
+            "Sid": "ReadRejectedUploads",
+            "Effect": "Allow",
+            "Action": ["s3:GetObjectTagging"],
+            "Resource": {"Fn::Sub": f"${{UploadBucketArn}}/quarantine/{keys}"},
+        }
+    assert by_sid == expected
+
+
+def test_the_verifier_is_deployed_exactly_where_verification_is_on(package):
+    stage, template, _ = package
+    env = stage_environment(stage)
+    resources = template["Resources"]
+    if not verification_on(env):
+        assert not {"VerifyUpload", "VerifyUploadRole", "VerifyUploadLogGroup"} & set(resources)
+        return
+    function = resources["VerifyUpload"]
+    properties = function["Properties"]
+    name = f"presigned-upload-{stage}-verify_upload"
+    deploy = DeploySettings.for_stage(stage)
+    assert (properties["Handler"], properties["FunctionName"], properties["Runtime"],
+            properties["Architectures"], properties["Timeout"]) == (
+        "app.verify_upload", name, deploy.python, ["arm64"], 60)  # fmt: skip
+    assert properties["Events"] == {"VerifyUploadEvent": {"Type": "CloudWatchEvent",
+        "Properties": {"Pattern": {
+            "source": ["aws.s3"], "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [{"Ref": "UploadBucket"}]},
+                       "object": {"key": [{"prefix": env["UPLOAD_PREFIX"]}]}}}}}}  # fmt: skip
+    assert properties["Environment"]["Variables"]["UPLOAD_BUCKET"] == {"Ref": "UploadBucket"}
+    assert function["DependsOn"][0] == "VerifyUploadLogGroup"
+    retention = deploy.log_retention_days
+    assert resources["VerifyUploadLogGroup"]["Properties"] == {
+        "LogGroupName": f"/aws/lambda/{name}", "RetentionInDays": retention}  # fmt: skip
+    assert properties["Role"] == {"Fn::GetAtt": ["VerifyUploadRole", "Arn"]}
+    alarm = resources["VerifierErrorsAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Dimensions"]) == (
+        "Errors", [{"Name": "FunctionName", "Value": name}])  # fmt: skip
+
+
+def test_the_verifier_may_judge_quarantine_and_publish_and_nothing_else(package):
+    stage, template, _ = package
+    env = stage_environment(stage)
+    if not verification_on(env):
+        return
+    (policy,) = template["Resources"]["VerifyUploadRole"]["Properties"]["Policies"]
+    by_sid = {s.pop("Sid"): s for s in policy["PolicyDocument"]["Statement"]}
+    prefix = env["UPLOAD_PREFIX"]
+    bus = env.get("UPLOAD_EVENT_BUS", "default")
+    assert by_sid == {
+        "WriteOwnLogs": {"Effect": "Allow",
+                         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                         "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/"
+                                     f"presigned-upload-{stage}-verify_upload:*"},
+        # HEAD, the ranged GET and the tags; DeleteObject: moving a rejected upload.
+        "JudgeUploads": {"Effect": "Allow",
+                         "Action": ["s3:GetObject", "s3:GetObjectTagging",
+                                    "s3:PutObjectTagging", "s3:DeleteObject"],
+                         "Resource": {"Fn::Sub": f"${{UploadBucketArn}}/{prefix}*"}},
+        # The copy into quarantine, with its tags.
+        "QuarantineRejected": {"Effect": "Allow",
+                               "Action": ["s3:PutObject", "s3:PutObjectTagging"],
+                               "Resource": {"Fn::Sub": "${UploadBucketArn}/quarantine/"
+                                                       f"{prefix}*"}},
+        "PublishVerdicts": {"Effect": "Allow", "Action": ["events:PutEvents"],
+                            "Resource": {"Fn::Sub": "arn:aws:events:${AWS::Region}:"
+                                                    f"${{AWS::AccountId}}:event-bus/{bus}"}},
+    }  # fmt: skip
+    # No webhook on any shipped stage, so no secret to read.
+    assert "UPLOAD_WEBHOOK_URL" not in env
+
+
+def test_the_bucket_sends_events_and_expires_unclaimed_uploads_and_quarantine():
+    bucket = load_template()["Resources"]["UploadBucket"]["Properties"]
+    assert bucket["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}}  # fmt: skip
+    rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireUnclaimedUploads"] == {
+        "Id": "ExpireUnclaimedUploads", "Status": "Enabled",
+        "TagFilters": [{"Key": "upload-claimed", "Value": "false"}],
+        "ExpirationInDays": {"!Ref": "UnclaimedUploadDays"}}  # fmt: skip
+    assert rules["ExpireQuarantine"] == {
+        "Id": "ExpireQuarantine", "Status": "Enabled", "Prefix": {"!Ref": "QuarantinePrefix"},
+        "ExpirationInDays": {"!Ref": "QuarantineDays"}}  # fmt: skip
 
 
 def test_function_is_named_as_its_log_permission_expects(package):
@@ -151,6 +241,7 @@ ROUTES = {
     "/post-url": ["get"],
     "/uploads/{upload_id}": ["get"],
     "/uploads/{upload_id}/download-url": ["get"],
+    "/uploads/{upload_id}/claim": ["post"],
     "/s3/params": ["get"],
     "/s3/multipart": ["post"],
     "/s3/multipart/{upload_id}": ["get", "delete"],
@@ -255,6 +346,9 @@ def test_deployment_zip_holds_the_app_and_no_dev_code(package):
     assert {"app.py", "chalicelib/settings.py", "chalicelib/presign.py"} <= names
     assert {"chalicelib/auth.py", "chalicelib/status.py"} <= names
     assert not [n for n in names if n.startswith(("devstack/", "tests/", "infra/"))]
+    # The one runtime dependency (requirements.txt): the verifier's type sniffer.
+    assert "filetype/__init__.py" in names
+    assert not [n for n in names if n.split("/")[0] in ("boto3", "botocore", "moto", "yaml")]
 
 
 def test_packaged_template_passes_cfn_lint(package, tmp_path):
@@ -315,7 +409,8 @@ def test_bucket_is_private_encrypted_and_cleans_up_abandoned_multipart_uploads()
     assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
-    (lifecycle,) = bucket["LifecycleConfiguration"]["Rules"]
+    (lifecycle,) = [r for r in bucket["LifecycleConfiguration"]["Rules"]
+                    if r["Id"] == "AbortIncompleteMultipartUploads"]  # fmt: skip
     assert lifecycle["Status"] == "Enabled"
     assert lifecycle["AbortIncompleteMultipartUpload"] == {
         "DaysAfterInitiation": {"!Ref": "AbortIncompleteMultipartAfterDays"}
@@ -378,9 +473,10 @@ def test_each_checkov_finding_kept_is_skipped_with_its_reason(package):
     resources = template["Resources"]
     skipped = {
         logical: {s["id"]: s["comment"] for s in resources[logical]["Metadata"]["checkov"]["skip"]}
-        for logical in ("RestAPI", "APIHandler", "APIHandlerLogGroup")
+        for logical in ("RestAPI", "APIHandler", "APIHandlerLogGroup", "VerifyUpload")
+        if logical in resources
     }
-    assert skipped == CHECKOV_SKIPS
+    assert skipped == {logical: CHECKOV_SKIPS[logical] for logical in skipped}
     assert sorted(skipped["RestAPI"]) == ["CKV_AWS_120", "CKV_AWS_73", "CKV_AWS_76"]
     assert sorted(skipped["APIHandler"]) == ["CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117",
                                              "CKV_AWS_173"]  # fmt: skip
@@ -446,7 +542,8 @@ def test_alarms_watch_errors_latency_and_throttles_and_notify_the_topic(package)
     stage, template, _ = package
     name = f"presigned-upload-{stage}"
     alarms = {logical: r["Properties"] for logical, r in template["Resources"].items()
-              if r["Type"] == "AWS::CloudWatch::Alarm"}  # fmt: skip
+              if r["Type"] == "AWS::CloudWatch::Alarm"
+              and logical != "VerifierErrorsAlarm"}  # fmt: skip
     watched = {
         logical: (p["Namespace"], p["MetricName"], p.get("Statistic", p.get("ExtendedStatistic")),
                   p["Threshold"], {d["Name"]: d["Value"] for d in p["Dimensions"]})
