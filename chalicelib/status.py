@@ -148,11 +148,9 @@ class UploadStatus:
             head = self._client().head_object(
                 Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED"
             )
-        verdict = None
-        if self._settings.verify:
-            verdict = self._tags(key, deadline).get(tags.STATUS)
+        verified = self._settings.verify and tags.verified(self._tags(key, deadline), head["ETag"])
         return StoredUpload(
-            verdict=verdict if verdict == tags.VERIFIED else None,
+            verdict=tags.VERIFIED if verified else None,
             upload_id=upload_id,
             key=key,
             size=head["ContentLength"],

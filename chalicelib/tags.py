@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 STATUS = "upload-status"
 REASON = "upload-reason"
 CLAIMED = "upload-claimed"
+# The ETag of the bytes the verdict is about: an object replaced after it was judged
+# (the tags outlive a PutObjectTagging racing a new PUT) is not taken as verified.
+ETAG = "upload-etag"
 VERIFIED, REJECTED = "verified", "rejected"
 # The x-amz-tagging header of a PUT (URL-encoded query form), and the same as the XML
 # form field of a POST policy.
@@ -32,6 +35,16 @@ _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9 +\-=._:/@]")
 def tag_value(text: str) -> str:
     """``text`` as a valid tag value: other characters become spaces, cut to 256."""
     return _NOT_ALLOWED.sub(" ", text)[:256]
+
+
+def etag_value(etag: str) -> str:
+    """An ETag as a tag value (no quotes)."""
+    return tag_value(etag.strip('"'))
+
+
+def verified(held: Mapping[str, str], etag: str) -> bool:
+    """Whether these tags say that the object with this ETag was verified."""
+    return held.get(STATUS) == VERIFIED and held.get(ETAG) == etag_value(etag)
 
 
 def as_dict(tag_set: Iterable[TagTypeDef]) -> dict[str, str]:

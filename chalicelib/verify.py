@@ -115,19 +115,22 @@ class Verifier:
             with storage_errors(gone):
                 head = self._s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
                 held = tags.as_dict(self._s3().get_object_tagging(Bucket=bucket, Key=key)["TagSet"])
-            if tags.STATUS in held:
-                return None
+            etag = head["ETag"]
+            if held.get(tags.ETAG) == tags.etag_value(etag):
+                return None  # these bytes were judged already
             verdict = self._judge(key, head)
+            self._publish(verdict)
+            if verdict.verified:
+                held.update({tags.STATUS: tags.VERIFIED, tags.ETAG: tags.etag_value(etag)})
+                with storage_errors():
+                    self._s3().put_object_tagging(
+                        Bucket=bucket, Key=key, Tagging=tags.as_tag_set(held)
+                    )
+            else:
+                assert verdict.reason is not None
+                self._quarantine(key, etag, verdict.size, verdict.reason)
         except _Gone:
             return None
-        self._publish(verdict)
-        if verdict.verified:
-            held[tags.STATUS] = tags.VERIFIED
-            with storage_errors():
-                self._s3().put_object_tagging(Bucket=bucket, Key=key, Tagging=tags.as_tag_set(held))
-        else:
-            assert verdict.reason is not None
-            self._quarantine(key, verdict.size, verdict.reason)
         _log(verdict)
         return verdict
 
@@ -142,29 +145,38 @@ class Verifier:
         elif size > limit:
             reason = f"too-large: {size} bytes over the limit of {limit}"
         else:
-            reason = content_problem(self._first_bytes(key, size), declared, self._settings)
+            head_bytes = self._first_bytes(key, head["ETag"], size)
+            reason = content_problem(head_bytes, declared, self._settings)
         return Verdict(upload_id, key, principal, size, declared,
                        checksum.to_response() if checksum else None, reason)  # fmt: skip
 
-    def _first_bytes(self, key: str, size: int) -> bytes:
+    def _first_bytes(self, key: str, etag: str, size: int) -> bytes:
         if size == 0:
             return b""
-        got = self._s3().get_object(
-            Bucket=self._settings.bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}"
-        )
+        # IfMatch: the bytes read are those of the object the HEAD described (412 if it
+        # was replaced since; its own event will come).
+        with storage_errors({"PreconditionFailed": _Gone(), "412": _Gone()}):
+            got = self._s3().get_object(
+                Bucket=self._settings.bucket,
+                Key=key,
+                Range=f"bytes=0-{HEAD_BYTES - 1}",
+                IfMatch=etag,
+            )
         body: bytes = got["Body"].read(HEAD_BYTES)
         return body
 
-    def _quarantine(self, key: str, size: int, reason: str) -> None:
+    def _quarantine(self, key: str, etag: str, size: int, reason: str) -> None:
         bucket = self._settings.bucket
         target = self._settings.quarantine_prefix + key
         tagging = tags.as_header({tags.STATUS: tags.REJECTED, tags.REASON: tags.tag_value(reason)})
-        with storage_errors():
+        # Copied only if it is still the object judged (else 412: the new one's event comes).
+        with storage_errors({"PreconditionFailed": _Gone(), "412": _Gone()}):
             if size <= QUARANTINE_COPY_LIMIT:
                 self._s3().copy_object(
                     Bucket=bucket,
                     Key=target,
                     CopySource={"Bucket": bucket, "Key": key},
+                    CopySourceIfMatch=etag,
                     TaggingDirective="REPLACE",
                     Tagging=tagging,
                 )

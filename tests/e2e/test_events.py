@@ -5,6 +5,7 @@ local invocation. Nothing here calls the verifier: it runs because an object lan
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -95,4 +96,5 @@ def test_a_claimed_upload_carries_its_tag(stack):
                       aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
     tags = s3.get_object_tagging(Bucket="uploads-local", Key=ticket["key"])["TagSet"]
     assert {t["Key"]: t["Value"] for t in tags} == {
-        "upload-status": "verified", "upload-claimed": "true"}  # fmt: skip
+        "upload-status": "verified", "upload-claimed": "true",
+        "upload-etag": hashlib.md5(png(), usedforsecurity=False).hexdigest()}  # fmt: skip

@@ -65,7 +65,8 @@ def test_a_real_png_is_verified_tagged_published_and_downloadable(api, s3, subsc
     assert answer == {"verdict": {
         "UUID": body["UUID"], "key": body["key"], "principal": None, "size": len(png()),
         "content_type": "image/png", "checksum": None, "reason": None}}  # fmt: skip
-    assert tags_of(s3, body["key"]) == {"upload-status": "verified"}
+    etag = s3.head_object(Bucket=BUCKET, Key=body["key"])["ETag"].strip('"')
+    assert tags_of(s3, body["key"]) == {"upload-status": "verified", "upload-etag": etag}
     status = api.http.get(f"/uploads/{body['UUID']}").json_body
     assert (status["status"], status["key"]) == ("verified", body["key"])
     assert api.http.get(f"/uploads/{body['UUID']}/download-url").status_code == 200
@@ -145,6 +146,55 @@ def test_a_repeated_event_changes_nothing_and_publishes_nothing(api, s3, subscri
     assert [e["detail-type"] for e in subscriber()] == ["Upload Verified", "Upload Rejected"]
 
 
+class Racing:
+    """The verifier's S3 client, with one more PUT of the same key slipped in just before
+    ``operation``: a race between the verifier's calls, made deterministic."""
+
+    def __init__(self, client, operation: str, replace: bytes) -> None:
+        self._client, self._operation, self._replace = client, operation, replace
+
+    def __getattr__(self, name: str):
+        call = getattr(self._client, name)
+        if name != self._operation:
+            return call
+
+        def raced(**kwargs):
+            key = kwargs.get("Key") or kwargs["CopySource"]["Key"]
+            self._client.put_object(Bucket=BUCKET, Key=key, Body=self._replace,
+                                    ContentType="image/png")  # fmt: skip
+            return call(**kwargs)
+
+        return raced
+
+
+def racing_verifier(s3, operation: str, replace: bytes):
+    from chalicelib.verify import Verifier
+
+    settings = app_module.services().settings
+    racing: Any = Racing(s3, operation, replace)  # an S3Client, but for one call
+    return Verifier(lambda: racing, lambda: boto3.client("events"), settings,
+                    per_principal=False)  # fmt: skip
+
+
+def test_bytes_replaced_while_being_verified_are_not_taken_as_verified(api, s3):
+    # GIVEN a real PNG, replaced by HTML after the verifier read it, before it tagged it
+    body = put(api, png(), content_type="image/png")
+    verdict = racing_verifier(s3, "put_object_tagging", HTML).verify(BUCKET, body["key"])
+    assert verdict is not None
+    assert verdict.reason is None  # about the PNG it read
+    # THEN the tags name the PNG's ETag, so the HTML is not verified...
+    assert api.http.get(f"/uploads/{body['UUID']}").json_body["status"] == "uploaded"
+    assert api.http.get(f"/uploads/{body['UUID']}/download-url").status_code == 409
+    # ...and the HTML's own event judges it: rejected.
+    assert verify(api, body["key"])["verdict"]["reason"].startswith("markup:")
+
+
+def test_bytes_replaced_before_the_first_bytes_are_read_are_left_to_their_own_event(api, s3):
+    body = put(api, png(), content_type="image/png")
+    assert racing_verifier(s3, "get_object", HTML).verify(BUCKET, body["key"]) is None
+    assert tags_of(s3, body["key"]) == {}
+
+
 def test_an_event_for_another_bucket_is_ignored(api, s3):
     event = s3_event(api, "put_folder/x", bucket="someone-elses")
     assert api.lambda_.invoke("verify_upload", event).payload == {"verdict": None}
@@ -211,7 +261,9 @@ def test_uploads_are_stored_unclaimed_and_a_claim_keeps_them(prod_api, s3):
     claimed = prod_api.http.post(claim, headers=auth(ALICE))
     assert (claimed.status_code, claimed.json_body) == (
         200, {"UUID": body["UUID"], "key": body["key"], "claimed": True})  # fmt: skip
-    assert tags_of(s3, body["key"]) == {"upload-claimed": "true", "upload-status": "verified"}
+    assert tags_of(s3, body["key"]) == {
+        "upload-claimed": "true", "upload-status": "verified",
+        "upload-etag": hashlib.md5(png(), usedforsecurity=False).hexdigest()}  # fmt: skip
     # Someone else's upload: as if it did not exist.
     bob = prod_api.http.post(claim, headers=auth(BOB))
     assert (bob.status_code, bob.json_body["Code"]) == (404, "NotFoundError")
