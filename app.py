@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import (
     Authorizer,
@@ -64,8 +64,10 @@ from chalicelib.signing import backend_for
 from chalicelib.status import UploadStatus
 from chalicelib.uppy_sign import RequestSigner
 from chalicelib.uppy_sign import parse as parse_sign_request
-from chalicelib.verify import Verifier, event_pattern
-from chalicelib.webhook import Webhook, read_secret
+from chalicelib.verify import event_pattern
+
+if TYPE_CHECKING:
+    from chalicelib.verify import Verifier
 
 app = Chalice(app_name="presigned-upload")
 # The API takes and returns JSON only (files go straight to S3). Chalice's default list of
@@ -367,7 +369,11 @@ VERIFY_PATTERN = event_pattern(
 
 @functools.cache
 def verifier() -> Verifier:
-    """The verifier, built once per container; its clients on first use."""
+    """The verifier, built once per container; its clients on first use. Imported here:
+    the API's cold start never pays for the verifier's modules (nor urllib's)."""
+    from chalicelib.verify import Verifier
+    from chalicelib.webhook import Webhook, read_secret
+
     svc = services()
     settings = svc.settings
     s3 = functools.cache(lambda: make_s3_client(settings))

@@ -107,6 +107,8 @@ def test_children_get_local_credentials_and_never_a_real_profile():
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4566",
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": "http://127.0.0.1:4566",
+        "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:4566",
         "PYTHONUNBUFFERED": "1",
     }
 
