@@ -386,12 +386,24 @@ def verifier() -> Verifier:
     return Verifier(s3, events, settings, AUTH.required, notify)
 
 
+def object_of(detail: Any) -> tuple[str, str | None]:
+    """The bucket and key of an "Object Created" event's detail; no key when the detail is
+    not one (the rule's pattern makes that unlikely, but the handler must not crash)."""
+    try:
+        bucket, key = detail["bucket"]["name"], detail["object"]["key"]
+    except (KeyError, TypeError):
+        return "", None
+    if not isinstance(bucket, str) or not isinstance(key, str) or len(key) > 1024:
+        return "", None
+    return bucket, key
+
+
 if verification_on(os.environ):
 
     @app.on_cw_event(VERIFY_PATTERN, name="verify_upload")
     def verify_upload(event: CloudWatchEvent) -> dict[str, Any]:
         """Judge one new object: tag it verified, or move it to quarantine; publish the
         verdict. Its Lambda handler is app.verify_upload."""
-        detail = event.detail
-        verdict = verifier().verify(str(detail["bucket"]["name"]), str(detail["object"]["key"]))
+        bucket, key = object_of(event.detail)
+        verdict = None if key is None else verifier().verify(bucket, key)
         return {"verdict": None if verdict is None else verdict.detail()}

@@ -56,6 +56,9 @@ HOSTILE = [
     ("POST", "/s3/sign", json.dumps({"method": "POST", "key": "a\udc00.png"})),
     ("POST", "/s3/sign", json.dumps({"method": "PUT", "key": "put_folder/x", "uploadId": "u",
                                      "partNumber": 10**30})),
+    ("POST", "/uploads/" + "x" * 5000 + "/claim", "[" * 1000 + "]" * 1000),
+    ("POST", "/uploads/%ED%A0%80/claim", None),  # a lone surrogate, UTF-8 encoded
+    ("POST", "/uploads/3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b/claim?" + "x=1&" * 500, None),
 ]  # fmt: skip
 
 

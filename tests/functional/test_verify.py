@@ -200,6 +200,18 @@ def test_an_event_for_another_bucket_is_ignored(api, s3):
     assert api.lambda_.invoke("verify_upload", event).payload == {"verdict": None}
 
 
+@pytest.mark.parametrize(
+    "detail",
+    [{}, {"bucket": "b"}, {"bucket": {"name": BUCKET}, "object": {"key": 7}},
+     {"bucket": {"name": BUCKET}, "object": {"key": "put_folder/" + "k" * 2000}},
+     {"bucket": {"name": BUCKET}, "object": {"key": "put_folder/absent.png"}}],
+)  # fmt: skip
+def test_a_malformed_or_stale_event_is_answered_with_no_verdict(api, s3, detail):
+    event = api.events.generate_cw_event(source="aws.s3", detail_type="Object Created",
+                                         detail=detail, resources=[])  # fmt: skip
+    assert api.lambda_.invoke("verify_upload", event).payload == {"verdict": None}
+
+
 def test_when_eventbridge_is_down_the_object_is_left_unjudged_for_the_retry(api, s3, monkeypatch):
     body = put(api, png(), content_type="image/png")
     monkeypatch.setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", f"http://127.0.0.1:{free_port()}")
