@@ -171,3 +171,31 @@ def test_a_resume_state_saved_before_checksums_continues_with_md5_parts(tmp_path
     for part_md5, checksum in ((True, "md5"), (False, "none")):
         store._file(f).write_text(json.dumps({**old, "part_md5": part_md5}))
         assert store.load(f) == replace(state, checksum=checksum)
+
+
+def test_a_lost_completion_answer_is_found_in_the_status_verified_or_not(tmp_path):
+    import requests
+
+    from presigned_upload.api import Api, ApiError
+    from presigned_upload.transfer import Uploader
+
+    class LostCompletion(Api):
+        """S3 completed the upload, but the API's answer was lost (504)."""
+
+        landed = "uploaded"
+
+        def complete(self, key, upload_id, parts):
+            raise ApiError(504, "Endpoint request timed out")
+
+        def status(self, upload_uuid):
+            return {"status": self.landed, "size": 10, "etag": '"e-1"'}
+
+    api = LostCompletion("http://api", requests.Session(), None)
+    state = ResumeState("f", 10, 0, "http://api", "put_folder/k", "u", "uuid", 5 * MiB)
+    uploader = Uploader(api, store=StateStore(tmp_path))
+    for landed in ("uploaded", "verified"):  # where the service checks uploads, verified
+        api.landed = landed
+        assert uploader._complete(state, [], 10)["status"] == landed
+    api.landed = "rejected"
+    with pytest.raises(ApiError, match="504"):
+        uploader._complete(state, [], 10)

@@ -319,7 +319,8 @@ class Uploader:
             if exc.status not in (404, 503, 504):
                 raise
             status = self._api.status(state.uuid)
-            if status.get("status") == "uploaded" and status.get("size") == size:
+            # "verified" too: where the service checks uploads, it may have done so by now.
+            if status.get("status") in ("uploaded", "verified") and status.get("size") == size:
                 return status
             raise
 
