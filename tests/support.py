@@ -9,8 +9,10 @@ import os
 import socket
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
@@ -78,3 +80,25 @@ def png(width: int = 1) -> bytes:
     pixels = zlib.compress(b"\x00" + b"\xff" * width)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
             + chunk(b"IEND", b""))  # fmt: skip
+
+
+def subscribe(endpoint: str, name: str) -> Callable[[], list[dict[str, Any]]]:
+    """Subscribe as an app would, on the EventBridge at ``endpoint``: a rule on the default
+    bus for this service's events, into a queue. Returns a function that takes the events
+    received so far off the queue (waiting up to a second for the first)."""
+    import boto3
+
+    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                            region_name="us-east-1")  # fmt: skip
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    events = session.client("events", endpoint_url=endpoint)
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": ["presigned-upload"]}))
+    events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": arn["Attributes"]["QueueArn"]}])
+
+    def received() -> list[dict[str, Any]]:
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+    return received

@@ -6,7 +6,6 @@ local invocation. Nothing here calls the verifier: it runs because an object lan
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 import requests
 
 from tests.stack import Stack
-from tests.support import png
+from tests.support import png, subscribe
 
 
 def upload(stack: Stack, data: bytes, content_type: str) -> dict[str, Any]:
@@ -39,29 +38,20 @@ def settled(stack: Stack, upload_id: str, seconds: float = 15) -> dict[str, Any]
 
 @pytest.fixture
 def subscriber(stack):
-    """An app's subscription on the stack's EventBridge: a rule into its own queue."""
-    kw = {"endpoint_url": stack.s3, "region_name": "us-east-1",
-          "aws_access_key_id": "test", "aws_secret_access_key": "test"}  # fmt: skip
-    sqs, events = boto3.client("sqs", **kw), boto3.client("events", **kw)
-    queue = sqs.create_queue(QueueName="e2e-app")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    events.put_rule(Name="e2e-app", EventPattern=json.dumps({"source": ["presigned-upload"]}))
-    events.put_targets(Rule="e2e-app", Targets=[
-        {"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
+    """An app's subscription on the stack's EventBridge; a function that waits for the
+    events about one upload."""
+    received = subscribe(stack.s3, "e2e-app")
 
-    def received(upload_id: str) -> list[dict[str, Any]]:
-        found = []
+    def about(upload_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
         for _ in range(20):
-            got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-            found += [json.loads(m["Body"]) for m in got.get("Messages", [])]
+            found += received()
             mine = [e for e in found if e["detail"]["UUID"] == upload_id]
             if mine:
                 return mine
         return []
 
-    yield received
-    events.remove_targets(Rule="e2e-app", Ids=["q"])
-    events.delete_rule(Name="e2e-app")
+    return about
 
 
 def test_a_real_png_turns_verified_and_the_app_hears_of_it(stack, subscriber):

@@ -24,28 +24,15 @@ from chalice.test import Client
 
 from chalicelib.webhook import Webhook
 from tests.functional.conftest import BUCKET, app_module, s3_event, verify
-from tests.support import free_port, load_app, png, unsigned_jwt
+from tests.support import free_port, load_app, png, subscribe, unsigned_jwt
 
 HTML = b"<!DOCTYPE html><html><script>alert(document.cookie)</script></html>"
 
 
 @pytest.fixture
 def subscriber(s3, s3_endpoint):
-    """An app's subscription: a rule on the default bus for this service's events, into
-    a queue; yields a function returning the events received so far."""
-    kw = {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}
-    sqs, events = boto3.client("sqs", **kw), boto3.client("events", **kw)
-    queue = sqs.create_queue(QueueName="app-verdicts")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    events.put_rule(Name="app-verdicts", EventPattern=json.dumps({"source": ["presigned-upload"]}))
-    events.put_targets(Rule="app-verdicts", Targets=[
-        {"Id": "queue", "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
-
-    def received() -> list[dict[str, Any]]:
-        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-        return [json.loads(m["Body"]) for m in messages]
-
-    return received
+    """An app's subscription to the verdicts (a rule into a queue)."""
+    return subscribe(s3_endpoint, "app-verdicts")
 
 
 def put(api: Client, data: bytes, **params: str) -> dict[str, Any]:
