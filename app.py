@@ -393,7 +393,12 @@ def object_of(detail: Any) -> tuple[str, str | None]:
         bucket, key = detail["bucket"]["name"], detail["object"]["key"]
     except (KeyError, TypeError):
         return "", None
-    if not isinstance(bucket, str) or not isinstance(key, str) or len(key) > 1024:
+    if not isinstance(bucket, str) or not isinstance(key, str):
+        return "", None
+    try:
+        if len(key.encode()) > 1024:  # S3's limit, in UTF-8 bytes
+            return "", None
+    except UnicodeEncodeError:  # a lone surrogate: no S3 key
         return "", None
     return bucket, key
 

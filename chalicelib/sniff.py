@@ -8,6 +8,9 @@ here only, so `GET /put-url`'s cold start never loads it).
 
 from __future__ import annotations
 
+import re
+
+from chalicelib.keys import extension
 from chalicelib.rules import type_allowed
 from chalicelib.settings import Settings
 
@@ -26,13 +29,31 @@ SAME = {
     "video/x-m4v": "video/mp4",
     "audio/x-m4a": "audio/mp4",
     "application/x-zip-compressed": "application/zip",
+    "binary/octet-stream": "application/octet-stream",  # S3's type for an untyped upload
 }
 # Formats that are zip files inside: a zip signature is what they look like.
 ZIP_BASED = ("application/epub+zip", "application/java-archive",
              "application/vnd.openxmlformats-officedocument.",
              "application/vnd.oasis.opendocument.")  # fmt: skip
-_MARKUP_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<script", b"<svg",
-                  b"<iframe", b"<?xml")  # fmt: skip
+# What a browser would take for a page (WHATWG's sniffing table, and SVG and XML): after
+# white space and a byte-order mark, one of these tags followed by a space, ">" or "/".
+_MARKUP = re.compile(
+    rb"<(?:!doctype html|html|head|body|script|iframe|h1|div|font|table|a|style|title|b|br|"
+    rb"p|img|svg|object|embed|meta|\?xml|!--)(?=[\s>/]|$)",
+    re.IGNORECASE,
+)
+_LEADING = b" \t\r\n\x0c\xef\xbb\xbf"
+# Extensions a browser or a desktop opens as a page or a script, with the types they
+# stand for: a key or a download name ending in one must hold that type.
+SCRIPTABLE_EXTENSIONS = {
+    "html": ("text/html",), "htm": ("text/html",), "shtml": ("text/html",),
+    "xhtml": ("application/xhtml+xml",), "xht": ("application/xhtml+xml",),
+    "svg": ("image/svg+xml",), "svgz": ("image/svg+xml",),
+    "xml": ("text/xml", "application/xml"), "xsl": ("text/xml", "application/xml",
+    "application/xslt+xml"), "xslt": ("application/xslt+xml", "application/xml"),
+    "js": ("text/javascript", "application/javascript"),
+    "mjs": ("text/javascript", "application/javascript"),
+}  # fmt: skip
 
 
 def _normal(media_type: str) -> str:
@@ -43,8 +64,19 @@ def _normal(media_type: str) -> str:
 def looks_like_markup(head: bytes) -> bool:
     """True when the bytes start as an HTML, SVG or XML document would (after a BOM and
     white space): what a browser could render as a page."""
-    start = head[:1024].lstrip(b" \t\r\n\x0c\xef\xbb\xbf").lower()
-    return start.startswith(_MARKUP_STARTS)
+    return _MARKUP.match(head.lstrip(_LEADING)[:64]) is not None
+
+
+def extension_problem(key: str, filename: str | None, declared: str | None) -> str | None:
+    """Why the key's extension or the download name's does not fit the declared type, for
+    the extensions that open as a page or a script (``x.html`` holding ``image/png``
+    would run as HTML once downloaded and opened), or None."""
+    claimed = _normal(declared) if declared else OCTET_STREAM[0]
+    for name in (key, filename or ""):
+        ext = extension(name)
+        if ext in SCRIPTABLE_EXTENSIONS and claimed not in SCRIPTABLE_EXTENSIONS[ext]:
+            return f"extension-mismatch: a .{ext} name holds {claimed}"
+    return None
 
 
 def sniffed_type(head: bytes) -> str | None:

@@ -109,15 +109,20 @@ class UploadStatus:
                 f"no upload {upload_id} is stored for you; allowed: the UUID of an upload "
                 "you made, once its PUT or POST has succeeded"
             )
+        gone = _gone(upload_id)
+        deadline.reserve(CALL_WORST_CASE)
+        with storage_errors(gone):
+            head = self._client().head_object(Bucket=self._settings.bucket, Key=key)
         held = self._tags(key, deadline)
-        if self._settings.verify and held.get(tags.STATUS) != tags.VERIFIED:
+        verified = tags.verified(held, head["ETag"], head.get("ContentType"))
+        if self._settings.verify and not verified:
             raise UploadConflict(
                 f"upload {upload_id} is not verified yet; allowed: a claim once GET "
                 "/uploads/{uuid} answers status 'verified'"
             )
         held[tags.CLAIMED] = "true"
         deadline.reserve(CALL_WORST_CASE)
-        with storage_errors(_gone(upload_id)):
+        with storage_errors(gone):
             self._client().put_object_tagging(
                 Bucket=self._settings.bucket, Key=key, Tagging=tags.as_tag_set(held)
             )
@@ -148,7 +153,9 @@ class UploadStatus:
             head = self._client().head_object(
                 Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED"
             )
-        verified = self._settings.verify and tags.verified(self._tags(key, deadline), head["ETag"])
+        verified = self._settings.verify and tags.verified(
+            self._tags(key, deadline), head["ETag"], head.get("ContentType")
+        )
         return StoredUpload(
             verdict=tags.VERIFIED if verified else None,
             upload_id=upload_id,

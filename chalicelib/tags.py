@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 STATUS = "upload-status"
 REASON = "upload-reason"
 CLAIMED = "upload-claimed"
-# The ETag of the bytes the verdict is about: an object replaced after it was judged
-# (the tags outlive a PutObjectTagging racing a new PUT) is not taken as verified.
+# What the verdict is about: the bytes (their ETag) and the declared type. An object
+# replaced after it was judged (a PutObjectTagging racing a new PUT puts the old verdict
+# on the new object) is not taken as verified, and its own event judges it.
 ETAG = "upload-etag"
+TYPE = "upload-type"
 VERIFIED, REJECTED = "verified", "rejected"
 # The x-amz-tagging header of a PUT (URL-encoded query form), and the same as the XML
 # form field of a POST policy.
@@ -42,9 +44,20 @@ def etag_value(etag: str) -> str:
     return tag_value(etag.strip('"'))
 
 
-def verified(held: Mapping[str, str], etag: str) -> bool:
-    """Whether these tags say that the object with this ETag was verified."""
-    return held.get(STATUS) == VERIFIED and held.get(ETAG) == etag_value(etag)
+def judged(held: Mapping[str, str], etag: str, content_type: str | None) -> dict[str, str]:
+    """The tags naming what a verdict is about; ``held`` equal to them there (see
+    :func:`about`) means these very bytes and type were judged."""
+    return {ETAG: etag_value(etag), TYPE: tag_value(content_type or "")}
+
+
+def about(held: Mapping[str, str], etag: str, content_type: str | None) -> bool:
+    """Whether the verdict in ``held`` is about the object with this ETag and type."""
+    return all(held.get(k) == v for k, v in judged(held, etag, content_type).items())
+
+
+def verified(held: Mapping[str, str], etag: str, content_type: str | None) -> bool:
+    """Whether these tags say that this object (ETag and type) was verified."""
+    return held.get(STATUS) == VERIFIED and about(held, etag, content_type)
 
 
 def as_dict(tag_set: Iterable[TagTypeDef]) -> dict[str, str]:

@@ -16,8 +16,11 @@ Each verdict is published as an EventBridge event (``source: presigned-upload``,
 UPLOAD_WEBHOOK_URL if set (chalicelib/webhook.py). The event goes out before the object
 is tagged or moved: if the tagging fails, Lambda runs the handler again and the event is
 sent twice, never lost (EventBridge is at-least-once anyway; subscribers dedupe by UUID).
-An object already judged (it carries ``upload-status``) is left alone, so a repeated S3
-event changes nothing.
+The webhook goes last, best effort: it never holds up or undoes a verdict. A verdict
+names the ETag and type it is about (tags ``upload-etag``, ``upload-type``): an object
+already judged is left alone, so a repeated S3 event changes nothing, and bytes replaced
+since are judged by their own event. Every call after the HEAD is conditional on that
+ETag.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from chalicelib import tags
 from chalicelib.checksums import stored_checksum
 from chalicelib.errors import ServiceError
 from chalicelib.keys import issued_key
+from chalicelib.rules import filename_from_metadata
 from chalicelib.s3 import storage_errors
 from chalicelib.settings import Settings
-from chalicelib.sniff import HEAD_BYTES, content_problem
+from chalicelib.sniff import HEAD_BYTES, content_problem, extension_problem
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -67,6 +71,7 @@ class Verdict:
     principal: str | None
     size: int
     content_type: str | None
+    etag: str
     checksum: dict[str, str] | None
     reason: str | None
 
@@ -82,6 +87,7 @@ class Verdict:
             "principal": self.principal,
             "size": self.size,
             "content_type": self.content_type,
+            "etag": self.etag,
             "checksum": self.checksum,
             "reason": self.reason,
         }
@@ -107,22 +113,24 @@ class Verifier:
 
     def verify(self, bucket: str, key: str) -> Verdict | None:
         """Judge ``key``; None when there is nothing to do (another bucket, the object is
-        gone, or it was judged already)."""
+        gone or was replaced meanwhile, or these bytes and type were judged already),
+        each logged. A refusal by S3 (a 403 among them: the role may list the prefix, so
+        a missing object is a 404) or EventBridge raises: Lambda retries, and the
+        verifier's Errors alarm fires."""
         if bucket != self._settings.bucket:
-            return None
-        gone: dict[str, ServiceError] = {code: _Gone() for code in ("404", "NoSuchKey", "403")}
+            return _skipped(key, "another bucket")
         try:
-            with storage_errors(gone):
+            with storage_errors(_GONE):
                 head = self._s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
                 held = tags.as_dict(self._s3().get_object_tagging(Bucket=bucket, Key=key)["TagSet"])
-            etag = head["ETag"]
-            if held.get(tags.ETAG) == tags.etag_value(etag):
-                return None  # these bytes were judged already
+            etag, declared = head["ETag"], head.get("ContentType")
+            if tags.about(held, etag, declared):
+                return _skipped(key, "judged already")
             verdict = self._judge(key, head)
-            self._publish(verdict)
+            self._publish(verdict)  # first: if what follows fails, the retry sends it again
             if verdict.verified:
-                held.update({tags.STATUS: tags.VERIFIED, tags.ETAG: tags.etag_value(etag)})
-                with storage_errors():
+                held.update({tags.STATUS: tags.VERIFIED, **tags.judged(held, etag, declared)})
+                with storage_errors(_GONE):
                     self._s3().put_object_tagging(
                         Bucket=bucket, Key=key, Tagging=tags.as_tag_set(held)
                     )
@@ -130,8 +138,10 @@ class Verifier:
                 assert verdict.reason is not None
                 self._quarantine(key, etag, verdict.size, verdict.reason)
         except _Gone:
-            return None
+            return _skipped(key, "gone, or replaced since the event (its own event follows)")
         _log(verdict)
+        if self._notify is not None:
+            self._notify(DETAIL_TYPES[verdict.verified], verdict.detail())  # never raises
         return verdict
 
     def _judge(self, key: str, head: HeadObjectOutputTypeDef) -> Verdict:
@@ -146,8 +156,11 @@ class Verifier:
             reason = f"too-large: {size} bytes over the limit of {limit}"
         else:
             head_bytes = self._first_bytes(key, head["ETag"], size)
-            reason = content_problem(head_bytes, declared, self._settings)
-        return Verdict(upload_id, key, principal, size, declared,
+            filename = filename_from_metadata(head.get("Metadata", {}))
+            reason = extension_problem(key, filename, declared) or content_problem(
+                head_bytes, declared, self._settings
+            )
+        return Verdict(upload_id, key, principal, size, declared, head["ETag"].strip('"'),
                        checksum.to_response() if checksum else None, reason)  # fmt: skip
 
     def _first_bytes(self, key: str, etag: str, size: int) -> bytes:
@@ -155,7 +168,7 @@ class Verifier:
             return b""
         # IfMatch: the bytes read are those of the object the HEAD described (412 if it
         # was replaced since; its own event will come).
-        with storage_errors({"PreconditionFailed": _Gone(), "412": _Gone()}):
+        with storage_errors(_GONE):
             got = self._s3().get_object(
                 Bucket=self._settings.bucket,
                 Key=key,
@@ -169,8 +182,9 @@ class Verifier:
         bucket = self._settings.bucket
         target = self._settings.quarantine_prefix + key
         tagging = tags.as_header({tags.STATUS: tags.REJECTED, tags.REASON: tags.tag_value(reason)})
-        # Copied only if it is still the object judged (else 412: the new one's event comes).
-        with storage_errors({"PreconditionFailed": _Gone(), "412": _Gone()}):
+        # Copied, then deleted, only if it is still the object judged (else 412: the new
+        # one's own event judges it).
+        with storage_errors(_GONE):
             if size <= QUARANTINE_COPY_LIMIT:
                 self._s3().copy_object(
                     Bucket=bucket,
@@ -182,7 +196,7 @@ class Verifier:
                 )
             else:
                 self._s3().put_object(Bucket=bucket, Key=target, Body=b"", Tagging=tagging)
-            self._s3().delete_object(Bucket=bucket, Key=key)
+            self._s3().delete_object(Bucket=bucket, Key=key, IfMatch=etag)
 
     def _publish(self, verdict: Verdict) -> None:
         detail_type = DETAIL_TYPES[verdict.verified]
@@ -198,12 +212,22 @@ class Verifier:
         if answer.get("FailedEntryCount"):
             code = answer["Entries"][0].get("ErrorCode", "unknown")
             raise PublishFailed(f"EventBridge refused the {detail_type} event ({code})")
-        if self._notify is not None:
-            self._notify(detail_type, verdict.detail())
 
 
 class _Gone(ServiceError):
-    """The object is no longer there (moved, deleted, or not ours to read)."""
+    """The object is no longer there, or is no longer the one judged (412)."""
+
+
+_GONE: dict[str, ServiceError] = {
+    code: _Gone() for code in ("404", "NoSuchKey", "412", "PreconditionFailed")
+}
+
+
+def _skipped(key: str, why: str) -> Verdict | None:
+    """No verdict, and a line that says why (a silent no-op would hide a fault)."""
+    record = {"level": "INFO", "verdict": None, "key": key[:300], "skipped": why}
+    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+    return None
 
 
 def _log(verdict: Verdict) -> None:

@@ -8,8 +8,9 @@ the sender and the age (refuse a ``t`` older than a few minutes: a replay).
 The key is read on first use from where UPLOAD_WEBHOOK_SECRET points: an SSM parameter
 (SecureString, decrypted) or a Secrets Manager secret (by ARN). It never sits in the
 template or the environment. Delivery is tried :data:`ATTEMPTS` times, :data:`TIMEOUT`
-seconds each, with backoff, on a connection error, a 429 or a 5xx; a failure after that is
-logged and does not undo the verdict (the EventBridge event is the durable signal).
+seconds each, with backoff, within :data:`BUDGET` seconds in all, on a connection error, a
+429 or a 5xx; a 3xx is not followed. A failure after that, or no key, is logged and does
+not undo the verdict (the EventBridge event is the durable signal).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import hmac
 import json
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,8 +27,9 @@ from collections.abc import Callable
 from typing import Any
 
 ATTEMPTS = 3
-TIMEOUT = 5.0
-BACKOFF = (1.0, 2.0)  # before the 2nd and 3rd attempts: 3 x 5 s + 3 s in the worst case
+TIMEOUT = 5.0  # one attempt, all in (a thread is abandoned after it)
+BACKOFF = (1.0, 2.0)  # before the 2nd and 3rd attempts
+BUDGET = 20.0  # all attempts and backoff: 3 x 5 s + 3 s, and never more
 SIGNATURE_HEADER = "X-Upload-Signature"
 
 
@@ -45,8 +48,24 @@ def read_secret(name: str, client: Callable[[str], Any]) -> bytes:
     return str(value).encode()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an answer, not a place to go: following it would resend the signature,
+    as a GET without the body, to wherever the receiver points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class Webhook:
-    """Sends verdicts to ``url``; ``key`` gives the signing key (read once, then kept)."""
+    """Sends verdicts to ``url``; ``key`` gives the signing key (read once, then kept for
+    the container's life: a rotated key takes effect at the next cold start).
+
+    :meth:`send` never raises and never takes longer than ``budget`` seconds, whatever
+    the receiver does (a thread per attempt, abandoned when its time is up: a slow
+    receiver that drips bytes would defeat a socket timeout)."""
 
     def __init__(
         self,
@@ -54,38 +73,66 @@ class Webhook:
         key: Callable[[], bytes],
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        timeout: float = TIMEOUT,
+        budget: float = BUDGET,
     ) -> None:
         self._url = url
         self._key = key
         self._sleep = sleep
         self._clock = clock
+        self._timeout = timeout
+        self._budget = budget
 
     def send(self, detail_type: str, detail: dict[str, Any]) -> bool:
         """POST the verdict; True once the receiver answered 2xx."""
         body = json.dumps({"type": detail_type, "detail": detail}).encode()
+        started = time.monotonic()
+        try:
+            key = self._key()
+        except Exception as exc:
+            return _undelivered(f"no signing key ({type(exc).__name__})", detail)
         problem = ""
         for attempt in range(ATTEMPTS):
             if attempt:
                 self._sleep(BACKOFF[attempt - 1])
-            request = urllib.request.Request(  # noqa: S310 (https, or loopback: settings.py)
-                self._url,
-                data=body,
-                method="POST",
-                headers={
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: signature(self._key(), int(self._clock()), body),
-                },
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=TIMEOUT):  # noqa: S310
-                    return True
-            except urllib.error.HTTPError as exc:
-                problem = f"HTTP {exc.code}"
-                if exc.code != 429 and exc.code < 500:
-                    break  # the receiver refused this body: sending it again changes nothing
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                problem = type(exc).__name__
-        record = {"level": "ERROR", "webhook": "undelivered", "problem": problem,
-                  "UUID": detail.get("UUID")}  # fmt: skip
-        sys.stdout.write(json.dumps(record) + "\n")
-        return False
+            remaining = self._budget - (time.monotonic() - started)
+            if remaining <= 0:
+                break
+            headers = {"Content-Type": "application/json",
+                       SIGNATURE_HEADER: signature(key, int(self._clock()), body)}  # fmt: skip
+            request = urllib.request.Request(self._url, data=body, method="POST", headers=headers)  # noqa: S310
+            status, problem = _attempt(request, min(self._timeout, remaining))
+            if status is not None and 200 <= status < 300:
+                return True
+            if status is not None and status != 429 and status < 500:
+                break  # the receiver refused this body: sending it again changes nothing
+        return _undelivered(problem, detail)
+
+
+def _attempt(request: urllib.request.Request, seconds: float) -> tuple[int | None, str]:
+    """One POST, given at most ``seconds`` in all: (its status or None, what went wrong)."""
+    outcome: dict[str, Any] = {}
+
+    def post() -> None:
+        try:
+            with _OPENER.open(request, timeout=seconds) as answer:
+                outcome["status"] = answer.status
+        except urllib.error.HTTPError as exc:
+            outcome["status"] = exc.code
+        except Exception as exc:
+            outcome["problem"] = type(exc).__name__
+
+    worker = threading.Thread(target=post, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        return None, f"no answer within {seconds:g} s"
+    status = outcome.get("status")
+    return status, f"HTTP {status}" if status is not None else outcome.get("problem", "")
+
+
+def _undelivered(problem: str, detail: dict[str, Any]) -> bool:
+    record = {"level": "ERROR", "webhook": "undelivered", "problem": problem,
+              "UUID": detail.get("UUID")}  # fmt: skip
+    sys.stdout.write(json.dumps(record) + "\n")
+    return False

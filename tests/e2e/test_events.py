@@ -86,5 +86,5 @@ def test_a_claimed_upload_carries_its_tag(stack):
                       aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
     tags = s3.get_object_tagging(Bucket="uploads-local", Key=ticket["key"])["TagSet"]
     assert {t["Key"]: t["Value"] for t in tags} == {
-        "upload-status": "verified", "upload-claimed": "true",
+        "upload-status": "verified", "upload-claimed": "true", "upload-type": "image/png",
         "upload-etag": hashlib.md5(png(), usedforsecurity=False).hexdigest()}  # fmt: skip

@@ -49,11 +49,12 @@ def tags_of(s3, key: str) -> dict[str, str]:
 def test_a_real_png_is_verified_tagged_published_and_downloadable(api, s3, subscriber):
     body = put(api, png(), content_type="image/png", filename="dot.png")
     answer = verify(api, body["key"])
+    etag = hashlib.md5(png(), usedforsecurity=False).hexdigest()
     assert answer == {"verdict": {
         "UUID": body["UUID"], "key": body["key"], "principal": None, "size": len(png()),
-        "content_type": "image/png", "checksum": None, "reason": None}}  # fmt: skip
-    etag = s3.head_object(Bucket=BUCKET, Key=body["key"])["ETag"].strip('"')
-    assert tags_of(s3, body["key"]) == {"upload-status": "verified", "upload-etag": etag}
+        "content_type": "image/png", "etag": etag, "checksum": None, "reason": None}}  # fmt: skip
+    assert tags_of(s3, body["key"]) == {
+        "upload-status": "verified", "upload-etag": etag, "upload-type": "image/png"}  # fmt: skip
     status = api.http.get(f"/uploads/{body['UUID']}").json_body
     assert (status["status"], status["key"]) == ("verified", body["key"])
     assert api.http.get(f"/uploads/{body['UUID']}/download-url").status_code == 200
@@ -87,7 +88,12 @@ def test_html_declared_as_png_is_rejected_quarantined_and_never_downloadable(api
      (b"plain words, no signature", "image/png",
       "type-mismatch: the content has no image/png signature"),
      (b"  \xef\xbb\xbf<svg onload=alert(1)>", "text/plain",
-      "markup: the content is an HTML or SVG or XML document but declared text/plain")],
+      "markup: the content is an HTML or SVG or XML document but declared text/plain"),
+     (b"<!-- x --><img src=x onerror=alert(1)>", "application/octet-stream",
+      "markup: the content is an HTML or SVG or XML document but declared "
+      "application/octet-stream"),
+     (b" " * 2000 + b"<DIV><script>x</script>", "text/csv",
+      "markup: the content is an HTML or SVG or XML document but declared text/csv")],
 )  # fmt: skip
 def test_content_that_is_not_its_declared_type_is_rejected(api, s3, data, content_type, reason):
     body = put(api, data, content_type=content_type)
@@ -104,6 +110,18 @@ def test_content_that_is_its_declared_type_or_unknown_binary_is_verified(
 ):
     body = put(api, data, **({"content_type": content_type} if content_type else {}))
     assert verify(api, body["key"])["verdict"]["reason"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [({"filename": "invoice.html", "content_type": "image/png"},
+      "extension-mismatch: a .html name holds image/png"),
+     ({"filename": "logo.svg"}, "extension-mismatch: a .svg name holds application/octet-stream")],
+)  # fmt: skip
+def test_a_name_that_would_open_as_a_page_must_hold_that_type(api, s3, params, reason):
+    # A real PNG, but saved under its download name it would open as HTML or SVG.
+    body = put(api, png(), **params)
+    assert verify(api, body["key"])["verdict"]["reason"] == reason
 
 
 def test_an_upload_over_the_limit_is_rejected(api, s3, monkeypatch):
@@ -137,8 +155,9 @@ class Racing:
     """The verifier's S3 client, with one more PUT of the same key slipped in just before
     ``operation``: a race between the verifier's calls, made deterministic."""
 
-    def __init__(self, client, operation: str, replace: bytes) -> None:
+    def __init__(self, client, operation: str, replace: bytes, content_type: str) -> None:
         self._client, self._operation, self._replace = client, operation, replace
+        self._type = content_type
 
     def __getattr__(self, name: str):
         call = getattr(self._client, name)
@@ -148,17 +167,17 @@ class Racing:
         def raced(**kwargs):
             key = kwargs.get("Key") or kwargs["CopySource"]["Key"]
             self._client.put_object(Bucket=BUCKET, Key=key, Body=self._replace,
-                                    ContentType="image/png")  # fmt: skip
+                                    ContentType=self._type)  # fmt: skip
             return call(**kwargs)
 
         return raced
 
 
-def racing_verifier(s3, operation: str, replace: bytes):
+def racing_verifier(s3, operation: str, replace: bytes, content_type: str = "image/png"):
     from chalicelib.verify import Verifier
 
     settings = app_module.services().settings
-    racing: Any = Racing(s3, operation, replace)  # an S3Client, but for one call
+    racing: Any = Racing(s3, operation, replace, content_type)  # an S3Client, but for one call
     return Verifier(lambda: racing, lambda: boto3.client("events"), settings,
                     per_principal=False)  # fmt: skip
 
@@ -176,6 +195,29 @@ def test_bytes_replaced_while_being_verified_are_not_taken_as_verified(api, s3):
     assert verify(api, body["key"])["verdict"]["reason"].startswith("markup:")
 
 
+def test_bytes_replaced_while_being_quarantined_are_not_deleted_unjudged(api, s3):
+    # GIVEN HTML declared image/png, replaced by a real PNG after its quarantine copy
+    body = put(api, HTML, content_type="image/png")
+    verdict = racing_verifier(s3, "delete_object", png()).verify(BUCKET, body["key"])
+    assert verdict is None  # the delete was conditional on the HTML's ETag: 412
+    # THEN the PNG is still there, and its own event verifies it
+    assert s3.get_object(Bucket=BUCKET, Key=body["key"])["Body"].read() == png()
+    assert verify(api, body["key"])["verdict"]["reason"] is None
+
+
+def test_the_same_bytes_with_another_type_are_judged_again(api, s3):
+    body = put(api, png(), content_type="image/png")
+    verdict = racing_verifier(s3, "put_object_tagging", png(), "text/html").verify(
+        BUCKET, body["key"])  # fmt: skip
+    assert verdict is not None
+    assert api.http.get(f"/uploads/{body['UUID']}").json_body["status"] == "uploaded"
+    claim = api.http.post(f"/uploads/{body['UUID']}/claim")
+    assert (claim.status_code, claim.json_body["Code"]) == (409, "ConflictError")
+    assert verify(api, body["key"])["verdict"]["reason"] == (
+        "type-mismatch: the content is image/png but declared text/html"
+    )
+
+
 def test_bytes_replaced_before_the_first_bytes_are_read_are_left_to_their_own_event(api, s3):
     body = put(api, png(), content_type="image/png")
     assert racing_verifier(s3, "get_object", HTML).verify(BUCKET, body["key"]) is None
@@ -191,6 +233,8 @@ def test_an_event_for_another_bucket_is_ignored(api, s3):
     "detail",
     [{}, {"bucket": "b"}, {"bucket": {"name": BUCKET}, "object": {"key": 7}},
      {"bucket": {"name": BUCKET}, "object": {"key": "put_folder/" + "k" * 2000}},
+     {"bucket": {"name": BUCKET}, "object": {"key": "put_folder/" + "\U0001f600" * 300}},
+     {"bucket": {"name": BUCKET}, "object": {"key": "put_folder/\ud800"}},
      {"bucket": {"name": BUCKET}, "object": {"key": "put_folder/absent.png"}}],
 )  # fmt: skip
 def test_a_malformed_or_stale_event_is_answered_with_no_verdict(api, s3, detail):
@@ -261,7 +305,7 @@ def test_uploads_are_stored_unclaimed_and_a_claim_keeps_them(prod_api, s3):
     assert (claimed.status_code, claimed.json_body) == (
         200, {"UUID": body["UUID"], "key": body["key"], "claimed": True})  # fmt: skip
     assert tags_of(s3, body["key"]) == {
-        "upload-claimed": "true", "upload-status": "verified",
+        "upload-claimed": "true", "upload-status": "verified", "upload-type": "image/png",
         "upload-etag": hashlib.md5(png(), usedforsecurity=False).hexdigest()}  # fmt: skip
     # Someone else's upload: as if it did not exist.
     bob = prod_api.http.post(claim, headers=auth(BOB))
@@ -343,6 +387,60 @@ def test_the_webhook_is_signed_with_the_key_from_ssm(api, s3, s3_endpoint, recei
     expected = hmac.new(b"k3y", f"{timestamp}.".encode() + sent, hashlib.sha256).hexdigest()
     assert mac == expected
     assert "k3y" not in json.dumps(dict(__import__("os").environ))
+
+
+def test_without_its_key_the_webhook_is_skipped_and_the_verdict_stands(api, s3, receiver,
+                                                                        monkeypatch):  # fmt: skip
+    monkeypatch.setenv("UPLOAD_WEBHOOK_URL", receiver)
+    monkeypatch.setenv("UPLOAD_WEBHOOK_SECRET", "/uploads/no-such-parameter")
+    app_module.services.cache_clear()
+    app_module.verifier.cache_clear()
+    body = put(api, png(), content_type="image/png")
+    assert verify(api, body["key"])["verdict"]["reason"] is None
+    assert tags_of(s3, body["key"])["upload-status"] == "verified"
+    assert Receiver.received == []
+
+
+def test_the_webhook_follows_no_redirect(receiver):
+    Receiver.answers = [302]
+    hook = Webhook(receiver, lambda: b"k", sleep=lambda s: None)
+    assert hook.send("Upload Verified", {"UUID": "u"}) is False
+    assert len(Receiver.received) == 1  # not re-sent, as a GET, to the Location
+
+
+def test_a_receiver_that_never_finishes_answering_costs_at_most_the_budget(dripping):
+    # Each attempt gets 0.2 s in all, the delivery 0.5 s: the drip (a byte every 0.05 s)
+    # would keep a socket timeout from ever firing.
+    hook = Webhook(dripping, lambda: b"k", sleep=lambda s: None, timeout=0.2, budget=0.5)
+    assert hook.send("Upload Verified", {"UUID": "u"}) is False
+    assert 1 <= len(Dripping.started) <= 3
+
+
+class Dripping(http.server.BaseHTTPRequestHandler):
+    started: ClassVar[list[int]] = []
+
+    def do_POST(self) -> None:
+        Dripping.started.append(1)
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(40):
+            try:
+                self.wfile.write(b"X-Drip: 1\r\n")
+                self.wfile.flush()
+            except OSError:
+                return
+            __import__("time").sleep(0.05)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def dripping() -> Iterator[str]:
+    Dripping.started = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Dripping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
 
 
 def test_the_webhook_retries_a_5xx_and_gives_up_on_a_4xx(receiver):

@@ -151,7 +151,7 @@ def test_the_verifier_is_deployed_exactly_where_verification_is_on(package):
     deploy = DeploySettings.for_stage(stage)
     assert (properties["Handler"], properties["FunctionName"], properties["Runtime"],
             properties["Architectures"], properties["Timeout"]) == (
-        "app.verify_upload", name, deploy.python, ["arm64"], 60)  # fmt: skip
+        "app.verify_upload", name, deploy.python, ["arm64"], 120)  # fmt: skip
     assert properties["Events"] == {"VerifyUploadEvent": {"Type": "CloudWatchEvent",
         "Properties": {"Pattern": {
             "source": ["aws.s3"], "detail-type": ["Object Created"],
@@ -183,6 +183,11 @@ def test_the_verifier_may_judge_quarantine_and_publish_and_nothing_else(package)
                          "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/"
                                      f"presigned-upload-{stage}-verify_upload:*"},
         # HEAD, the ranged GET and the tags; DeleteObject: moving a rejected upload.
+        # ListBucket: so that S3 answers a HEAD of a missing object 404, not 403 (a 403 is
+        # then a fault, and fails the invocation).
+        "FindUploads": {"Effect": "Allow", "Action": ["s3:ListBucket"],
+                        "Resource": {"Ref": "UploadBucketArn"},
+                        "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
         "JudgeUploads": {"Effect": "Allow",
                          "Action": ["s3:GetObject", "s3:GetObjectTagging",
                                     "s3:PutObjectTagging", "s3:DeleteObject"],
