@@ -88,6 +88,7 @@ def test_role_may_touch_only_the_stages_prefix(package):
     stage, template, _ = package
     env = stage_environment(stage)
     verifying = verification_on(env)
+    quarantine = Settings.from_env({**env, "AWS_REGION": "us-east-1"}).quarantine_prefix
     # With auth on, every key is <prefix><principal>/<uuid>: nothing directly in the prefix.
     keys = f"{env['UPLOAD_PREFIX']}*/*" if auth_of(stage).required else f"{env['UPLOAD_PREFIX']}*"
     by_sid = {s["Sid"]: s for s in role_policy(template)["Statement"]}
@@ -124,7 +125,7 @@ def test_role_may_touch_only_the_stages_prefix(package):
             "Action": ["s3:ListBucket"],
             "Resource": {"Ref": "UploadBucketArn"},
             "Condition": {"StringLike": {"s3:prefix": [
-                keys, *([f"quarantine/{keys}"] if verifying else [])]}},
+                keys, *([f"{quarantine}{keys}"] if verifying else [])]}},
             "Sid": "FindUploadsUnderPrefix",
         },
     }  # fmt: skip
@@ -133,7 +134,7 @@ def test_role_may_touch_only_the_stages_prefix(package):
             "Sid": "ReadRejectedUploads",
             "Effect": "Allow",
             "Action": ["s3:GetObjectTagging"],
-            "Resource": {"Fn::Sub": f"${{UploadBucketArn}}/quarantine/{keys}"},
+            "Resource": {"Fn::Sub": f"${{UploadBucketArn}}/{quarantine}{keys}"},
         }
     assert by_sid == expected
 
@@ -176,7 +177,8 @@ def test_the_verifier_may_judge_quarantine_and_publish_and_nothing_else(package)
     (policy,) = template["Resources"]["VerifyUploadRole"]["Properties"]["Policies"]
     by_sid = {s.pop("Sid"): s for s in policy["PolicyDocument"]["Statement"]}
     prefix = env["UPLOAD_PREFIX"]
-    bus = env.get("UPLOAD_EVENT_BUS", "default")
+    settings = Settings.from_env({**env, "AWS_REGION": "us-east-1"})
+    quarantine, bus = settings.quarantine_prefix, settings.event_bus
     assert by_sid == {
         "WriteOwnLogs": {"Effect": "Allow",
                          "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -195,8 +197,8 @@ def test_the_verifier_may_judge_quarantine_and_publish_and_nothing_else(package)
         # The copy into quarantine, with its tags.
         "QuarantineRejected": {"Effect": "Allow",
                                "Action": ["s3:PutObject", "s3:PutObjectTagging"],
-                               "Resource": {"Fn::Sub": "${UploadBucketArn}/quarantine/"
-                                                       f"{prefix}*"}},
+                               "Resource": {"Fn::Sub": "${UploadBucketArn}/"
+                                                       f"{quarantine}{prefix}*"}},
         "PublishVerdicts": {"Effect": "Allow", "Action": ["events:PutEvents"],
                             "Resource": {"Fn::Sub": "arn:aws:events:${AWS::Region}:"
                                                     f"${{AWS::AccountId}}:event-bus/{bus}"}},
