@@ -377,11 +377,11 @@ def verifier() -> Verifier:
     svc = services()
     settings = svc.settings
     s3 = functools.cache(lambda: make_s3_client(settings))
-    events = functools.cache(lambda: make_client("events", settings))
+    events = functools.cache(lambda: make_client("events"))
     notify = None
     if settings.webhook_url and settings.webhook_secret:
         secret = settings.webhook_secret
-        key = functools.cache(lambda: read_secret(secret, lambda name: make_client(name, settings)))
+        key = functools.cache(lambda: read_secret(secret, make_client))
         notify = Webhook(settings.webhook_url, key).send
     return Verifier(s3, events, settings, AUTH.required, notify)
 

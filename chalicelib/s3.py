@@ -99,7 +99,7 @@ def make_s3_client(settings: Settings, read_timeout: int = READ_TIMEOUT) -> S3Cl
     )
 
 
-def make_client(service: str, settings: Settings) -> Any:
+def make_client(service: str) -> Any:
     """A client of another AWS service (``events``, ``ssm``, ``secretsmanager``) in the
     function's own region, with the same bounded timeouts and attempts as S3's. Its
     endpoint is the SDK's, or ``AWS_ENDPOINT_URL_<SERVICE>`` (the local stack's)."""
