@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,8 @@ class StoredUpload:
     checksum: StoredChecksum | None = None
     # "verified" once the verifier passed it (UPLOAD_VERIFY), else None: just "uploaded".
     verdict: str | None = None
+    # The object's tags, when they were read (the verdict's, a claim's).
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_response(self) -> dict[str, Any]:
         return {
@@ -101,32 +103,21 @@ class UploadStatus:
         bucket's lifecycle rule for unclaimed uploads never deletes it. With UPLOAD_VERIFY
         only a verified upload can be claimed: the verifier then never writes its tags
         again, so it cannot overwrite the claim."""
-        upload_id = parse_upload_id(upload_id)
         deadline = Deadline(clock=self._clock)
-        key = self.find_key(space, upload_id, deadline)
-        if key is None:
-            raise UploadNotFound(
-                f"no upload {upload_id} is stored for you; allowed: the UUID of an upload "
-                "you made, once its PUT or POST has succeeded"
-            )
-        gone = _gone(upload_id)
-        deadline.reserve(CALL_WORST_CASE)
-        with storage_errors(gone):
-            head = self._client().head_object(Bucket=self._settings.bucket, Key=key)
-        held = self._tags(key, deadline)
-        verified = tags.verified(held, head["ETag"], head.get("ContentType"))
-        if self._settings.verify and not verified:
+        upload = self.stored(space, upload_id, deadline, read_tags=True)
+        if self._settings.verify and upload.verdict != tags.VERIFIED:
             raise UploadConflict(
-                f"upload {upload_id} is not verified yet; allowed: a claim once GET "
+                f"upload {upload.upload_id} is not verified yet; allowed: a claim once GET "
                 "/uploads/{uuid} answers status 'verified'"
             )
+        held = dict(upload.tags)
         held[tags.CLAIMED] = "true"
         deadline.reserve(CALL_WORST_CASE)
-        with storage_errors(gone):
+        with storage_errors(_gone(upload.upload_id)):
             self._client().put_object_tagging(
-                Bucket=self._settings.bucket, Key=key, Tagging=tags.as_tag_set(held)
+                Bucket=self._settings.bucket, Key=upload.key, Tagging=tags.as_tag_set(held)
             )
-        return {"UUID": upload_id, "key": key, "claimed": True}
+        return {"UUID": upload.upload_id, "key": upload.key, "claimed": True}
 
     def _tags(self, key: str, deadline: Deadline) -> dict[str, str]:
         deadline.reserve(CALL_WORST_CASE)
@@ -134,9 +125,15 @@ class UploadStatus:
             answer = self._client().get_object_tagging(Bucket=self._settings.bucket, Key=key)
         return tags.as_dict(answer["TagSet"])
 
-    def stored(self, space: str, upload_id: str, deadline: Deadline | None = None) -> StoredUpload:
-        """The stored object for an upload id in ``space``; UploadNotFound if none. With
-        UPLOAD_VERIFY, its tags are read too, for the verdict."""
+    def stored(
+        self,
+        space: str,
+        upload_id: str,
+        deadline: Deadline | None = None,
+        read_tags: bool = False,
+    ) -> StoredUpload:
+        """The stored object for an upload id in ``space``; UploadNotFound if none. Its
+        tags are read too with ``read_tags``, or with UPLOAD_VERIFY (for the verdict)."""
         upload_id = parse_upload_id(upload_id)
         deadline = deadline or Deadline(clock=self._clock)
         key = self.find_key(space, upload_id, deadline)
@@ -146,18 +143,19 @@ class UploadStatus:
                 "you made, once its PUT or POST has succeeded"
             )
         # Deleted between the LIST and the HEAD: gone, as far as the caller can tell.
-        gone = UploadNotFound(f"no upload {upload_id} is stored for you")
         deadline.reserve(CALL_WORST_CASE)
-        with storage_errors({"404": gone, "NoSuchKey": gone}):
+        with storage_errors(_gone(upload_id)):
             # ChecksumMode: S3 then returns the checksum it stored, if any.
             head = self._client().head_object(
                 Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED"
             )
+        held = self._tags(key, deadline) if read_tags or self._settings.verify else {}
         verified = self._settings.verify and tags.verified(
-            self._tags(key, deadline), head["ETag"], head.get("ContentType")
+            held, head["ETag"], head.get("ContentType")
         )
         return StoredUpload(
             verdict=tags.VERIFIED if verified else None,
+            tags=held,
             upload_id=upload_id,
             key=key,
             size=head["ContentLength"],

@@ -44,15 +44,15 @@ def etag_value(etag: str) -> str:
     return tag_value(etag.strip('"'))
 
 
-def judged(held: Mapping[str, str], etag: str, content_type: str | None) -> dict[str, str]:
-    """The tags naming what a verdict is about; ``held`` equal to them there (see
-    :func:`about`) means these very bytes and type were judged."""
+def judged(etag: str, content_type: str | None) -> dict[str, str]:
+    """The tags naming what a verdict is about: an object holding them (see :func:`about`)
+    had these very bytes and type judged."""
     return {ETAG: etag_value(etag), TYPE: tag_value(content_type or "")}
 
 
 def about(held: Mapping[str, str], etag: str, content_type: str | None) -> bool:
     """Whether the verdict in ``held`` is about the object with this ETag and type."""
-    return all(held.get(k) == v for k, v in judged(held, etag, content_type).items())
+    return all(held.get(k) == v for k, v in judged(etag, content_type).items())
 
 
 def verified(held: Mapping[str, str], etag: str, content_type: str | None) -> bool:

@@ -129,7 +129,7 @@ class Verifier:
             verdict = self._judge(key, head)
             self._publish(verdict)  # first: if what follows fails, the retry sends it again
             if verdict.verified:
-                held.update({tags.STATUS: tags.VERIFIED, **tags.judged(held, etag, declared)})
+                held.update({tags.STATUS: tags.VERIFIED, **tags.judged(etag, declared)})
                 with storage_errors(_GONE):
                     self._s3().put_object_tagging(
                         Bucket=bucket, Key=key, Tagging=tags.as_tag_set(held)
