@@ -64,7 +64,6 @@ from chalicelib.signing import backend_for
 from chalicelib.status import UploadStatus
 from chalicelib.uppy_sign import RequestSigner
 from chalicelib.uppy_sign import parse as parse_sign_request
-from chalicelib.verify import event_pattern
 
 if TYPE_CHECKING:
     from chalicelib.verify import Verifier
@@ -359,14 +358,6 @@ def multipart_part(call: Call, upload_id: str, part_number: str) -> dict[str, An
     return companion.part_answer(call.svc.multipart.part_ticket(upload, number, md5, sha256))
 
 
-# What lands is checked by a second function in the same app, on S3's "Object Created"
-# events (chalicelib/verify.py). Registered only on stages with UPLOAD_VERIFY, so that
-# `chalice package` deploys it only there; the pattern is read at import, like CORS.
-VERIFY_PATTERN = event_pattern(
-    os.environ.get("UPLOAD_BUCKET", ""), os.environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX)
-)
-
-
 @functools.cache
 def verifier() -> Verifier:
     """The verifier, built once per container; its clients on first use. Imported here:
@@ -403,7 +394,16 @@ def object_of(detail: Any) -> tuple[str, str | None]:
     return bucket, key
 
 
+# What lands is checked by a second function in the same app, on S3's "Object Created"
+# events (chalicelib/verify.py). Registered only on stages with UPLOAD_VERIFY, so that
+# `chalice package` deploys it only there (and only there does importing app.py load the
+# verifier's module); the pattern is read at import, like CORS.
 if verification_on(os.environ):
+    from chalicelib.verify import event_pattern
+
+    VERIFY_PATTERN = event_pattern(
+        os.environ.get("UPLOAD_BUCKET", ""), os.environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX)
+    )
 
     @app.on_cw_event(VERIFY_PATTERN, name="verify_upload")
     def verify_upload(event: CloudWatchEvent) -> dict[str, Any]:

@@ -8,6 +8,7 @@ here only, so `GET /put-url`'s cold start never loads it).
 
 from __future__ import annotations
 
+import functools
 import re
 
 from chalicelib.keys import extension
@@ -88,9 +89,15 @@ def sniffed_type(head: bytes) -> str | None:
 
 def known_signature(media_type: str) -> bool:
     """Whether filetype recognises this type by its bytes (then its absence tells)."""
+    return media_type in _signature_types()
+
+
+@functools.cache
+def _signature_types() -> frozenset[str]:
+    """The types filetype knows by their bytes, built once per container."""
     import filetype
 
-    return media_type in {_normal(kind.mime) for kind in filetype.types}
+    return frozenset(_normal(kind.mime) for kind in filetype.types)
 
 
 def content_problem(head: bytes, declared: str | None, settings: Settings) -> str | None:
