@@ -31,7 +31,6 @@ from typing import Any
 from chalicelib.auth import AuthConfig
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings, cors_allow_origin
-from chalicelib.verify import event_pattern
 from devstack import events, strict_s3, web
 from devstack.cors import cors_rules
 from infra.stages import stage_environment, stage_names
@@ -152,7 +151,7 @@ def start_verifier(stage: str, settings: Settings, env: Mapping[str, str], s3: s
             file=sys.stderr,
         )
         return None
-    queue = events.wire(settings, env, event_pattern(settings.bucket, settings.prefix))
+    queue = events.wire(settings, env)
     args = [sys.executable, "-m", "devstack.events", "--stage", stage, "--queue-url", queue]
     return Child("the verifier", args, env)
 

@@ -18,17 +18,18 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from chalicelib.settings import Settings
+from chalicelib.verify import event_pattern
 from infra.stages import stage_environment
 
 RULE = "presigned-upload-verify"
 QUEUE = "presigned-upload-verify"
 
 
-def wire(settings: Settings, env: Mapping[str, str], pattern: Mapping[str, Any]) -> str:
-    """S3's events of the bucket to EventBridge, the rule, and its queue; the queue's URL."""
+def wire(settings: Settings, env: Mapping[str, str]) -> str:
+    """S3's events of the bucket to EventBridge, the rule with the app's own pattern, and
+    its queue; the queue's URL."""
     import boto3
 
     session = boto3.session.Session(
@@ -45,6 +46,7 @@ def wire(settings: Settings, env: Mapping[str, str], pattern: Mapping[str, Any])
     )
     queue: str = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    pattern = event_pattern(settings.bucket, settings.prefix)
     events.put_rule(Name=RULE, EventPattern=json.dumps(pattern))
     events.put_targets(Rule=RULE, Targets=[{"Id": "verifier",
                                             "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
