@@ -13,7 +13,7 @@ LOCAL_STAMP := $(VENV)/.local-$(call hash,$(LOCAL_LOCK))
 DEV_STAMP   := $(VENV)/.dev-$(call hash,$(LOCAL_LOCK) $(DEV_LOCK))
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run unit test lint lint-infra package deploy plan bench bench-huge fuzz test-live lock clean
+.PHONY: help install install-dev run unit test lint lint-infra policies package deploy plan bench bench-huge fuzz test-live lock clean
 
 ## help: list the targets
 help:
@@ -91,13 +91,18 @@ lint-infra: install-dev $(CHECKOV_STAMP)
 	$(CHECKOV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 		$(INFRA_FILES:%=-f %)
 
+## policies: write .chalice/policy-*.json from config.json (after changing a bucket, prefix or auth)
+policies: install
+	$(BIN)/python -m infra.policies
+
 ## package: the stage's CloudFormation (SAM) template and zip in build/<stage>/ (STAGE=prod)
 STAGE ?= prod
-package: install-dev
+package: install
 	$(BIN)/python -m infra.package --stage $(STAGE) build/$(STAGE)
 
 ## deploy: STAGE (prod) to AWS: the bucket stack, then the API wired to its outputs (DRY_RUN=1, WAF=1, ALARM_TOPIC=arn)
-deploy: install-dev
+# Only the local stack's dependencies: Chalice packages, boto3 deploys.
+deploy: install
 	$(BIN)/python -m infra.deploy --stage $(STAGE) $(if $(DRY_RUN),--dry-run) $(if $(WAF),--waf) \
 		$(if $(ALARM_TOPIC),--alarm-topic $(ALARM_TOPIC))
 

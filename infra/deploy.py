@@ -3,8 +3,10 @@
     python -m infra.deploy --stage prod [--dry-run] [--waf] [--alarm-topic ARN]
 
 1. Check the stage, offline: a stage meant for AWS (not ``local*``), no placeholder value
-   left from this repository's examples, no ``*`` CORS origin on ``prod``, every setting
-   valid as the function will read it.
+   left from this repository's examples, neither open (``AUTH_MODE=none``) nor open to
+   every origin (``CORS_ALLOW_ORIGIN='*'``) unless its ``deploy`` object allows that by
+   name (the plan then warns), every setting valid as the function will read it, and
+   policy files that match config.json (`make policies`).
 2. Package it (infra/package.py): ``build/<stage>/sam.json`` and ``deployment.zip``.
    ``--dry-run`` stops here, before the first AWS call, and prints what it would do.
 3. Deploy the bucket stack ``presigned-upload-<stage>-bucket`` (infra/bucket.yaml) with
@@ -36,6 +38,7 @@ from typing import Any
 from chalicelib.auth import AuthConfig
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings, cors_allow_origin
+from infra import policies
 from infra.package import package
 from infra.stages import APP_NAME, PROJECT, DeploySettings, stage_environment, stage_names
 
@@ -65,21 +68,46 @@ def check_stage(stage: str) -> dict[str, str]:
         for name, value in sorted(env.items())
         if any(placeholder in value for placeholder in PLACEHOLDERS)
     ]
-    if stage == "prod" and env.get("CORS_ALLOW_ORIGIN", "*").strip() == "*":
-        problems.append(
-            "CORS_ALLOW_ORIGIN='*' lets every site's pages upload with your users' URLs; "
-            "on prod set the one origin of your app, like https://app.acme.com"
-        )
     try:
-        DeploySettings.for_stage(stage)
+        deploy = DeploySettings.for_stage(stage)
+        problems += [text for text, allowed in openings(stage, env, deploy) if not allowed]
         Settings.from_env({**env, "AWS_REGION": "us-east-1"})  # Lambda provides the region
         cors_allow_origin(env)
         AuthConfig.from_env(env)
-    except (ConfigError, ValueError) as exc:
+        policies.check(stage)
+    except (ConfigError, ValueError, policies.PolicyOutOfDate) as exc:
         problems.append(str(exc))
     if problems:
         raise DeployRefused(f"{stage} cannot be deployed:\n- " + "\n- ".join(problems))
     return env
+
+
+def openings(stage: str, env: dict[str, str], deploy: DeploySettings) -> list[tuple[str, bool]]:
+    """What would leave the stage open, each with whether its ``deploy`` object allows it:
+    anyone may call (AUTH_MODE=none), every site's pages may call (a ``*`` origin)."""
+    found = []
+    if env.get("AUTH_MODE") == "none":
+        found.append((
+            f"AUTH_MODE='none' on {stage} lets anyone on the internet get upload URLs into "
+            "your bucket; set cognito or iam, or \"allow_open\": true in the stage's "
+            "\"deploy\" object if it really is meant to be open",
+            deploy.allow_open,
+        ))  # fmt: skip
+    if cors_allow_origin(env) == "*":
+        found.append((
+            f"CORS_ALLOW_ORIGIN='*' on {stage} lets every site's pages upload with your "
+            "users' URLs; set the one origin of your app, like https://app.acme.com, or "
+            "\"allow_any_origin\": true in the stage's \"deploy\" object",
+            deploy.allow_any_origin,
+        ))  # fmt: skip
+    return found
+
+
+def warnings(stage: str, env: dict[str, str]) -> list[str]:
+    """The openings the stage allows itself: printed by the plan and the deploy."""
+    deploy = DeploySettings.for_stage(stage)
+    return [f"warning: {text.split(';')[0]} (allowed by the stage's deploy object)"
+            for text, allowed in openings(stage, env, deploy) if allowed]  # fmt: skip
 
 
 def bucket_parameters(env: dict[str, str]) -> dict[str, str]:
@@ -265,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     except DeployRefused as exc:
         print(exc, file=sys.stderr)
         return 2
+    for warning in warnings(args.stage, env):
+        print(warning, file=sys.stderr)
     out = PROJECT / "build" / args.stage
     package(args.stage, out)
     steps = plan(args.stage, env, args.waf, args.alarm_topic)

@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.settings import cors_allow_origin, verification_on
+from infra import policies
+from infra.policies import ANY_REGION_BUS, BUCKET_ARN
 from infra.stages import (
     APP_NAME,
     CONFIG,
     PROJECT,
     DeploySettings,
+    stage_config,
     stage_environment,
     stage_names,
 )
@@ -52,7 +55,8 @@ def merge_template(
     """The template to merge into Chalice's SAM output for a stage with this CORS origin
     and these deployment settings, its role's ``policy`` (from its policy file), and the
     name of its bucket in config.json, which becomes the default of the ``UploadBucket``
-    parameter: `make deploy` gives the bucket stack's outputs instead."""
+    parameter: `make deploy` gives the bucket stack's outputs instead. The policies name
+    that bucket; here they name the parameter."""
     response = {
         # SAM wants header values as API Gateway mapping expressions: a quoted literal.
         "ResponseParameters": {"Headers": {"Access-Control-Allow-Origin": f"'{origin}'"}},
@@ -93,10 +97,10 @@ def merge_template(
                     "Architectures": ["arm64"],  # no native code in the zip
                 },
             },
-            # The policy file names the bucket as ${UploadBucketArn}: the parameter.
-            "ApiHandlerRole": {"Properties": {"Policies": [
-                {"PolicyName": "ApiHandlerRolePolicy", "PolicyDocument": substituted(policy)}
-            ]}},
+            # The policy file names the stage's bucket: here it is the parameter.
+            "ApiHandlerRole": {"Properties": {"Policies": [{
+                "PolicyName": "ApiHandlerRolePolicy",
+                "PolicyDocument": parameterized(policy, bucket)}]}},
             "APIHandlerLogGroup": {
                 "Type": "AWS::Logs::LogGroup",
                 "Metadata": checkov_metadata("APIHandlerLogGroup"),
@@ -125,7 +129,8 @@ def merge_template(
         },
     }  # fmt: skip
     if verifier_policy is not None:
-        add_verifier(template["Resources"], name, deploy, prefix, verifier_policy)
+        add_verifier(template["Resources"], name, deploy, prefix,
+                     parameterized(verifier_policy, bucket))  # fmt: skip
     if deploy.xray:
         add_tracing(template["Resources"])
     return template
@@ -160,9 +165,8 @@ def add_verifier(
             "RetentionInDays": deploy.log_retention_days,
         },
     }
-    document = substituted(policy)
     resources["VerifyUploadRole"] = {"Properties": {"Policies": [
-        {"PolicyName": "VerifyUploadRolePolicy", "PolicyDocument": document}]}}  # fmt: skip
+        {"PolicyName": "VerifyUploadRolePolicy", "PolicyDocument": policy}]}}  # fmt: skip
     # Any verification that failed (S3 or EventBridge unreachable): Lambda retries twice.
     resources["VerifierErrorsAlarm"] = _alarm(
         name, "AWS/Lambda", "Errors",
@@ -170,23 +174,32 @@ def add_verifier(
     )  # fmt: skip
 
 
-def substituted(value: Any) -> Any:
-    """``value`` with each string that names a parameter (``${UploadBucketArn}``) made an
-    ``Fn::Sub`` (a ``Ref`` when it is only the name), which CloudFormation fills in."""
+def parameterized(value: Any, bucket: str) -> Any:
+    """A policy file's ``value`` for the template: the stage's bucket ARN (as the file
+    names it, for `chalice deploy`) becomes the ``UploadBucketArn`` parameter, and the
+    event bus in any region and account (``arn:aws:events:*:*:``) the stack's own. A
+    string that names the parameter alone becomes a ``Ref``, any other an ``Fn::Sub``."""
     if isinstance(value, dict):
-        return {key: substituted(item) for key, item in value.items()}
+        return {key: parameterized(item, bucket) for key, item in value.items()}
     if isinstance(value, list):
-        return [substituted(item) for item in value]
-    if isinstance(value, str) and "${" in value:
-        whole = value[2:-1] if value.startswith("${") and value.find("}") == len(value) - 1 else ""
-        return {"Ref": whole} if whole else {"Fn::Sub": value}
+        return [parameterized(item, bucket) for item in value]
+    if not isinstance(value, str):
+        return value
+    arn = BUCKET_ARN.format(bucket=bucket)
+    if value == arn:
+        return {"Ref": "UploadBucketArn"}
+    if value.startswith(arn + "/"):
+        return {"Fn::Sub": "${UploadBucketArn}" + value[len(arn) :]}
+    if value.startswith(ANY_REGION_BUS.format(bus="")):
+        return {"Fn::Sub": "arn:aws:events:${AWS::Region}:${AWS::AccountId}:"
+                + value[len("arn:aws:events:*:*:") :]}  # fmt: skip
     return value
 
 
 def stage_policy(stage: str, function: str | None = None) -> dict[str, Any]:
     """The stage's policy file, .chalice/policy-<stage>.json, or that of one of its
     functions (its ``lambda_functions`` entry)."""
-    config = json.loads(CONFIG.read_text())["stages"][stage]
+    config = stage_config(stage)
     if function is not None:
         config = config["lambda_functions"][function]
     policy: dict[str, Any] = json.loads((CONFIG.parent / config["iam_policy_file"]).read_text())
@@ -369,6 +382,7 @@ def _alarm(name: str, namespace: str, metric: str, dimensions: list[dict[str, st
 def package(stage: str, out: Path) -> Path:
     """Write ``out/sam.json`` and ``out/deployment.zip`` for ``stage``; return the template."""
     env = stage_environment(stage)
+    policies.check(stage)
     out.mkdir(parents=True, exist_ok=True)
     merge = out / "merge.json"
     deploy = DeploySettings.for_stage(stage)
@@ -400,7 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", required=True, choices=stage_names())
     parser.add_argument("out", type=Path, help="directory for sam.json and deployment.zip")
     args = parser.parse_args(argv)
-    print(package(args.stage, args.out))
+    try:
+        print(package(args.stage, args.out))
+    except policies.PolicyOutOfDate as exc:
+        print(f"{args.stage}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

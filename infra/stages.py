@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parent.parent
 CONFIG = PROJECT / ".chalice" / "config.json"
@@ -16,6 +17,12 @@ APP_NAME = json.loads(CONFIG.read_text())["app_name"]
 def stage_names() -> list[str]:
     """Every stage in config.json, in its order."""
     return list(json.loads(CONFIG.read_text())["stages"])
+
+
+def stage_config(stage: str) -> dict[str, Any]:
+    """The stage's own object in config.json."""
+    stage_object: dict[str, Any] = json.loads(CONFIG.read_text())["stages"][stage]
+    return stage_object
 
 
 def stage_environment(stage: str) -> dict[str, str]:
@@ -43,11 +50,15 @@ class DeploySettings:
     throttle_rate_limit: int = 20  # requests per second, steady, for the whole stage
     throttle_burst_limit: int = 40
     xray: bool = False  # X-Ray tracing of API Gateway and the function
+    # The deploy check refuses a stage open to anyone (AUTH_MODE=none) or to every site's
+    # pages (CORS_ALLOW_ORIGIN='*') unless the stage says so here; the plan then warns.
+    allow_open: bool = False
+    allow_any_origin: bool = False
 
     @classmethod
     def for_stage(cls, stage: str) -> DeploySettings:
         """The stage's settings, validated; ValueError names the first bad one."""
-        given = json.loads(CONFIG.read_text())["stages"][stage].get("deploy", {})
+        given = stage_config(stage).get("deploy", {})
         unknown = sorted(set(given) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"{stage}: unknown deploy setting {unknown[0]!r}")
@@ -59,8 +70,11 @@ class DeploySettings:
                 f"{stage}: deploy.log_retention_days {settings.log_retention_days!r}; "
                 f"allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
             )
-        if not isinstance(settings.xray, bool):
-            raise ValueError(f"{stage}: deploy.xray {settings.xray!r}; allowed: true, false")
+        for name in ("xray", "allow_open", "allow_any_origin"):
+            if not isinstance(getattr(settings, name), bool):
+                raise ValueError(
+                    f"{stage}: deploy.{name} {getattr(settings, name)!r}; allowed: true, false"
+                )
         for name in ("throttle_rate_limit", "throttle_burst_limit"):
             value = getattr(settings, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -9,6 +9,7 @@ outputs.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import json
@@ -41,10 +42,29 @@ def project(tmp_path):
             "__pycache__", "deployments"))  # fmt: skip
     config_path = root / ".chalice" / "config.json"
 
-    def write(stage: str, env: dict[str, str]) -> None:
+    def write(
+        stage: str,
+        env: dict[str, str],
+        *,
+        like: str | None = None,
+        deploy: dict[str, object] | None = None,
+        policies: bool = True,
+    ) -> None:
+        """Set ``env`` on ``stage`` (a new stage copied from ``like``), merge ``deploy``
+        into its deploy object, and write its policy files as `make policies` does."""
         config = json.loads(config_path.read_text())
+        if like is not None:
+            config["stages"][stage] = copy.deepcopy(config["stages"][like])
+            config["stages"][stage]["iam_policy_file"] = f"policy-{stage}.json"
+            functions = config["stages"][stage].get("lambda_functions", {})
+            for function in functions.values():
+                function["iam_policy_file"] = f"policy-{stage}-verifier.json"
         config["stages"][stage]["environment_variables"].update(env)
+        config["stages"][stage].setdefault("deploy", {}).update(deploy or {})
         config_path.write_text(json.dumps(config))
+        if policies:
+            subprocess.run([sys.executable, "-m", "infra.policies"], cwd=root, check=True,
+                           capture_output=True)  # fmt: skip
 
     return root, write
 
@@ -85,14 +105,82 @@ def test_a_wildcard_origin_is_refused_on_prod(project):
     root, write = project
     write("prod", {**OWN_PROD, "CORS_ALLOW_ORIGIN": "*"})
     done = run_deploy(root, "--stage", "prod", "--dry-run")
-    assert (done.returncode, done.stderr.splitlines()[1]) == (
-        2, "- CORS_ALLOW_ORIGIN='*' lets every site's pages upload with your users' URLs; on "
-        "prod set the one origin of your app, like https://app.acme.com")  # fmt: skip
+    assert (done.returncode, done.stderr.splitlines()[1:]) == (2, [
+        "- CORS_ALLOW_ORIGIN='*' on prod lets every site's pages upload with your users' "
+        "URLs; set the one origin of your app, like https://app.acme.com, or "
+        '"allow_any_origin": true in the stage\'s "deploy" object'])  # fmt: skip
+
+
+OPEN = ('- AUTH_MODE=\'none\' on {} lets anyone on the internet get upload URLs into your '
+        'bucket; set cognito or iam, or "allow_open": true in the stage\'s "deploy" object if '
+        "it really is meant to be open")  # fmt: skip
+
+
+def test_an_open_or_wildcard_stage_of_any_name_is_refused_for_each_by_name(project):
+    # GIVEN a stage that is not called prod, open to anyone and to every origin
+    root, write = project
+    write("prod-eu", {**OWN_PROD, "AUTH_MODE": "none", "CORS_ALLOW_ORIGIN": "*"}, like="prod")
+    # WHEN it is planned
+    done = run_deploy(root, "--stage", "prod-eu", "--dry-run")
+    # THEN both are refused, one line each, before anything is packaged
+    assert (done.returncode, done.stdout, done.stderr.splitlines()) == (2, "", [
+        "prod-eu cannot be deployed:",
+        OPEN.format("prod-eu"),
+        "- CORS_ALLOW_ORIGIN='*' on prod-eu lets every site's pages upload with your users' "
+        "URLs; set the one origin of your app, like https://app.acme.com, or "
+        '"allow_any_origin": true in the stage\'s "deploy" object'])  # fmt: skip
+    assert not (root / "build").exists()
+
+
+def test_an_open_dev_stage_is_refused(project):
+    root, write = project
+    write("dev", {"UPLOAD_BUCKET": "acme-uploads-dev", "AUTH_MODE": "none"})
+    done = run_deploy(root, "--stage", "dev", "--dry-run")
+    assert (done.returncode, done.stderr.splitlines()) == (2, [
+        "dev cannot be deployed:", OPEN.format("dev")])  # fmt: skip
+
+
+def test_a_stage_that_allows_itself_open_by_name_is_planned_with_a_warning(project):
+    root, write = project
+    write("dev", {"UPLOAD_BUCKET": "acme-uploads-dev", "AUTH_MODE": "none"},
+          deploy={"allow_open": True})  # fmt: skip
+    done = run_deploy(root, "--stage", "dev", "--dry-run")
+    assert (done.returncode, done.stderr.splitlines()) == (0, [
+        "warning: AUTH_MODE='none' on dev lets anyone on the internet get upload URLs into "
+        "your bucket (allowed by the stage's deploy object)",
+        "warning: CORS_ALLOW_ORIGIN='*' on dev lets every site's pages upload with your "
+        "users' URLs (allowed by the stage's deploy object)",
+        # app.py's own warning, as `chalice package` imports it
+        "WARNING: AUTH_MODE=none: anyone who can reach this API can get upload URLs. Use it "
+        "only for local development.",
+        "Creating deployment package."])  # fmt: skip
+    assert done.stdout.startswith("dev: checked and packaged in build/dev; a deploy would:\n")
+
+
+def test_an_allowance_must_be_a_boolean(project):
+    root, write = project
+    write("dev", {"UPLOAD_BUCKET": "acme-uploads-dev"}, deploy={"allow_any_origin": "yes"})
+    done = run_deploy(root, "--stage", "dev", "--dry-run")
+    assert (done.returncode, done.stderr.splitlines()) == (2, [
+        "dev cannot be deployed:",
+        "- dev: deploy.allow_any_origin 'yes'; allowed: true, false"])  # fmt: skip
+
+
+def test_policy_files_that_no_longer_match_config_are_refused_with_the_fix(project):
+    # GIVEN the user's own bucket in config.json, and `make policies` not run
+    root, write = project
+    write("prod", OWN_PROD, policies=False)
+    done = run_deploy(root, "--stage", "prod", "--dry-run")
+    assert (done.returncode, done.stderr.splitlines()) == (2, [
+        "prod cannot be deployed:",
+        "- policy-prod.json, policy-prod-verifier.json does not match .chalice/config.json "
+        "(another bucket, prefix or setting): run `make policies` and commit the result",
+    ])  # fmt: skip
 
 
 def test_an_invalid_setting_is_refused_by_name(project):
     root, write = project
-    write("prod", {**OWN_PROD, "UPLOAD_MAX_BYTES": "ten"})
+    write("prod", {**OWN_PROD, "UPLOAD_MAX_BYTES": "ten"}, policies=False)
     done = run_deploy(root, "--stage", "prod", "--dry-run")
     assert done.returncode == 2
     assert done.stderr.splitlines()[1].startswith("- UPLOAD_MAX_BYTES='ten'")
@@ -135,7 +223,7 @@ def test_a_dry_run_checks_and_packages_offline_and_prints_the_plan(project):
       "--stage dev --dry-run --waf --alarm-topic arn:t")],
 )  # fmt: skip
 def test_make_plan_and_deploy_run_the_deploy_with_the_options_given(target, command):
-    shown = subprocess.run(["make", "-s", "-n", "-o", "install-dev", *target], cwd=PROJECT,
+    shown = subprocess.run(["make", "-s", "-n", "-o", "install", *target], cwd=PROJECT,
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert " ".join(shown.replace("\\\n", " ").split()).endswith(
         f".venv/bin/python -m infra.deploy {command}"

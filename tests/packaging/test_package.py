@@ -20,7 +20,8 @@ from chalicelib.auth import AuthConfig
 from chalicelib.logs import log_level
 from chalicelib.settings import Settings, cors_allow_origin, verification_on
 from devstack.cors import load_template
-from infra.package import CHECKOV_SKIPS, checkov_metadata, substituted
+from infra.package import CHECKOV_SKIPS, checkov_metadata, parameterized
+from infra.policies import out_of_date
 from infra.stages import DeploySettings, stage_environment, stage_names
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -63,25 +64,27 @@ def test_policy_autogeneration_is_off():
 def test_role_policy_is_the_stages_policy_file_with_the_bucket_as_a_parameter(package):
     stage, template, _ = package
     policy = json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
-    assert role_policy(template) == substituted(policy)
-    # The policy file never names a bucket: `make deploy` wires the bucket stack's.
-    assert "arn:aws:s3" not in json.dumps(policy)
-
-
-def test_the_bucket_is_a_parameter_defaulting_to_the_stages_bucket(package):
-    stage, template, _ = package
     bucket = stage_environment(stage)["UPLOAD_BUCKET"]
-    parameters = template["Parameters"]
-    assert (parameters["UploadBucket"]["Default"], parameters["UploadBucketArn"]["Default"]) == (
-        bucket, f"arn:aws:s3:::{bucket}")  # fmt: skip
-    variables = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
-    assert variables["UPLOAD_BUCKET"] == {"Ref": "UploadBucket"}
+    assert role_policy(template) == parameterized(policy, bucket)
+    # The file names the stage's bucket (for `chalice deploy`); the template never does:
+    # `make deploy` wires the bucket stack's.
+    assert f"arn:aws:s3:::{bucket}" in json.dumps(policy)
+    assert "arn:aws:s3" not in json.dumps(role_policy(template))
 
 
-def test_a_parameter_in_a_policy_becomes_a_ref_or_a_sub():
-    assert substituted({"A": ["${X}", "${X}/k/*", "plain", 3]}) == {
-        "A": [{"Ref": "X"}, {"Fn::Sub": "${X}/k/*"}, "plain", 3]
-    }
+def test_every_policy_file_is_what_config_json_makes_of_it():
+    # `make policies` writes them; a changed bucket or prefix without it fails here.
+    assert out_of_date() == []
+
+
+def test_the_bucket_arn_becomes_the_parameter_and_the_bus_the_stacks_own():
+    policy = {"A": ["arn:aws:s3:::b", "arn:aws:s3:::b/k/*", "arn:aws:s3:::b-other/k",
+                    "arn:aws:events:*:*:event-bus/default", "plain", 3]}  # fmt: skip
+    assert parameterized(policy, "b") == {"A": [
+        {"Ref": "UploadBucketArn"}, {"Fn::Sub": "${UploadBucketArn}/k/*"},
+        "arn:aws:s3:::b-other/k",
+        {"Fn::Sub": "arn:aws:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"},
+        "plain", 3]}  # fmt: skip
 
 
 def test_role_may_touch_only_the_stages_prefix(package):

@@ -32,6 +32,12 @@ def test_prod_runs_python_3_12_keeps_logs_90_days_and_is_throttled():
 def test_a_stage_without_deploy_settings_gets_the_defaults(config):
     config({})
     assert DeploySettings.for_stage("prod") == DeploySettings()
+    assert (DeploySettings().allow_open, DeploySettings().allow_any_origin) == (False, False)
+
+
+def test_dev_allows_any_origin_by_name_and_nothing_else():
+    dev = DeploySettings.for_stage("dev")
+    assert (dev.allow_open, dev.allow_any_origin) == (False, True)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +52,8 @@ def test_a_stage_without_deploy_settings_gets_the_defaults(config):
      ({"throttle_burst_limit": True}, "prod: deploy.throttle_burst_limit True; allowed: a "
                                       "whole number >= 1"),
      ({"xray": "yes"}, "prod: deploy.xray 'yes'; allowed: true, false"),
+     ({"allow_open": 1}, "prod: deploy.allow_open 1; allowed: true, false"),
+     ({"allow_any_origin": "true"}, "prod: deploy.allow_any_origin 'true'; allowed: true, false"),
      ({"runtime": "python3.12"}, "prod: unknown deploy setting 'runtime'")],
 )  # fmt: skip
 def test_bad_deploy_settings_are_refused_by_name(config, deploy, message):
