@@ -14,16 +14,18 @@ from urllib.parse import quote, unquote
 from chalicelib.checksums import check_checksum_given, checksum_headers, parse_checksum
 from chalicelib.errors import UploadRejected
 from chalicelib.keys import extension
+from chalicelib.media_types import (
+    DESKTOP_EXTENSIONS,
+    SIGNATURE_TYPES,
+    WILDCARD_TYPES,
+    desktop_extension,
+    normal,
+    scriptable,
+)
 from chalicelib.settings import Settings
 from chalicelib.tags import UNCLAIMED_HEADER
 
 MAX_FILENAME_LENGTH = 255
-# Types a browser runs script from when it renders them (any "+xml" type is one too).
-SCRIPTABLE_TYPES = frozenset({
-    "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
-    "text/javascript", "application/javascript", "application/ecmascript",
-    "text/ecmascript", "application/x-javascript", "text/xsl", "application/xslt+xml",
-})  # fmt: skip
 MAX_CONTENT_TYPE_LENGTH = 255
 # S3 refuses user metadata (x-amz-meta-* names and values, in UTF-8) over 2 KB.
 MAX_METADATA_BYTES = 2048
@@ -120,6 +122,13 @@ def parse_request(
         sha256=parse_checksum("sha256", values.get("sha256")),
         disposition=_disposition(values.get("disposition"), filename, content_type),
     )
+    if not desktop_name_allowed(filename, content_type, settings):
+        ext = desktop_extension(filename)
+        raise UploadRejected(
+            f"filename ends in .{ext}, which runs as a program when opened on a desktop; "
+            f"allowed: another name, or a content_type of {', '.join(DESKTOP_EXTENSIONS[ext])} "
+            "where the stage lists it exactly in UPLOAD_ALLOWED_TYPES"
+        )
     if "md5" in allowed:
         check_checksum_given(request.md5, request.sha256, settings)
     return request
@@ -223,8 +232,8 @@ def _filename(value: str | None) -> str | None:
 def _content_type(value: str | None, settings: Settings) -> str | None:
     allowed = ", ".join(settings.allowed_types)
     if value is None:
-        if settings.allowed_types:
-            raise UploadRejected(f"content_type is required; allowed: {allowed}")
+        if settings.allowed_types or settings.require_known_types:
+            raise UploadRejected(f"content_type is required; allowed: {allowed or 'a type'}")
         return None
     match = _CONTENT_TYPE.fullmatch(value) if len(value) <= MAX_CONTENT_TYPE_LENGTH else None
     if match is None:
@@ -232,9 +241,23 @@ def _content_type(value: str | None, settings: Settings) -> str | None:
             f"content_type {value[:80]!r} is not a media type; allowed: 'type/subtype' with "
             "optional '; name=value' parameters, like 'image/png'"
         )
-    if settings.allowed_types and not type_allowed(match["essence"].lower(), settings):
-        raise UploadRejected(f"content_type {value!r} is not allowed; allowed: {allowed}")
+    essence = match["essence"].lower()
+    if settings.allowed_types and not type_allowed(essence, settings):
+        raise UploadRejected(
+            f"content_type {value!r} is not allowed; allowed: {allowed} (a wildcard admits "
+            "the types known by their bytes, never a page, script or program)"
+        )
+    if settings.require_known_types and not _known(essence):
+        raise UploadRejected(
+            f"content_type {value!r} has no signature the verifier knows, and "
+            "UPLOAD_REQUIRE_KNOWN_TYPES is on; allowed: a type recognised by its bytes, "
+            "like image/png or application/pdf"
+        )
     return value
+
+
+def _known(essence: str) -> bool:
+    return essence in SIGNATURE_TYPES and normal(essence) != "application/octet-stream"
 
 
 def essence_of(content_type: str | None) -> str:
@@ -243,20 +266,25 @@ def essence_of(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def scriptable(essence: str) -> bool:
-    """Whether a browser may run script from content of this type, when it is served
-    inline from some origin (a CDN or website endpoint in front of the bucket)."""
-    return essence in SCRIPTABLE_TYPES or essence.endswith("+xml")
-
-
 def type_allowed(essence: str, settings: Settings) -> bool:
-    """Listed exactly, or under a wildcard; a wildcard never admits a scriptable type
-    (``image/*`` is not ``image/svg+xml``): those must be listed one by one."""
+    """Listed exactly, or under a wildcard; a wildcard admits only the types known by
+    their bytes (``image/*`` is not ``image/x-foo``), and never a page, script or program
+    (``image/svg+xml``, ``multipart/x-mixed-replace``, ``application/x-msdownload``): those
+    must be listed one by one."""
     if essence in settings.allowed_types:
         return True
     kind = essence.split("/")[0]
     wildcard = any(p in (f"{kind}/*", "*/*") for p in settings.allowed_types)
-    return wildcard and not scriptable(essence)
+    return wildcard and essence in WILDCARD_TYPES
+
+
+def desktop_name_allowed(name: str | None, content_type: str | None, settings: Settings) -> bool:
+    """Whether ``name`` may be stored as an upload's key or download name: one that runs
+    as a program on a desktop (``invoice.hta``, ``setup.exe``) only with a type that
+    stands for it which the stage lists exactly in UPLOAD_ALLOWED_TYPES."""
+    ext = desktop_extension(name)
+    essence = essence_of(content_type)
+    return not ext or (essence in DESKTOP_EXTENSIONS[ext] and essence in settings.allowed_types)
 
 
 def _size(

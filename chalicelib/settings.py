@@ -66,6 +66,9 @@ class Settings:
     # Every PUT and part must carry a checksum S3 verifies: md5 or sha256.
     require_checksum: bool = False
     no_overwrite: bool = False
+    # Only types known by their bytes (chalicelib/media_types.py) are signed, and the
+    # verifier rejects bytes that match no known signature.
+    require_known_types: bool = False
     # auto: the own SigV4 signer where it builds the endpoint exactly as botocore would,
     # else botocore (chalicelib/signing.py); sigv4 / botocore: that one, always.
     signing_backend: str = "auto"
@@ -108,6 +111,7 @@ class Settings:
             max_bytes=_optional_int(environ, "UPLOAD_MAX_BYTES", 1, MAX_OBJECT_BYTES),
             require_checksum=_require_checksum(environ),
             no_overwrite=_flag(environ, "UPLOAD_NO_OVERWRITE"),
+            require_known_types=_flag(environ, "UPLOAD_REQUIRE_KNOWN_TYPES"),
             signing_backend=_choice(environ, "SIGNING_BACKEND", SIGNING_BACKENDS),
             verify=_flag(environ, "UPLOAD_VERIFY"),
             quarantine_prefix=_quarantine_prefix(environ),

@@ -8,30 +8,18 @@ here only, so `GET /put-url`'s cold start never loads it).
 
 from __future__ import annotations
 
-import functools
 import re
 
 from chalicelib.keys import extension
-from chalicelib.rules import type_allowed
+from chalicelib.media_types import SIGNATURE_TYPES, desktop_extension
+from chalicelib.media_types import normal as _normal
+from chalicelib.rules import desktop_name_allowed, type_allowed
 from chalicelib.settings import Settings
 
 HEAD_BYTES = 8192  # enough for filetype's matchers, zip-based formats included
 OCTET_STREAM = ("application/octet-stream", "binary/octet-stream")
 MARKUP_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml",
                 "application/xml")  # fmt: skip
-# Names of the same format: what filetype answers -> what a client may declare.
-SAME = {
-    "image/jpg": "image/jpeg",
-    "image/pjpeg": "image/jpeg",
-    "image/apng": "image/png",
-    "audio/wav": "audio/x-wav",
-    "audio/flac": "audio/x-flac",
-    "image/vnd.microsoft.icon": "image/x-icon",
-    "video/x-m4v": "video/mp4",
-    "audio/x-m4a": "audio/mp4",
-    "application/x-zip-compressed": "application/zip",
-    "binary/octet-stream": "application/octet-stream",  # S3's type for an untyped upload
-}
 # Formats that are zip files inside: a zip signature is what they look like.
 ZIP_BASED = ("application/epub+zip", "application/java-archive",
              "application/vnd.openxmlformats-officedocument.",
@@ -40,7 +28,7 @@ ZIP_BASED = ("application/epub+zip", "application/java-archive",
 # white space and a byte-order mark, one of these tags followed by a space, ">" or "/".
 _MARKUP = re.compile(
     rb"<(?:!doctype html|html|head|body|script|iframe|h1|div|font|table|a|style|title|b|br|"
-    rb"p|img|svg|object|embed|meta|\?xml|!--)(?=[\s>/]|$)",
+    rb"p|img|svg|object|embed|meta|\?xml|!--|hta:application)(?=[\s>/]|$)",
     re.IGNORECASE,
 )
 _LEADING = b" \t\r\n\x0c\xef\xbb\xbf"
@@ -57,26 +45,26 @@ SCRIPTABLE_EXTENSIONS = {
 }  # fmt: skip
 
 
-def _normal(media_type: str) -> str:
-    essence = media_type.split(";", 1)[0].strip().lower()
-    return SAME.get(essence, essence)
-
-
 def looks_like_markup(head: bytes) -> bool:
     """True when the bytes start as an HTML, SVG or XML document would (after a BOM and
     white space): what a browser could render as a page."""
     return _MARKUP.match(head.lstrip(_LEADING)[:64]) is not None
 
 
-def extension_problem(key: str, filename: str | None, declared: str | None) -> str | None:
-    """Why the key's extension or the download name's does not fit the declared type, for
-    the extensions that open as a page or a script (``x.html`` holding ``image/png``
-    would run as HTML once downloaded and opened), or None."""
+def extension_problem(
+    key: str, filename: str | None, declared: str | None, settings: Settings
+) -> str | None:
+    """Why the key's extension or the download name's does not fit the declared type, or
+    None: a name that opens as a page or a script (``x.html`` holding ``image/png`` would
+    run as HTML once downloaded and opened), or one that runs as a program on a desktop
+    (``invoice.hta``) where the stage does not list its type exactly."""
     claimed = _normal(declared) if declared else OCTET_STREAM[0]
     for name in (key, filename or ""):
         ext = extension(name)
         if ext in SCRIPTABLE_EXTENSIONS and claimed not in SCRIPTABLE_EXTENSIONS[ext]:
             return f"extension-mismatch: a .{ext} name holds {claimed}"
+        if not desktop_name_allowed(name, declared, settings):
+            return f"extension-not-allowed: a .{desktop_extension(name)} name runs as a program"
     return None
 
 
@@ -89,21 +77,14 @@ def sniffed_type(head: bytes) -> str | None:
 
 def known_signature(media_type: str) -> bool:
     """Whether filetype recognises this type by its bytes (then its absence tells)."""
-    return media_type in _signature_types()
-
-
-@functools.cache
-def _signature_types() -> frozenset[str]:
-    """The types filetype knows by their bytes, built once per container."""
-    import filetype
-
-    return frozenset(_normal(kind.mime) for kind in filetype.types)
+    return media_type in SIGNATURE_TYPES
 
 
 def content_problem(head: bytes, declared: str | None, settings: Settings) -> str | None:
     """Why these first bytes are not an upload of type ``declared``, or None when they
     may be; UPLOAD_ALLOWED_TYPES also applies to the type found. The answer starts with
-    a short code: ``markup``, ``type-mismatch`` or ``type-not-allowed``, and holds only
+    a short code: ``markup``, ``type-mismatch``, ``unknown-content`` (with
+    UPLOAD_REQUIRE_KNOWN_TYPES) or ``type-not-allowed``, and holds only
     characters a tag value may (it is stored in the ``upload-reason`` tag as is)."""
     claimed = _normal(declared) if declared else OCTET_STREAM[0]
     if looks_like_markup(head) and claimed not in MARKUP_TYPES:
@@ -112,6 +93,8 @@ def content_problem(head: bytes, declared: str | None, settings: Settings) -> st
     if found is None:
         if claimed not in OCTET_STREAM and known_signature(claimed):
             return f"type-mismatch: the content has no {claimed} signature"
+        if settings.require_known_types:
+            return f"unknown-content: the content matches no known signature (declared {claimed})"
         return None
     if claimed in OCTET_STREAM:
         if settings.allowed_types and not type_allowed(found, settings):

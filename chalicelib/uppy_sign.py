@@ -36,7 +36,13 @@ from chalicelib.errors import UploadRejected
 from chalicelib.keys import extension
 from chalicelib.multipart import Multipart, UploadRef
 from chalicelib.presign import Presigner
-from chalicelib.rules import UploadRequest, essence_of, parse_request, unicode_text
+from chalicelib.rules import (
+    UploadRequest,
+    desktop_name_allowed,
+    essence_of,
+    parse_request,
+    unicode_text,
+)
 from chalicelib.settings import Settings
 from chalicelib.tags import UNCLAIMED_HEADER
 
@@ -169,9 +175,13 @@ class RequestSigner:
         params = {} if request.content_type is None else {"content_type": [request.content_type]}
         upload = parse_request(params, self._settings, ("content_type",))
         ext = extension(request.key)
-        if ext and type_of_extension(ext) != essence_of(upload.content_type):
+        if ext and (
+            type_of_extension(ext) != essence_of(upload.content_type)
+            or not desktop_name_allowed(request.key, upload.content_type, self._settings)
+        ):
             # The key's extension must not claim another type than the one stored: a
-            # ".html" key holding an "image/png" would open as HTML once downloaded.
+            # ".html" key holding an "image/png" would open as HTML once downloaded; nor
+            # one that runs as a program, unless the stage lists its type exactly.
             ext = ""
         ticket = self._presigner.post_ticket(space, upload, extension=ext or None)
         return {"url": ticket.url, "fields": ticket.fields, "key": ticket.key}
@@ -189,7 +199,10 @@ class RequestSigner:
             )
         upload = parse_request(params, self._settings, ("content_type",), multipart=True)
         # An extension the table does not know stands for no type the object is stored
-        # with (none is signed): it is dropped, as for a single file.
+        # with (none is signed): it is dropped, as for a single file; so is one that runs
+        # as a program, unless the stage lists its type exactly.
+        if not desktop_name_allowed(request.key, upload.content_type, self._settings):
+            guessed = None
         _, key = self._presigner.new_upload(space, UploadRequest(), guessed and ext)
         headers = {"Content-Type": upload.content_type} if upload.content_type else {}
         if self._settings.unclaimed_days is not None:

@@ -3,8 +3,9 @@
 For each new object under the upload prefix, the verifier reads its head and its first
 bytes (one ranged GET), and decides:
 
-- ``verified`` when its key is one this service issues, its size is within the limit, and
-  its bytes are what its Content-Type says (chalicelib/sniff.py); the object is tagged
+- ``verified`` when its key is one this service issues, its size is within the limit, S3
+  stored no header the service does not set (:func:`stored_header_problem`), and its
+  bytes are what its Content-Type says (chalicelib/sniff.py); the object is tagged
   ``upload-status=verified`` (its other tags kept);
 - ``rejected`` otherwise: the object is moved to ``<UPLOAD_QUARANTINE_PREFIX><its key>``
   with the tags ``upload-status=rejected`` and ``upload-reason``, out of reach of the
@@ -35,7 +36,13 @@ from chalicelib import tags
 from chalicelib.checksums import stored_checksum
 from chalicelib.errors import ServiceError
 from chalicelib.keys import issued_key
-from chalicelib.rules import filename_from_metadata
+from chalicelib.media_types import scriptable
+from chalicelib.rules import (
+    FILENAME_METADATA,
+    content_disposition,
+    essence_of,
+    filename_from_metadata,
+)
 from chalicelib.s3 import storage_errors
 from chalicelib.settings import Settings
 from chalicelib.sniff import HEAD_BYTES, content_problem, extension_problem
@@ -157,8 +164,10 @@ class Verifier:
         else:
             head_bytes = self._first_bytes(key, head["ETag"], size)
             filename = filename_from_metadata(head.get("Metadata", {}))
-            reason = extension_problem(key, filename, declared) or content_problem(
-                head_bytes, declared, self._settings
+            reason = (
+                stored_header_problem(head, filename, declared)
+                or extension_problem(key, filename, declared, self._settings)
+                or content_problem(head_bytes, declared, self._settings)
             )
         return Verdict(upload_id, key, principal, size, declared, head["ETag"].strip('"'),
                        checksum.to_response() if checksum else None, reason)  # fmt: skip
@@ -212,6 +221,37 @@ class Verifier:
         if answer.get("FailedEntryCount"):
             code = answer["Entries"][0].get("ErrorCode", "unknown")
             raise PublishFailed(f"EventBridge refused the {detail_type} event ({code})")
+
+
+# What S3 returns (HEAD) for the headers an uploader could add without their being
+# signed, and that a CDN, a browser or a subscriber then acts on; the service sets none.
+UNSET_HEADERS = {"ContentEncoding": "Content-Encoding", "CacheControl": "Cache-Control",
+                 "ContentLanguage": "Content-Language", "ExpiresString": "Expires",
+                 "WebsiteRedirectLocation": "x-amz-website-redirect-location"}  # fmt: skip
+
+
+def stored_header_problem(
+    head: HeadObjectOutputTypeDef, filename: str | None, declared: str | None
+) -> str | None:
+    """Why the headers S3 stored are not ones the service signs, or None. A presigned
+    PUT or create verifies only its signed headers, so an uploader may add others: a
+    ``Content-Disposition`` naming another file, a ``Content-Encoding``, metadata. The
+    service stores at most the type, ``x-amz-meta-filename`` and a Content-Disposition
+    made from that name (``attachment``, or ``inline`` for a type that runs no script)."""
+    for field, header in UNSET_HEADERS.items():
+        if head.get(field):
+            return f"unexpected-header: {header} is set but the service sets none"
+    extra = sorted(set(head.get("Metadata", {})) - {FILENAME_METADATA})
+    if extra:
+        return f"unexpected-header: x-amz-meta-{extra[0][:40]} is not one the service sets"
+    disposition = head.get("ContentDisposition")
+    if not disposition:
+        return None
+    allowed = ["attachment"] if declared is None or scriptable(essence_of(declared)) else [
+        "attachment", "inline"]  # fmt: skip
+    if filename is None or disposition not in {content_disposition(d, filename) for d in allowed}:
+        return "unexpected-header: Content-Disposition is not the one the service signs"
+    return None
 
 
 class _Gone(ServiceError):

@@ -305,7 +305,8 @@ def test_type_allowlist_applies_to_multipart(api, monkeypatch):
     response = post_json(api, "/s3/multipart", {"filename": "a.mp4", "type": "video/mp4"})
     assert (response.status_code, response.json_body["Message"]) == (
         400,
-        "content_type 'video/mp4' is not allowed; allowed: image/*",
+        "content_type 'video/mp4' is not allowed; allowed: image/* (a wildcard admits the types "
+        "known by their bytes, never a page, script or program)",
     )
 
 

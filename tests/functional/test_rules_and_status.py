@@ -75,7 +75,8 @@ def test_replaying_a_url_cannot_overwrite(api, s3, strict):
     ("query", "message"),
     [
         ("content_type=text/html&size=5&md5=" + PNG_MD5,
-         "content_type 'text/html' is not allowed; allowed: image/*, application/pdf"),
+         "content_type 'text/html' is not allowed; allowed: image/*, application/pdf (a "
+         "wildcard admits the types known by their bytes, never a page, script or program)"),
         ("content_type=image/png&size=10485761&md5=" + PNG_MD5,
          "size 10485761 is too large; allowed: 0 to 10485760"),
         ("content_type=image/png&size=5",

@@ -115,13 +115,18 @@ def test_a_completion_over_the_size_limit_is_refused_and_aborted(api, s3, monkey
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
 
 
+WILDCARD_HINT = (
+    " (a wildcard admits the types known by their bytes, never a page, script or program)"
+)
+
+
 def test_the_type_allowlist_holds_on_both_single_and_multipart(api, s3, monkeypatch):
     monkeypatch.setenv("UPLOAD_ALLOWED_TYPES", "image/*")
     assert refused(api, method="PUT", key="a.html", contentType="text/html") == (
-        "content_type 'text/html' is not allowed; allowed: image/*"
+        "content_type 'text/html' is not allowed; allowed: image/*" + WILDCARD_HINT
     )
     assert refused(api, method="POST", key="x-page.html") == (
-        "content_type 'text/html' is not allowed; allowed: image/*"
+        "content_type 'text/html' is not allowed; allowed: image/*" + WILDCARD_HINT
     )
     assert refused(api, method="POST", key="x-no-extension").startswith(
         "the type of 'x-no-extension' is not known from its extension"

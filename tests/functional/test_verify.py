@@ -124,6 +124,87 @@ def test_a_name_that_would_open_as_a_page_must_hold_that_type(api, s3, params, r
     assert verify(api, body["key"])["verdict"]["reason"] == reason
 
 
+HTA = (
+    b'<HTA:APPLICATION ID="x" WINDOWSTATE="minimize">\n<script language="VBScript">\n'
+    b'CreateObject("WScript.Shell").Run "calc"\n</script>'
+)
+
+
+def test_an_hta_is_markup_whatever_type_it_claims(api, s3):
+    body = put(api, HTA, content_type="text/plain")
+    reason = "markup: the content is an HTML or SVG or XML document but declared text/plain"
+    assert verify(api, body["key"])["verdict"]["reason"] == reason
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [(b'CreateObject("WScript.Shell").Run "calc"', "invoice.hta"),
+     (b"MIME-Version: 1.0\r\nContent-Type: multipart/related", "page.mht"),
+     (b"@echo off\r\ncalc.exe", "invoice.bat."), (b"MsgBox 1", "run.vbs")],
+)  # fmt: skip
+def test_a_download_name_that_runs_on_a_desktop_is_rejected_though_added_unsigned(
+    api, s3, data, name
+):
+    # GIVEN a URL issued with no filename (signing refuses these names), and an uploader
+    # who adds the name as metadata S3 stores without its being signed
+    body = api.http.get("/put-url?content_type=image/png").json_body
+    headers = {**body["headers"], "x-amz-meta-filename": name}
+    assert requests.put(body["PUT_URL"], data=data, headers=headers, timeout=10).status_code == 200
+    # THEN the verifier rejects it by its name
+    ext = name.rstrip(".").rsplit(".", 1)[1]
+    assert verify(api, body["key"])["verdict"]["reason"] == (
+        f"extension-not-allowed: a .{ext} name runs as a program")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "reason"),
+    [("Content-Disposition", 'attachment; filename="invoice.pdf"',
+      "unexpected-header: Content-Disposition is not the one the service signs"),
+     ("Content-Encoding", "gzip", "unexpected-header: Content-Encoding is set but the service "
+                                  "sets none"),
+     ("Cache-Control", "public, max-age=31536000",
+      "unexpected-header: Cache-Control is set but the service sets none"),
+     ("x-amz-meta-owner", "admin", "unexpected-header: x-amz-meta-owner is not one the "
+                                   "service sets"),
+     ("x-amz-website-redirect-location", "https://evil.example/",
+      "unexpected-header: x-amz-website-redirect-location is set but the service sets none")],
+)  # fmt: skip
+def test_an_unsigned_header_s3_stored_gets_the_upload_rejected(api, s3, header, value, reason):
+    body = api.http.get("/put-url?content_type=image/png&filename=dot.png").json_body
+    headers = {**body["headers"], header: value}
+    assert requests.put(body["PUT_URL"], data=png(), headers=headers, timeout=10).status_code == 200
+    assert verify(api, body["key"])["verdict"]["reason"] == reason
+
+
+@pytest.mark.parametrize("disposition", ["attachment", "inline"])
+def test_the_content_disposition_the_service_signs_is_verified(api, s3, disposition):
+    body = put(api, png(), content_type="image/png", filename="dot.png", disposition=disposition)
+    assert body["headers"]["Content-Disposition"].startswith(f"{disposition}; filename=")
+    assert verify(api, body["key"])["verdict"]["reason"] is None
+
+
+def test_inline_for_a_scriptable_type_is_rejected_though_added_unsigned(api, s3):
+    body = api.http.get("/put-url?content_type=text/html&filename=a.html").json_body
+    inline = "inline; filename=\"a.html\"; filename*=UTF-8''a.html"
+    headers = {**body["headers"], "Content-Disposition": inline}
+    assert requests.put(body["PUT_URL"], data=HTML, headers=headers, timeout=10).status_code == 200
+    assert verify(api, body["key"])["verdict"]["reason"] == (
+        "unexpected-header: Content-Disposition is not the one the service signs")  # fmt: skip
+
+
+def test_with_known_types_required_bytes_without_a_signature_are_rejected(api, s3, monkeypatch):
+    body = put(api, b"MsgBox 1", content_type="image/gif")
+    other = put(api, b"\x00\x01 unknown binary")
+    monkeypatch.setenv("UPLOAD_REQUIRE_KNOWN_TYPES", "true")  # on after the uploads
+    app_module.services.cache_clear()
+    app_module.verifier.cache_clear()
+    assert verify(api, body["key"])["verdict"]["reason"] == (
+        "type-mismatch: the content has no image/gif signature")  # fmt: skip
+    assert verify(api, other["key"])["verdict"]["reason"] == (
+        "unknown-content: the content matches no known signature (declared "
+        "application/octet-stream)")  # fmt: skip
+
+
 def test_an_upload_over_the_limit_is_rejected(api, s3, monkeypatch):
     body = put(api, b"x" * 20, content_type="text/plain")
     monkeypatch.setenv("UPLOAD_MAX_BYTES", "10")  # lowered after the upload

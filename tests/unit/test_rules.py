@@ -15,6 +15,7 @@ from chalicelib.rules import (
     filename_metadata,
     parse_request,
     put_headers,
+    type_allowed,
 )
 from chalicelib.settings import Settings
 
@@ -113,7 +114,8 @@ def test_allowlist_matches_exact_types_and_subtype_wildcards(content_type, allow
         )
     else:
         assert refused(STRICT, content_type=content_type, size="1", md5=EMPTY_MD5) == (
-            f"content_type {content_type!r} is not allowed; allowed: image/*, application/pdf"
+            f"content_type {content_type!r} is not allowed; allowed: image/*, application/pdf "
+            "(a wildcard admits the types known by their bytes, never a page, script or program)"
         )
 
 
@@ -309,3 +311,58 @@ def test_inline_is_refused_for_scriptable_or_unsigned_types(content_type):
         "browser would run its script; allowed: 'attachment', or 'inline' with a "
         "content_type that is not HTML, SVG, XML or JavaScript"
     )
+
+
+PROD_TYPES = replace(STRICT, require_checksum=False, max_bytes=None)
+
+
+@pytest.mark.parametrize(
+    ("allowed_types", "content_type", "allowed"),
+    [(("image/*",), "image/png", True), (("image/*",), "image/x-foo", False),
+     (("image/*", "image/x-foo"), "image/x-foo", True),
+     (("*/*",), "multipart/x-mixed-replace", False),
+     (("multipart/*",), "multipart/x-mixed-replace", False),
+     (("*/*",), "text/plain", False), (("*/*",), "video/mp4", True),
+     (("application/*",), "application/x-msdownload", False),
+     (("application/*",), "application/octet-stream", False),
+     (("application/x-msdownload",), "application/x-msdownload", True)],
+)  # fmt: skip
+def test_a_wildcard_admits_only_types_known_by_their_bytes(allowed_types, content_type, allowed):
+    settings = replace(PROD_TYPES, allowed_types=allowed_types)
+    assert type_allowed(content_type, settings) is allowed
+
+
+@pytest.mark.parametrize(
+    ("name", "ext"),
+    [("invoice.hta", "hta"), ("Invoice.HTA.", "hta"), ("run.vbs", "vbs"), ("a.bat", "bat"),
+     ("x.cmd", "cmd"), ("p.ps1", "ps1"), ("s.scr", "scr"), ("l.lnk", "lnk"), ("j.jar", "jar"),
+     ("setup.exe", "exe"), ("i.msi", "msi"), ("d.dll", "dll"), ("r.reg", "reg"),
+     ("page.mht", "mht"), ("page.mhtml", "mhtml"), ("w.wsf", "wsf"), ("e.vbe", "vbe")],
+)  # fmt: skip
+def test_a_name_that_runs_on_a_desktop_is_refused_where_its_type_is_not_listed(name, ext):
+    message = refused(OPEN, filename=name, content_type="image/png")
+    assert message.startswith(
+        f"filename ends in .{ext}, which runs as a program when opened on a desktop; allowed: "
+    )
+    assert message.endswith("where the stage lists it exactly in UPLOAD_ALLOWED_TYPES")
+
+
+def test_a_program_is_accepted_only_with_its_type_listed_exactly():
+    settings = replace(OPEN, allowed_types=("application/x-msdownload",))
+    program = parse(settings, filename="setup.exe", content_type="application/x-msdownload")
+    assert program.filename == "setup.exe"
+    assert refused(OPEN, filename="setup.exe", content_type="application/x-msdownload") == (
+        "filename ends in .exe, which runs as a program when opened on a desktop; allowed: "
+        "another name, or a content_type of application/x-msdownload, "
+        "application/vnd.microsoft.portable-executable, application/x-dosexec where the "
+        "stage lists it exactly in UPLOAD_ALLOWED_TYPES")  # fmt: skip
+
+
+def test_known_types_only_refuses_a_type_without_a_signature_and_requires_one():
+    settings = replace(OPEN, require_known_types=True)
+    assert parse(settings, content_type="image/png").content_type == "image/png"
+    assert refused(settings, content_type="text/plain") == (
+        "content_type 'text/plain' has no signature the verifier knows, and "
+        "UPLOAD_REQUIRE_KNOWN_TYPES is on; allowed: a type recognised by its bytes, like "
+        "image/png or application/pdf")  # fmt: skip
+    assert refused(settings) == "content_type is required; allowed: a type"
