@@ -212,3 +212,17 @@ def test_a_multipart_keys_extension_is_kept_only_when_it_names_a_type(api, s3):
     unknown = signed(api, method="POST", key="x-notes.qqq")
     assert re.fullmatch(f"put_folder/{UUID}", unknown["key"]), unknown["key"]
     assert "headers" not in unknown
+
+
+@pytest.mark.parametrize(
+    ("key", "content_type"),
+    [("3b0c-invoice.exe", "application/x-msdownload"), ("3b0c-invoice.HTA", "application/hta"),
+     ("3b0c-run.bat", "application/x-msdos-program")],
+)  # fmt: skip
+def test_a_name_that_runs_on_a_desktop_is_dropped_from_the_key(api, s3, key, content_type):
+    # A single file: the type is signed, but the key never ends in the program's extension.
+    single = signed(api, method="PUT", key=key, contentType=content_type)
+    assert re.fullmatch(r"put_folder/[0-9a-f-]{36}", single["key"]), single["key"]
+    # Multipart: the same.
+    created = signed(api, method="POST", key=key)
+    assert re.fullmatch(r"put_folder/[0-9a-f-]{36}", created["key"]), created["key"]
