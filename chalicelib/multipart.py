@@ -359,6 +359,16 @@ class Multipart:
             "PreconditionFailed": UploadConflict(
                 f"an object already exists at {key!r} and UPLOAD_NO_OVERWRITE is on"
             ),
+            # Another completion (or abort) of this key or upload ran at the same time:
+            # conditional writes of one key race; S3 answers 409 to all but one.
+            **{
+                code: UploadConflict(
+                    f"another request completed or aborted an upload of {key!r} at the same "
+                    f"time (S3: {code}); allowed: try again: GET /uploads/{{uuid}} says whether "
+                    "it is stored, GET /s3/multipart/{uploadId} whether this upload still is"
+                )
+                for code in ("ConditionalRequestConflict", "OperationAborted")
+            },
         }
 
 

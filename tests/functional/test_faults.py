@@ -5,6 +5,7 @@ never by a stopwatch: these machines are shared and noisy."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -12,8 +13,10 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from chalicelib.s3 import ATTEMPTS
 from tests.support import free_port
@@ -166,3 +169,64 @@ def test_a_throttling_s3_gets_the_configured_attempts_and_a_503_that_says_so(api
     ) == (True, True)
     assert uuid.UUID(call(api, "GET", "/put-url").json_body["UUID"])
     assert len(throttling_s3) == ATTEMPTS
+
+
+class RacingS3(ThreadingHTTPServer):
+    """Forwards every request to moto, but answers a CompleteMultipartUpload as S3 does
+    when another conditional write of the same key, or an abort, runs at that moment."""
+
+    def __init__(self, upstream: str, code: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Racing)
+        self.upstream = urlsplit(upstream).netloc
+        self.code = code
+
+
+class _Racing(BaseHTTPRequestHandler):
+    server: RacingS3
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if self.command == "POST" and "uploadId=" in self.path:
+            status, headers, data = 409, [("Content-Type", "application/xml")], (
+                f"<Error><Code>{self.server.code}</Code><Message>A conflicting operation "
+                "occurred.</Message></Error>").encode()  # fmt: skip
+        else:
+            conn = http.client.HTTPConnection(self.server.upstream, timeout=30)
+            conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+            answer = conn.getresponse()
+            status, headers, data = answer.status, answer.getheaders(), answer.read()
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("code", ["ConditionalRequestConflict", "OperationAborted"])
+def test_a_completion_that_races_another_is_a_409_that_says_to_try_again(
+    api, s3_endpoint, monkeypatch, code
+):
+    # GIVEN S3 behind a proxy that answers the completion as a lost race
+    proxy = RacingS3(s3_endpoint, code)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{proxy.server_address[1]}")
+    upload = call(api, "POST", "/s3/multipart", {"filename": "a.bin"}).json_body
+    part = call(api, "GET", f"/s3/multipart/{upload['uploadId']}/1?key={upload['key']}")
+    etag = requests.put(part.json_body["url"], data=b"one part", timeout=10).headers["ETag"]
+    # WHEN it is completed
+    done = call(api, "POST", f"/s3/multipart/{upload['uploadId']}/complete?key={upload['key']}",
+                {"parts": [{"PartNumber": 1, "ETag": etag}]})  # fmt: skip
+    proxy.shutdown()
+    # THEN the answer is a conflict to retry, not a misconfiguration
+    assert (done.status_code, done.json_body) == (409, {"Code": "ConflictError", "Message": (
+        f"another request completed or aborted an upload of {upload['key']!r} at the same "
+        f"time (S3: {code}); allowed: try again: GET /uploads/{{uuid}} says whether it is "
+        "stored, GET /s3/multipart/{uploadId} whether this upload still is")})  # fmt: skip
