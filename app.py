@@ -352,10 +352,11 @@ def uppy_sign(call: Call) -> dict[str, Any]:
 @route("/s3/multipart/{upload_id}/{part_number}")
 def multipart_part(call: Call, upload_id: str, part_number: str) -> dict[str, Any]:
     """A presigned URL for one part: ``{url, expires, headers}``."""
-    upload = companion.parse_ref(call.space, upload_id, call.query, companion.PART_CHECKSUMS)
+    upload = companion.parse_ref(call.space, upload_id, call.query, companion.PART_PARAMETERS)
     number = companion.parse_part_number(part_number, call.settings)
-    md5, sha256 = companion.parse_part_checksums(call.query)
-    return companion.part_answer(call.svc.multipart.part_ticket(upload, number, md5, sha256))
+    part = companion.parse_part_query(call.query, call.settings)
+    ticket = call.svc.multipart.part_ticket(upload, number, part.md5, part.sha256, part.size)
+    return companion.part_answer(ticket)
 
 
 @functools.cache

@@ -172,7 +172,9 @@ export class Uploader {
       };
       xhr.open("PUT", url);
       for (const [name, value] of Object.entries(headers || {})) {
-        xhr.setRequestHeader(name, value);
+        // The browser sends Content-Length itself (the blob's size, which is what was
+        // signed) and refuses to let a page set it.
+        if (name.toLowerCase() !== "content-length") xhr.setRequestHeader(name, value);
       }
       xhr.upload.onprogress = (event) => onProgress(event.loaded);
       xhr.onload = () => {
@@ -356,7 +358,9 @@ export class Uploader {
       const sha256 = digests[number - 1] ?? (await this.sha256(blob));
       digests[number - 1] = sha256;
       const stored = await this.withRetries(async () => {
-        const url = `${this.route(record, number)}&sha256=${encodeURIComponent(sha256)}`;
+        // The size is signed as Content-Length: S3 refuses a part of any other length.
+        const url = `${this.route(record, number)}&sha256=${encodeURIComponent(sha256)}` +
+          `&size=${blob.size}`;
         const ticket = await this.call(url, { signal: inFlight.signal });
         return this.put(ticket.url, blob, ticket.headers, (loaded) => {
           sent[number - 1] = loaded;

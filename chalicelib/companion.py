@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -93,13 +94,34 @@ def parse_part_numbers(value: str | None, settings: Settings) -> list[int]:
     return sorted({parse_part_number(item.strip(), settings) for item in items})
 
 
-PART_CHECKSUMS = ("md5", "sha256")
+PART_PARAMETERS = ("md5", "sha256", "size")
 
 
-def parse_part_checksums(query: Query) -> tuple[str | None, str | None]:
-    """The part's ``md5`` and ``sha256`` (base64), each then signed, or None."""
-    values = single_values(query, ("key", *PART_CHECKSUMS))
-    return parse_checksum("md5", values.get("md5")), parse_checksum("sha256", values.get("sha256"))
+@dataclass(frozen=True)
+class PartQuery:
+    """What a part's URL signs beyond its number: the part's ``md5`` and ``sha256``
+    (base64), and its ``size`` (``Content-Length``), each None when not given."""
+
+    md5: str | None
+    sha256: str | None
+    size: int | None
+
+
+def parse_part_query(query: Query, settings: Settings) -> PartQuery:
+    """The part's checksums and size. A size, when given, is signed as its Content-Length
+    so that S3 refuses a part of any other length: at most 5 GiB (S3's part limit) and
+    UPLOAD_MAX_BYTES."""
+    values = single_values(query, ("key", *PART_PARAMETERS))
+    size = values.get("size")
+    limit = settings.size_limit  # S3's 5 GiB per part, or less
+    if size is not None and not (re.fullmatch(r"[0-9]{1,11}", size) and 0 < int(size) <= limit):
+        raise UploadRejected(
+            f"size {size[:20]!r} is not a part's size; allowed: 1 to {limit} bytes, the "
+            "exact length of this part"
+        )
+    return PartQuery(parse_checksum("md5", values.get("md5")),
+                     parse_checksum("sha256", values.get("sha256")),
+                     None if size is None else int(size))  # fmt: skip
 
 
 def parse_batch_numbers(query: Query, settings: Settings) -> list[int]:

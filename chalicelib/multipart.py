@@ -153,14 +153,22 @@ class Multipart:
                        request.filename, checksum, self._settings.require_checksum)  # fmt: skip
 
     def part_ticket(
-        self, upload: UploadRef, number: int, md5: str | None, sha256: str | None
+        self,
+        upload: UploadRef,
+        number: int,
+        md5: str | None,
+        sha256: str | None,
+        size: int | None = None,
     ) -> PartTicket:
         """A presigned UploadPart URL; with ``md5`` or ``sha256`` (the part's digest,
         base64), each is a signed header and S3 checks the part's bytes against it. An
         upload created with ``checksum: sha256`` needs ``sha256``: S3 refuses a part
-        without it."""
+        without it. With ``size``, ``Content-Length`` is signed: S3 refuses a part of
+        any other length, so the URL cannot store more than that."""
         check_checksum_given(md5, sha256, self._settings, part=True)
         headers = checksum_headers(md5, sha256)
+        if size is not None:
+            headers["Content-Length"] = str(size)
         return self._presigner.part_ticket(upload.key, upload.multipart_id, number, headers)
 
     def batch_urls(self, upload: UploadRef, numbers: list[int]) -> dict[int, str]:

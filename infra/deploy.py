@@ -110,11 +110,13 @@ def warnings(stage: str, env: dict[str, str]) -> list[str]:
             for text, allowed in openings(stage, env, deploy) if allowed]  # fmt: skip
 
 
-def bucket_parameters(env: dict[str, str]) -> dict[str, str]:
+def bucket_parameters(stage: str, env: dict[str, str]) -> dict[str, str]:
     """The bucket stack's parameters from the stage's settings."""
     settings = Settings.from_env({**env, "AWS_REGION": "us-east-1"})
+    abort_days = DeploySettings.for_stage(stage).abort_incomplete_multipart_days
     parameters = {"BucketName": env["UPLOAD_BUCKET"], "AllowedOrigin": env["CORS_ALLOW_ORIGIN"],
-                  "QuarantinePrefix": settings.quarantine_prefix}  # fmt: skip
+                  "QuarantinePrefix": settings.quarantine_prefix,
+                  "AbortIncompleteMultipartAfterDays": str(abort_days)}  # fmt: skip
     if settings.unclaimed_days is not None:
         parameters["UnclaimedUploadDays"] = str(settings.unclaimed_days)
     return parameters
@@ -144,7 +146,7 @@ def plan(stage: str, env: dict[str, str], waf: bool, alarm_topic: str) -> list[s
     stacks = Stacks(stage)
     steps = [
         f"deploy stack {stacks.bucket} from infra/bucket.yaml: "
-        + " ".join(f"{k}={v}" for k, v in bucket_parameters(env).items()),
+        + " ".join(f"{k}={v}" for k, v in bucket_parameters(stage, env).items()),
         f"read {stacks.bucket}'s outputs BucketName and BucketArn",
         f"create or reuse the artifacts bucket {APP_NAME}-artifacts-<account>-<region>; "
         f"upload build/{stage}/deployment.zip and build/{stage}/sam.json",
@@ -174,7 +176,7 @@ class Deployer:
         """Deploy the stage's stacks; the API's URL."""
         stacks = Stacks(stage)
         bucket = self.stack(stacks.bucket, {"TemplateBody": (INFRA / "bucket.yaml").read_text()},
-                            bucket_parameters(env))  # fmt: skip
+                            bucket_parameters(stage, env))  # fmt: skip
         artifacts = self.artifacts_bucket()
         template = json.loads((out / "sam.json").read_text())
         code = self.upload(artifacts, stage, out / "deployment.zip", ".zip")

@@ -54,6 +54,9 @@ class DeploySettings:
     # pages (CORS_ALLOW_ORIGIN='*') unless the stage says so here; the plan then warns.
     allow_open: bool = False
     allow_any_origin: bool = False
+    # The bucket's lifecycle rule discards the parts of an upload not completed by then:
+    # a part URL that does not sign its size can store up to 5 GiB until that day.
+    abort_incomplete_multipart_days: int = 1
 
     @classmethod
     def for_stage(cls, stage: str) -> DeploySettings:
@@ -75,7 +78,8 @@ class DeploySettings:
                 raise ValueError(
                     f"{stage}: deploy.{name} {getattr(settings, name)!r}; allowed: true, false"
                 )
-        for name in ("throttle_rate_limit", "throttle_burst_limit"):
+        for name in ("throttle_rate_limit", "throttle_burst_limit",
+                     "abort_incomplete_multipart_days"):  # fmt: skip
             value = getattr(settings, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{stage}: deploy.{name} {value!r}; allowed: a whole number >= 1")

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import os
 import re
+from typing import Any
 
 import pytest
 
@@ -134,9 +135,26 @@ def test_a_part_refused_for_good_stops_the_others_and_keeps_the_upload_to_resume
 ):
     f = file_of(tmp_path, "report.pdf", b"%PDF-1.7\n", 6 * MiB)
     signed_in(page, local_prod_stack)
-    page.route("**/*partNumber=1*", lambda route: None)  # part 1 is in flight, for ever
-    page.route("**/*partNumber=2*", lambda route: route.fulfill(
-        status=400, body="<Error><Code>InvalidArgument</Code></Error>"))  # fmt: skip
+    # Part 1 is in flight for ever; part 2 is refused for good, but only once part 1's PUT
+    # is in flight (part 2 is smaller, so it is often hashed and signed first).
+    held: dict[str, Any] = {}
+
+    def refuse(route: Any) -> None:
+        route.fulfill(status=400, body="<Error><Code>InvalidArgument</Code></Error>")
+
+    def part_1(route: Any) -> None:
+        held["1"] = route
+        if "2" in held:
+            refuse(held.pop("2"))
+
+    def part_2(route: Any) -> None:
+        if "1" in held:
+            refuse(route)
+        else:
+            held["2"] = route
+
+    page.route("**/*partNumber=1*", part_1)
+    page.route("**/*partNumber=2*", part_2)
     with page.expect_event("requestfailed", lambda r: "partNumber=1" in r.url):
         page.set_input_files("#files", str(f))
     box = finished(page, "report.pdf")
@@ -186,3 +204,20 @@ def test_cancel_while_resuming_aborts_the_kept_upload(local_prod_stack, page, tm
     s3 = local_s3(local_prod_stack)
     assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=SPACE).get("Uploads", []) == []
     assert page.evaluate("Object.keys(localStorage)") == []
+
+
+def test_the_browser_is_never_asked_to_set_a_header_it_refuses(local_prod_stack, page, tmp_path):
+    # GIVEN a small file (one PUT whose Content-Length is signed) and a large one (parts
+    # whose sizes are signed), and the page's console recorded
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    small = file_of(tmp_path, "cat.png", b"\x89PNG\r\n\x1a\n", 3000)
+    large = file_of(tmp_path, "scan.pdf", b"%PDF-1.7\n", 6 * MiB)
+    signed_in(page, local_prod_stack)
+    # WHEN both are uploaded
+    page.set_input_files("#files", [str(small), str(large)])
+    boxes = [finished(page, "cat.png"), finished(page, "scan.pdf")]
+    # THEN both are stored, and Chromium refused no header (it sets Content-Length itself)
+    assert [b.get_attribute("data-status") for b in boxes] == ["uploaded", "uploaded"]
+    assert "multipart, 2 parts" in boxes[1].locator(".result").inner_text()
+    assert [m for m in messages if "unsafe header" in m] == []

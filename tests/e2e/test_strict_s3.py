@@ -144,3 +144,19 @@ def test_the_headers_the_service_signs_are_verified_on_the_strict_s3(strict_stac
                   disposition="attachment")  # fmt: skip
     assert requests.put(body["PUT_URL"], data=png(), headers=body["headers"], timeout=30).ok
     assert strict_verdict(strict_stack, body["key"])["reason"] is None
+
+
+def test_a_part_url_with_a_size_stores_no_other_length(strict_stack):
+    # GIVEN a multipart upload and a part URL that signs the part's size
+    created = requests.post(f"{strict_stack.api}/s3/multipart", json={"filename": "a.bin"},
+                            timeout=10).json()  # fmt: skip
+    part = f"{strict_stack.api}/s3/multipart/{created['uploadId']}/1"
+    ticket = requests.get(part, params={"key": created["key"], "size": "100"}, timeout=10).json()
+    assert ticket["headers"] == {"Content-Length": "100"}
+    # WHEN a larger part is sent with it, THEN S3 refuses it; the signed size is stored
+    larger = requests.put(ticket["url"], data=b"x" * (12 * 1024), timeout=30)
+    assert larger.status_code == 403, larger.text
+    assert requests.put(ticket["url"], data=b"x" * 100, timeout=30).status_code == 200
+    parts = local_s3(strict_stack).list_parts(Bucket="uploads-local", Key=created["key"],
+                                              UploadId=created["uploadId"])["Parts"]  # fmt: skip
+    assert [p["Size"] for p in parts] == [100]

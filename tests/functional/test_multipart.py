@@ -436,3 +436,25 @@ def test_uppys_single_file_policy_asks_s3_for_a_201_with_the_xml_answer(api):
     assert {"success_action_status": "201"} in policy["conditions"]
     plain = api.http.get("/post-url?filename=a.png").json_body
     assert "success_action_status" not in plain["fields"]
+
+
+def test_a_parts_size_is_signed_as_its_content_length(api, s3):
+    upload = create(api)
+    ticket = part_url(api, upload, 1, size=str(5 * 1024**2))
+    assert ticket["headers"] == {"Content-Length": "5242880"}
+    assert query(ticket["url"])["X-Amz-SignedHeaders"] == "content-length;host"
+
+
+@pytest.mark.parametrize(
+    ("size", "limit"),
+    [("0", "5368709120"), ("5368709121", "5368709120"), ("-1", "5368709120"),
+     ("1e6", "5368709120"), ("9" * 40, "5368709120"), ("10485761", "10485760")],
+)  # fmt: skip
+def test_a_part_size_that_no_part_can_have_is_refused(api, s3, monkeypatch, size, limit):
+    if limit != "5368709120":
+        monkeypatch.setenv("UPLOAD_MAX_BYTES", limit)
+    upload = create(api)
+    response = api.http.get(f"/s3/multipart/{upload['uploadId']}/1?key={upload['key']}&size={size}")
+    assert (response.status_code, response.json_body["Message"]) == (400, (
+        f"size {size[:20]!r} is not a part's size; allowed: 1 to {limit} bytes, the exact "
+        "length of this part"))  # fmt: skip

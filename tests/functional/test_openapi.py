@@ -67,7 +67,7 @@ def test_path_parameters_are_the_routes(path, method):
         ("/s3/multipart/{upload_id}", "delete", {"key"}),
         ("/s3/multipart/{upload_id}/batch", "get", {"key", "partNumbers"}),
         ("/s3/multipart/{upload_id}/complete", "post", {"key"}),
-        ("/s3/multipart/{upload_id}/{part_number}", "get", {"key", "md5", "sha256"}),
+        ("/s3/multipart/{upload_id}/{part_number}", "get", {"key", "md5", "sha256", "size"}),
     ],
 )
 def test_query_parameters_are_exactly_what_the_route_accepts(path, method, query):

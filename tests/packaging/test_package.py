@@ -422,6 +422,7 @@ def test_bucket_is_private_encrypted_and_cleans_up_abandoned_multipart_uploads()
     (lifecycle,) = [r for r in bucket["LifecycleConfiguration"]["Rules"]
                     if r["Id"] == "AbortIncompleteMultipartUploads"]  # fmt: skip
     assert lifecycle["Status"] == "Enabled"
+    assert doc["Parameters"]["AbortIncompleteMultipartAfterDays"]["Default"] == 1
     assert lifecycle["AbortIncompleteMultipartUpload"] == {
         "DaysAfterInitiation": {"!Ref": "AbortIncompleteMultipartAfterDays"}
     }

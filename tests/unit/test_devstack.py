@@ -47,6 +47,7 @@ def test_stage_environment_applies_stage_values_over_the_top_level():
         "UPLOAD_BUCKET": "example-uploads-prod",
         "CORS_ALLOW_ORIGIN": "https://app.example.com",
         "UPLOAD_ALLOWED_TYPES": "image/*,application/pdf",
+        "UPLOAD_REQUIRE_KNOWN_TYPES": "true",
         "UPLOAD_MAX_BYTES": "10485760",
         "UPLOAD_REQUIRE_CHECKSUM": "true",
         "UPLOAD_NO_OVERWRITE": "true",

@@ -49,11 +49,11 @@ class Api:
         return dict(self._call("POST", "/s3/multipart", json=body))
 
     def part_url(
-        self, key: str, upload_id: str, number: int, checksums: Mapping[str, str]
+        self, key: str, upload_id: str, number: int, checksums: Mapping[str, str], size: int
     ) -> dict[str, Any]:
         """One part's URL; ``checksums`` (``{"sha256": ...}`` or ``{"md5": ...}``, base64)
-        are signed into it."""
-        params = {"key": key, **checksums}
+        and its ``size`` (as Content-Length) are signed into it."""
+        params = {"key": key, **checksums, "size": str(size)}
         return dict(self._call("GET", f"{self._multipart(upload_id)}/{number}", params=params))
 
     def batch_urls(self, key: str, upload_id: str, numbers: list[int]) -> dict[int, str]:

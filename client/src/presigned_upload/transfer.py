@@ -451,7 +451,9 @@ class Uploader:
         def attempt(expired: bool) -> str:
             if expired or not ticket:  # an expired URL is signed again, on its own
                 ticket.update(
-                    self._api.part_url(state.key, state.upload_id, part.number, checksums)
+                    self._api.part_url(
+                        state.key, state.upload_id, part.number, checksums, part.size
+                    )
                 )
             return self._counted_put(ticket["url"], fd, part, ticket.get("headers", {}))[0]
 
