@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import version
+from pathlib import Path
+from threading import Thread
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,6 +22,7 @@ from requests.adapters import HTTPAdapter
 
 from presigned_upload.cli import main
 from tests.stack import PROJECT, local_s3
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 MiB = 1024**2
@@ -207,3 +213,157 @@ def test_parts_carry_the_chosen_checksum(stack, tmp_path, capsys, option, signed
     expected = ["content-length", "host", signed] if signed else ["host"]
     assert signed_headers == {";".join(sorted(expected))}
     capsys.readouterr()
+
+
+# --- failures are one line, and Ctrl-C during the completion ---------------------------
+
+
+def cli_process(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The installed `presigned-upload` command, as a user runs it."""
+    command = Path(sys.executable).with_name("presigned-upload")
+    return subprocess.run([str(command), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=PROJECT)  # fmt: skip
+
+
+class HangUp(ThreadingHTTPServer):
+    """An API that accepts each connection and closes it unanswered, counting them."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HangUp)
+        self.attempts = 0
+        Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _HangUp(BaseHTTPRequestHandler):
+    server: HangUp
+
+    def do_GET(self) -> None:
+        self.server.attempts += 1
+        self.close_connection = True  # no answer: the client sees RemoteDisconnected
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_api_that_cannot_be_reached_is_retried_then_one_line(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"hello")
+    closed = f"http://127.0.0.1:{free_port()}"
+    done = cli_process("upload", str(f), "--api", closed, "--retries", "1", "--no-progress")
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", (
+        f"upload: error: could not reach the API at {closed} (ConnectionRefusedError) "
+        "after 2 attempts\n"))  # fmt: skip
+    hanging = HangUp()
+    api = f"http://127.0.0.1:{hanging.server_address[1]}"
+    done = cli_process("upload", str(f), "--api", api, "--retries", "2", "--no-progress")
+    hanging.shutdown()
+    assert (done.returncode, done.stderr) == (1, (
+        f"upload: error: could not reach the API at {api} (RemoteDisconnected) after 3 "
+        "attempts\n"))  # fmt: skip
+    assert hanging.attempts == 3  # --retries 2: three attempts, then the one line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--api", "127.0.0.1:8000"], "--api '127.0.0.1:8000' is not a URL; allowed: "
+      "http(s)://host[:port][/path], like http://127.0.0.1:8000"),
+     (["--token", "eyJ\nx"], "the token holds characters an Authorization header cannot "
+      "carry; allowed: printable ASCII, like a JWT"),
+     (["--token", "jwt-ü"], "the token holds characters an Authorization header cannot "
+      "carry; allowed: printable ASCII, like a JWT")],
+)  # fmt: skip
+def test_a_malformed_option_is_one_line_and_no_request(tmp_path, args, message):
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"hello")
+    done = cli_process("upload", str(f), *args, "--no-progress")
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"upload: error: {message}\n")
+
+
+def test_version_is_the_installed_packages():
+    done = cli_process("--version")
+    assert (done.returncode, done.stdout) == (
+        0,
+        f"presigned-upload {version('presigned-upload-client')}\n",
+    )
+
+
+class InterruptingProxy(ThreadingHTTPServer):
+    """Forwards to the API; once the CLI's completion has reached it (so S3 completes
+    the upload), presses Ctrl-C in the CLI before it hears the answer."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Interrupting)
+        self.upstream = urlsplit(upstream).netloc
+        self.cli: subprocess.Popen[str] | None = None
+        Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Interrupting(BaseHTTPRequestHandler):
+    server: InterruptingProxy
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        conn = http.client.HTTPConnection(self.server.upstream, timeout=60)
+        conn.request(self.command, self.path, body=self.rfile.read(length) if length else None,
+                     headers=dict(self.headers))  # fmt: skip
+        answer = conn.getresponse()
+        data = answer.read()
+        if self.path.split("?")[0].endswith("/complete") and self.server.cli is not None:
+            cli, self.server.cli = self.server.cli, None
+            cli.send_signal(signal.SIGINT)
+            cli.wait(timeout=30)  # it never hears the answer
+            return
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _forward
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_ctrl_c_during_the_completion_prints_the_hint_and_resume_reports_the_upload(
+    stack, tmp_path
+):
+    # GIVEN a multipart upload through a proxy that presses Ctrl-C once S3 has completed it
+    f = tmp_path / "movie.bin"
+    f.write_bytes(os.urandom(6 * MiB))
+    proxy = InterruptingProxy(stack.api)
+    state = tmp_path / "state"
+    args = ["upload", str(f), "--api", proxy.url, "--threshold", "5", "--part-size", "5",
+            "--state-dir", str(state), "--token", "opaque-token", "--no-progress"]  # fmt: skip
+    command = [str(Path(sys.executable).with_name("presigned-upload")), *args]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    proxy.cli = proc
+    out, err = proc.communicate(timeout=120)
+    # THEN the CLI says how to resume, keeping what it needs but not the token
+    assert (proc.returncode, out) == (130, "")
+    assert err.splitlines()[-1] == (
+        f"upload: interrupted; resume with: presigned-upload upload {f} --api {proxy.url} "
+        f"--resume --state-dir {state} (with the same --token, or UPLOAD_API_TOKEN set)"
+    )
+    assert "opaque-token" not in err
+    # WHEN it is resumed, THEN it finds the upload S3 completed, and says so
+    done = cli_process(*args, "--resume", "--json")
+    proxy.shutdown()
+    assert (done.returncode, done.stderr) == (0, "")
+    result = json.loads(done.stdout)
+    assert (result["already_complete"], result["size"], result["parts"]) == (True, 6 * MiB, 2)
+    assert stored(stack, result["key"])["Body"].read() == f.read_bytes()
+    assert list(state.iterdir()) == []  # nothing left to resume
+    again = cli_process(*args, "--resume")
+    assert (again.returncode, again.stderr) == (
+        1,
+        f"upload: error: no interrupted upload of {f} to resume\n",
+    )

@@ -1,19 +1,30 @@
-"""The service's HTTP API, as the client uses it. The requests session is injected."""
+"""The service's HTTP API, as the client uses it. The requests session is injected.
+
+Every call is retried, with exponential backoff and jitter, when the network fails or
+the API answers 429 or 5xx: a create retried after a lost answer may leave one unused
+multipart upload, which the bucket's lifecycle rule discards; a completion is safe to
+retry (the service says so).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
 
 class ApiError(Exception):
-    """The API refused a request; the message is the server's own (what is allowed)."""
+    """The API refused a request (``status``: its HTTP status; the message is the
+    server's own, saying what is allowed), or could not be reached (``status`` 0)."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
+        super().__init__(f"{status}: {message}" if status else message)
         self.status = status
 
 
@@ -27,12 +38,16 @@ class Api:
         token: str | None = None,
         timeout: float = 30,
         auth: requests.auth.AuthBase | None = None,
+        retries: int = 5,
+        backoff: float = 0.5,
+        sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._session = session or requests.Session()
         self._headers = {"Authorization": token} if token else {}
         self._timeout = timeout
         self._auth = auth  # e.g. presigned_upload.iam.SigV4Auth, for stages with AUTH_MODE=iam
+        self._retries, self._backoff, self._sleep = retries, backoff, sleep
 
     @property
     def session(self) -> requests.Session:
@@ -84,15 +99,44 @@ class Api:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """The JSON the API answers (an object, or a list for list_parts); ApiError if it
-        refused."""
-        response = self._session.request(
-            method, self._base + path, headers=self._headers, timeout=self._timeout,
-            auth=self._auth, **kwargs,
-        )  # fmt: skip
-        if response.status_code >= 400:
+        refused, or could not be reached after the retries."""
+        for attempt in range(self._retries + 1):
+            last = attempt == self._retries
             try:
-                message = response.json().get("Message") or response.text
-            except ValueError:
-                message = response.text[:500]
-            raise ApiError(response.status_code, message)
+                response = self._session.request(
+                    method, self._base + path, headers=self._headers, timeout=self._timeout,
+                    auth=self._auth, **kwargs,
+                )  # fmt: skip
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if last:
+                    reason = f"({_cause(exc)}) after {attempt + 1} attempts"
+                    raise ApiError(0, f"could not reach the API at {self._base} {reason}") from exc
+            except requests.RequestException as exc:  # never sent: a bad URL or header
+                raise ApiError(0, f"could not send the request to {self._base} "
+                                  f"({type(exc).__name__}: {str(exc)[:200]})") from exc  # fmt: skip
+            else:
+                if response.status_code not in RETRY_STATUSES or last:
+                    return _answer(response)
+            self._sleep(min(self._backoff * 2**attempt, 20) * random.uniform(0.5, 1))  # noqa: S311
+        raise AssertionError("unreachable")
+
+
+def _answer(response: requests.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("Message") or response.text
+        except (ValueError, AttributeError):
+            message = response.text[:500]
+        raise ApiError(response.status_code, message)
+    try:
         return response.json()
+    except ValueError as exc:
+        raise ApiError(0, f"the API answered {response.status_code} with no JSON; is --api "
+                          "the API's URL?") from exc  # fmt: skip
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost reason a request failed: ConnectionRefusedError, RemoteDisconnected..."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return type(exc).__name__

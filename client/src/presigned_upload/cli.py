@@ -13,10 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shlex
 import sys
 import threading
 import time
+from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -36,6 +40,7 @@ from presigned_upload.transfer import (
 )
 
 MiB = 1024**2
+_HEADER_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
 
 
 def session(concurrency: int) -> requests.Session:
@@ -49,6 +54,7 @@ def session(concurrency: int) -> requests.Session:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="presigned-upload", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = p.add_subparsers(dest="command", required=True)
     up = commands.add_parser("upload", help="upload one file")
     up.add_argument("file", type=Path)
@@ -108,14 +114,59 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    try:
+        return metadata.version("presigned-upload-client")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing it
+        return "unknown"
+
+
+def problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line, in one line, or None."""
+    if not args.file.is_file():
+        return f"{args.file} is not a file"
+    if args.concurrency < 1 or args.part_size < 5 or args.retries < 0:
+        return "--concurrency >= 1, --part-size >= 5, --retries >= 0"
+    api = urlsplit(args.api)
+    if api.scheme not in ("http", "https") or not api.hostname:
+        return (f"--api {args.api[:80]!r} is not a URL; allowed: http(s)://host[:port][/path], "
+                "like http://127.0.0.1:8000")  # fmt: skip
+    if args.token is not None and not _HEADER_VALUE.fullmatch(args.token):
+        return ("the token holds characters an Authorization header cannot carry; allowed: "
+                "printable ASCII, like a JWT")  # fmt: skip
+    return None
+
+
+def resume_hint(args: argparse.Namespace) -> str:
+    """The command that resumes, with the options it needs; never the token itself."""
+    words = ["presigned-upload", "upload", str(args.file), "--api", args.api, "--resume"]
+    if args.iam:
+        words += ["--iam", *(["--region", args.region] if args.region else [])]
+    if args.state_dir is not None:
+        words += ["--state-dir", str(args.state_dir)]
+    hint = f"resume with: {shlex.join(words)}"
+    if args.token is not None:
+        hint += " (with the same --token, or UPLOAD_API_TOKEN set)"
+    return hint
+
+
 def main(argv: list[str] | None = None, http: requests.Session | None = None) -> int:
     args = parser().parse_args(argv)
-    if not args.file.is_file():
-        print(f"upload: error: {args.file} is not a file", file=sys.stderr)
-        return 1
-    if args.concurrency < 1 or args.part_size < 5 or args.retries < 0:
-        print("upload: error: --concurrency >= 1, --part-size >= 5, --retries >= 0",
+    try:
+        return _upload(args, http)
+    except KeyboardInterrupt:  # before an upload started, or after it ended
+        print("\nupload: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every failure is one line, never a traceback
+        print(f"upload: error: unexpected {type(exc).__name__}: {str(exc)[:300]}",
               file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _upload(args: argparse.Namespace, http: requests.Session | None) -> int:
+    wrong = problem(args)
+    if wrong is not None:
+        print(f"upload: error: {wrong}", file=sys.stderr)
         return 1
     http = http or session(args.concurrency)
     options = Options(
@@ -148,7 +199,8 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
         except ValueError as exc:
             print(f"upload: error: {exc}", file=sys.stderr)
             return 1
-    uploader = Uploader(Api(args.api, http, args.token, auth=auth), session=http,
+    api = Api(args.api, http, args.token, auth=auth, retries=args.retries)
+    uploader = Uploader(api, session=http,
                         options=options, store=StateStore(args.state_dir),
                         progress=progress)  # fmt: skip
     started = time.monotonic()
@@ -156,14 +208,10 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
         result = uploader.upload(args.file, resume=args.resume)
     except Interrupted as exc:
         bar.close()
-        hint = (
-            f"resume with: presigned-upload upload {args.file} --api {args.api} --resume"
-            if exc.resumable
-            else "the multipart upload was aborted"
-        )
+        hint = resume_hint(args) if exc.resumable else "the multipart upload was aborted"
         print(f"\nupload: interrupted; {hint}", file=sys.stderr)
         return 130
-    except (ApiError, TransferError) as exc:
+    except (ApiError, TransferError, OSError) as exc:
         bar.close()
         print(f"upload: error: {exc}", file=sys.stderr)
         return 1
@@ -176,6 +224,9 @@ def main(argv: list[str] | None = None, http: requests.Session | None = None) ->
     result["seconds"] = round(seconds, 3)
     if args.json:
         print(json.dumps(result))
+    elif result.get("already_complete"):
+        print(f"{args.file} was already uploaded -> {result['key']} (UUID {result['UUID']}); "
+              "its completion had been interrupted")  # fmt: skip
     else:
         rate = size / MiB / seconds if seconds else 0.0
         print(f"uploaded {args.file} -> {result['key']} (UUID {result['UUID']}), "

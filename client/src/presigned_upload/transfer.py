@@ -37,6 +37,10 @@ class TransferError(Exception):
     """An upload failed for good (after its retries); the message says what happened."""
 
 
+class _UploadGone(Exception):
+    """The multipart upload being resumed is no longer in S3."""
+
+
 class Interrupted(Exception):
     """Ctrl-C: the upload stopped; ``resumable`` tells whether ``--resume`` continues it."""
 
@@ -283,7 +287,16 @@ class Uploader:
             state = self._create(path, size)
         parts = plan(size, state.part_size)
         digests: dict[int, bytes] = {}  # each part's checksum, as sent or as verified
-        done = self._verified_parts(fd, state, parts, digests) if resume else {}
+        try:
+            done = self._verified_parts(fd, state, parts, digests) if resume else {}
+        except _UploadGone:
+            # Completed while the answer was lost (or by a run interrupted then), or gone.
+            found = self._stored(state, size)
+            self._store.delete(path)
+            return {"mode": "multipart", "UUID": state.uuid, "key": state.key, "size": size,
+                    "etag": found.get("etag"), "parts": len(parts),
+                    "resumed_parts": len(parts), "checksum": found.get("checksum"),
+                    "already_complete": True}  # fmt: skip
         self._progress(sum(p.size for p in parts if p.number in done))
         todo = [p for p in parts if p.number not in done]
         try:
@@ -296,7 +309,11 @@ class Uploader:
                 raise Interrupted(resumable=False) from None
             raise Interrupted(resumable=True) from None
         listed = [{"PartNumber": n, "ETag": done[n]} for n in sorted(done)]
-        answer = self._complete(state, listed, size)
+        try:
+            answer = self._complete(state, listed, size)
+        except KeyboardInterrupt:  # the completion may or may not have happened: resume tells
+            self._stop.set()
+            raise Interrupted(resumable=True) from None
         self._store.delete(path)
         local = None
         if state.checksum == "sha256":
@@ -323,6 +340,26 @@ class Uploader:
             if status.get("status") in ("uploaded", "verified") and status.get("size") == size:
                 return status
             raise
+
+    def _stored(self, state: ResumeState, size: int) -> dict[str, Any]:
+        """The status of an upload whose multipart upload is gone, if it was completed
+        with this file's size; else TransferError saying what became of it."""
+        try:
+            status = self._api.status(state.uuid)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            status = {}
+        if status.get("status") == "rejected":
+            raise TransferError(
+                f"the upload {state.uuid} was completed, then rejected: {status.get('reason')}"
+            )
+        if status.get("status") in ("uploaded", "verified") and status.get("size") == size:
+            return status
+        raise TransferError(
+            "the interrupted upload no longer exists (aborted or expired) and nothing was "
+            "stored; upload again without --resume"
+        )
 
     def _create(self, path: Path, size: int) -> ResumeState:
         checksum = self._options.sent_checksum
@@ -360,10 +397,7 @@ class Uploader:
             listed = self._api.list_parts(state.key, state.upload_id)
         except ApiError as exc:
             if exc.status == 404:
-                raise TransferError(
-                    "the interrupted upload no longer exists (completed, aborted or expired); "
-                    "upload again without --resume"
-                ) from exc
+                raise _UploadGone from exc
             raise
         by_number = {p.number: p for p in parts}
         good: dict[int, str] = {}
