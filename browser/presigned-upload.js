@@ -8,24 +8,33 @@
 // PUT and part carries its SHA-256 (computed by WebCrypto in a Worker, off the page's
 // main thread), signed into its URL, so S3 refuses other bytes and stores the checksum.
 // Requests are retried with backoff; an expired URL is signed again; `signal` cancels.
-// A multipart upload interrupted by a reload or a crash is kept, per file, in
+// A multipart upload interrupted by a reload or a crash is kept, per file and caller, in
 // `storage` (localStorage): uploading the same file again sends only the parts S3 does
-// not already hold with the same SHA-256.
+// not already hold with the same SHA-256. A kept upload is forgotten after `resumeDays`
+// (the bucket discards unfinished uploads then), once it succeeds, and once the API
+// refuses it for good.
 
 export const MiB = 1024 * 1024;
 const MIN_PART_SIZE = 5 * MiB;
 const MAX_PARTS = 10000;
 const STORAGE_PREFIX = "presigned-upload:";
+const DAY_MS = 24 * 3600 * 1000;
+// The API's answers that no retry or resume changes: the file breaks a rule (400), the
+// upload is gone (404), or the key is taken (409).
+const REFUSED_FOR_GOOD = [400, 404, 409];
 
-/** The API's refusal ({"Code", "Message"}), S3's, or the network's, as one error. */
+/** The API's refusal ({"Code", "Message"}), S3's, or the network's, as one error;
+ * `fromApi` tells the API's from S3's. */
 export class UploadError extends Error {
-  constructor(message, { status = 0, code = "", retryable = false, expired = false } = {}) {
+  constructor(message, { status = 0, code = "", retryable = false, expired = false,
+                         fromApi = false } = {}) {
     super(message);
     this.name = "UploadError";
     this.status = status;
     this.code = code;
     this.retryable = retryable;
     this.expired = expired;
+    this.fromApi = fromApi;
   }
 }
 
@@ -71,6 +80,8 @@ export class Uploader {
    * @param {number} [options.concurrency] parts in flight (default 4)
    * @param {number} [options.retries] per request (default 4)
    * @param {Storage|null} [options.storage] where resumable uploads are kept
+   * @param {number} [options.resumeDays] how long a kept upload may be resumed (default
+   *   1: the bucket's `deploy.abort_incomplete_multipart_days`)
    */
   constructor({
     api,
@@ -81,6 +92,7 @@ export class Uploader {
     retries = 4,
     backoffMs = 500,
     storage = globalThis.localStorage ?? null,
+    resumeDays = 1,
     workerUrl = new URL("./sha256-worker.js", import.meta.url),
   }) {
     this.api = api.replace(/\/+$/, "");
@@ -91,6 +103,7 @@ export class Uploader {
     this.retries = retries;
     this.backoffMs = backoffMs;
     this.storage = storage;
+    this.resumeDays = resumeDays;
     this.workerUrl = workerUrl;
     this.worker = null;
     this.pending = new Map();
@@ -137,6 +150,7 @@ export class Uploader {
           status,
           code: answer.Code || "",
           retryable: status >= 500 || status === 429,
+          fromApi: true,
         });
       }
       return answer;
@@ -258,13 +272,15 @@ export class Uploader {
 
   // -- multipart -------------------------------------------------------------------------
 
-  /** Where a file's unfinished upload is kept: per API, user and file. */
+  /** Where a file's unfinished upload is kept: per API, caller and file. */
   async storageKey(file) {
-    const user = subjectOf((await this.getToken()) || "");
-    return `${STORAGE_PREFIX}${this.api}|${user}|${file.name}|${file.size}|${file.lastModified}`;
+    const caller = await identityOf((await this.getToken()) || "");
+    return `${STORAGE_PREFIX}${this.api}|${caller}|${file.name}|${file.size}|${file.lastModified}`;
   }
 
+  /** The file's kept upload, unless it has expired; expired ones are swept first. */
   async remembered(file) {
+    this.sweep();
     try {
       return JSON.parse(this.storage?.getItem(await this.storageKey(file)) ?? "null");
     } catch {
@@ -273,7 +289,24 @@ export class Uploader {
   }
 
   async remember(file, record) {
-    this.storage?.setItem(await this.storageKey(file), JSON.stringify(record));
+    const expiresAt = Date.now() + this.resumeDays * DAY_MS;
+    this.storage?.setItem(await this.storageKey(file), JSON.stringify({ ...record, expiresAt }));
+  }
+
+  /** Forget every kept upload that has expired, or cannot be read. */
+  sweep() {
+    if (!this.storage) return;
+    const keys = Array.from({ length: this.storage.length }, (_, i) => this.storage.key(i));
+    for (const key of keys) {
+      if (!key?.startsWith(STORAGE_PREFIX)) continue;
+      let record = null;
+      try {
+        record = JSON.parse(this.storage.getItem(key));
+      } catch {
+        // unreadable: forgotten below
+      }
+      if (!(record?.expiresAt > Date.now())) this.storage.removeItem(key);
+    }
   }
 
   async forget(file) {
@@ -321,7 +354,12 @@ export class Uploader {
         }
         throw cancelled();
       }
-      throw error; // kept: uploading the same file again resumes
+      if (record && error.fromApi && REFUSED_FOR_GOOD.includes(error.status)) {
+        // Resuming cannot change the API's answer: abort the upload, and forget it.
+        await this.call(this.route(record), { method: "DELETE" }).catch(() => {});
+        await this.forget(file);
+      }
+      throw error; // otherwise kept: uploading the same file again resumes
     } finally {
       signal?.removeEventListener("abort", stop);
     }
@@ -399,14 +437,20 @@ async function sha256Here(blob) {
   return base64(new Uint8Array(digest));
 }
 
-/** The `sub` claim of a JWT, or "": resumable uploads are kept per user. */
-function subjectOf(token) {
+/** Who kept uploads belong to: the `sub` claim of a JWT; for any other token a hash of
+ * it (never the token itself: storage outlives it); "anonymous" without one. */
+async function identityOf(token) {
+  if (!token) return "anonymous";
   try {
     const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return String(JSON.parse(atob(payload)).sub ?? "");
+    const sub = JSON.parse(atob(payload)).sub;
+    if (typeof sub === "string" && sub) return `sub:${sub}`;
   } catch {
-    return "";
+    // not a JWT: hashed below
   }
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
+  const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0"));
+  return `token:${hex.join("").slice(0, 32)}`;
 }
 
 /** The checksum S3 says it stored, checked against the one computed here. */

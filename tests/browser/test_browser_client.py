@@ -221,3 +221,79 @@ def test_the_browser_is_never_asked_to_set_a_header_it_refuses(local_prod_stack,
     assert [b.get_attribute("data-status") for b in boxes] == ["uploaded", "uploaded"]
     assert "multipart, 2 parts" in boxes[1].locator(".result").inner_text()
     assert [m for m in messages if "unsafe header" in m] == []
+
+
+KEYS_OF = """async ([api, tokens]) => {
+  const { Uploader } = await import("/client/presigned-upload.js");
+  const file = new File(["x"], "same.pdf", { lastModified: 1 });
+  const keys = [];
+  for (const token of tokens) {
+    keys.push(await new Uploader({ api, getToken: () => token }).storageKey(file));
+  }
+  return keys;
+}"""
+
+
+def test_kept_uploads_are_per_caller_even_without_a_sub(local_prod_stack, page):
+    page.goto(local_prod_stack.page)
+    jwt = "e30." + base64.urlsafe_b64encode(b'{"sub":"alice"}').decode().rstrip("=") + ".sig"
+    keys = page.evaluate(KEYS_OF, [local_prod_stack.api, ["opaque-a", "opaque-b", None, jwt, jwt]])
+    prefix = f"presigned-upload:{local_prod_stack.api}|"
+    hashed = [hashlib.sha256(t).hexdigest()[:32] for t in (b"opaque-a", b"opaque-b")]
+    callers = [f"token:{hashed[0]}", f"token:{hashed[1]}", "anonymous", "sub:alice", "sub:alice"]
+    assert keys == [f"{prefix}{caller}|same.pdf|1|1" for caller in callers]
+
+
+def test_an_expired_kept_upload_is_never_resumed_and_every_expired_one_is_swept(
+    local_prod_stack, page, tmp_path
+):
+    # GIVEN an upload of the file kept a day ago, and another file's that has expired too
+    f = file_of(tmp_path, "old.pdf", b"%PDF-1.7\n", 6 * MiB)
+    signed_in(page, local_prod_stack)
+    page.set_input_files("#files", str(f))
+    assert finished(page, "old.pdf").get_attribute("data-status") == "uploaded"
+    stale = {"key": "put_folder/local-alice/x.pdf", "uploadId": "stale-upload", "UUID": "x",
+             "partSize": 5 * MiB, "expiresAt": 1}  # fmt: skip
+    page.evaluate("""async ([api, record, size, lastModified]) => {
+      const { Uploader } = await import("/client/presigned-upload.js");
+      const getToken = () => document.getElementById("token").value;
+      const file = new File([new Uint8Array(size)], "old.pdf", { lastModified });
+      const key = await new Uploader({ api, getToken }).storageKey(file);
+      localStorage.setItem(key, JSON.stringify(record));
+      localStorage.setItem("presigned-upload:elsewhere|sub:bob|b.pdf|1|1", JSON.stringify(record));
+      localStorage.setItem("presigned-upload:elsewhere|sub:bob|c.pdf|1|1", "{not json");
+    }""", [local_prod_stack.api, stale, 6 * MiB, int(f.stat().st_mtime * 1000)])  # fmt: skip
+    assert len(page.evaluate("Object.keys(localStorage)")) == 3
+    # WHEN the same file is uploaded again
+    listings: list[str] = []
+    page.on("request", lambda r: listings.append(r.url) if "stale-upload" in r.url else None)
+    page.reload()
+    page.click("#dev-signin")
+    page.set_input_files("#files", str(f))
+    box = finished(page, "old.pdf")
+    # THEN it is a new upload, the expired one is never asked for, and none is left
+    assert box.get_attribute("data-status") == "uploaded", box.inner_text()
+    assert listings == []
+    assert [
+        k for k in page.evaluate("Object.keys(localStorage)") if k.startswith("presigned")
+    ] == []
+
+
+def test_an_upload_the_api_refuses_for_good_is_aborted_and_forgotten(
+    local_prod_stack, page, tmp_path
+):
+    f = file_of(tmp_path, "refused.pdf", b"%PDF-1.7\n", 6 * MiB)
+    signed_in(page, local_prod_stack)
+    conflict = '{"Code": "ConflictError", "Message": "an object already exists"}'
+    page.route("**/complete?*", lambda route: route.fulfill(
+        status=409, content_type="application/json", body=conflict))  # fmt: skip
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        page.set_input_files("#files", str(f))
+    assert deleted.value.status == 200
+    box = finished(page, "refused.pdf")
+    assert box.locator(".result").inner_text() == "failed: 409 an object already exists"
+    assert [
+        k for k in page.evaluate("Object.keys(localStorage)") if k.startswith("presigned")
+    ] == []
+    s3 = local_s3(local_prod_stack)
+    assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=SPACE).get("Uploads", []) == []
