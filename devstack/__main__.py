@@ -55,7 +55,7 @@ def child_environment(base: Mapping[str, str], s3_endpoint: str) -> dict[str, st
     env = {k: v for k, v in base.items() if k not in _SCRUBBED}
     env.update(LOCAL_AWS)
     env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
-    # The verifier's EventBridge and queue: moto's server serves them with S3.
+    # The verifier's EventBridge and queue: moto's server, or LocalStack, serves them with S3.
     env["AWS_ENDPOINT_URL_EVENTBRIDGE"] = s3_endpoint
     env["AWS_ENDPOINT_URL_SQS"] = s3_endpoint
     env["PYTHONUNBUFFERED"] = "1"
@@ -142,12 +142,13 @@ def create_bucket(settings: Settings, env: Mapping[str, str], origin: str) -> No
 
 
 def start_verifier(stage: str, settings: Settings, env: Mapping[str, str], s3: str) -> Child | None:
-    """The verifier's event path (devstack/events.py) on moto; None on another S3, which
-    sends no events here (LocalStack's S3 alone has no EventBridge)."""
-    if s3 != "moto":
+    """The verifier's event path (devstack/events.py) on moto or the strict S3, each of
+    which runs S3, EventBridge and SQS on one port; None on an S3 of the user's own
+    (--s3-endpoint), which sends no events here."""
+    if s3 not in ("moto", "strict"):
         print(
             "devstack: note: uploads are not verified on this S3 (no S3 events here); "
-            "they stay 'uploaded'. The default S3 (moto) runs the verifier.",
+            "they stay 'uploaded'. S3=moto and S3=strict run the verifier.",
             file=sys.stderr,
         )
         return None

@@ -4,7 +4,8 @@ moto (the default) checks no signature, expiry, signed header or checksum, answe
 CORS preflight on an existing key with 403, and its form-POST answer lacks ETag and
 Location. LocalStack's S3 refuses a tampered or expired URL, a header that differs from
 the signed one, a wrong Content-MD5 or x-amz-checksum-sha256, and a completion whose
-x-amz-mp-object-size is wrong, as AWS does. It checks a POST policy's conditions, but not
+x-amz-mp-object-size is wrong, as AWS does; and it sends S3's events to its EventBridge,
+so `make run S3=strict` runs the verifier on the same path as on moto. It checks a POST policy's conditions, but not
 its signature (tests/unit/test_sigv4.py proves ours byte-equal to botocore's instead),
 and it accepts form fields the policy does not name, which AWS refuses.
 
@@ -87,10 +88,12 @@ def command(python: Path) -> list[str]:
 
 
 def environment(base: Mapping[str, str], host: str, port: int, data_dir: str) -> dict[str, str]:
-    """LocalStack's settings: S3 only, signatures validated, nothing persisted or fetched."""
+    """LocalStack's settings: S3, with EventBridge and SQS for the verifier's event path
+    (S3's "Object Created" events -> a rule -> a queue, as on moto), signatures validated,
+    nothing persisted or fetched."""
     return {
         **base,
-        "SERVICES": "s3",
+        "SERVICES": "s3,events,sqs",
         "GATEWAY_LISTEN": f"{host}:{port}",
         "LOCALSTACK_HOST": f"{host}:{port}",
         "S3_SKIP_SIGNATURE_VALIDATION": "0",

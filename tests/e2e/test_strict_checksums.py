@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 from typing import Any
 
 import pytest
@@ -119,3 +120,39 @@ def test_s3_refuses_changed_bytes_a_dropped_header_and_a_part_without_sha256(loc
     assert (refused.status_code, "<Code>InvalidRequest</Code>" in refused.text) == (400, True)
     none = API.get(base, params={"key": upload["key"]}, timeout=10)
     assert (none.status_code, none.json()["Code"]) == (400, "BadRequestError")
+
+
+def settled(stack, uuid: str) -> dict[str, Any]:
+    """The status once the stack's verifier, run by S3's event, has answered."""
+    for _ in range(150):
+        body = status(stack, uuid)
+        if body["status"] not in ("pending", "uploaded"):
+            return body
+        time.sleep(0.2)
+    return body
+
+
+def test_local_prod_on_the_strict_s3_shows_the_checksum_and_the_verdict_of_one_upload(
+    local_prod_stack, tmp_path, capsys
+):
+    # GIVEN `make run S3=strict RUN_ARGS="--stage local-prod"`: signatures and checksums
+    # checked by S3, and S3's events delivered to the verifier
+    f = tmp_path / "cat.png"
+    f.write_bytes(PNG)
+    # WHEN the CLI uploads a real PNG
+    result = upload_with_cli(local_prod_stack, tmp_path, capsys, f)
+    # THEN the same upload shows the SHA-256 S3 stored and the verifier's verdict
+    landed = settled(local_prod_stack, result["UUID"])
+    assert (landed["status"], landed["checksum"]) == ("verified", {
+        "algorithm": "SHA256", "value": b64(hashlib.sha256(PNG).digest()),
+        "type": "FULL_OBJECT"})  # fmt: skip
+
+
+def test_local_prod_on_the_strict_s3_rejects_a_page_declared_as_an_image(local_prod_stack):
+    page = b"<!DOCTYPE html><html><script>alert(1)</script></html>"
+    ticket = put_ticket(local_prod_stack, page)
+    stored = requests.put(ticket["PUT_URL"], data=page, headers=ticket["headers"], timeout=10)
+    assert stored.status_code == 200, stored.text
+    landed = settled(local_prod_stack, ticket["UUID"])
+    reason = "markup: the content is an HTML or SVG or XML document but declared image/png"
+    assert landed == {"UUID": ticket["UUID"], "status": "rejected", "reason": reason}
