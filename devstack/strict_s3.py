@@ -5,9 +5,10 @@ CORS preflight on an existing key with 403, and its form-POST answer lacks ETag 
 Location. LocalStack's S3 refuses a tampered or expired URL, a header that differs from
 the signed one, a wrong Content-MD5 or x-amz-checksum-sha256, and a completion whose
 x-amz-mp-object-size is wrong, as AWS does; and it sends S3's events to its EventBridge,
-so `make run S3=strict` runs the verifier on the same path as on moto. It checks a POST policy's conditions, but not
-its signature (tests/unit/test_sigv4.py proves ours byte-equal to botocore's instead),
-and it accepts form fields the policy does not name, which AWS refuses.
+so `make run S3=strict` runs the verifier on the same path as on moto. It checks a POST
+policy's conditions, but not its signature (tests/unit/test_sigv4.py proves ours
+byte-equal to botocore's instead), and it accepts form fields the policy does not name,
+which AWS refuses.
 
 LocalStack 4.14 needs Python 3.13. On first use it is installed, from the hash-locked
 requirements/strict-s3.txt, into a venv of its own under .cache/strict-s3 (about a
