@@ -48,7 +48,7 @@ from chalicelib.errors import (
     UploadRejected,
 )
 from chalicelib.jsonbody import parse_json
-from chalicelib.logs import RequestLog, log_level, request_record
+from chalicelib.logs import RequestLog, log_format, log_level, request_record
 from chalicelib.multipart import Multipart
 from chalicelib.presign import Presigner
 from chalicelib.rules import (
@@ -87,9 +87,12 @@ AUTHORIZER: Authorizer | None = {
 }[AUTH.mode]
 # Metrics are per function (`service`), so stages never mix: Lambda names it.
 REQUEST_LOG = RequestLog(
-    log_level(os.environ), os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "presigned-upload")
+    log_level(os.environ),
+    os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "presigned-upload"),
+    text=log_format(os.environ) == "text",
 )
-if not AUTH.required:
+if not AUTH.required and "DEVSTACK_SETTINGS" not in os.environ:
+    # `make run`'s launcher says it once, in its banner, for all its processes.
     print(
         "WARNING: AUTH_MODE=none: anyone who can reach this API can get upload URLs. "
         "Use it only for local development.",

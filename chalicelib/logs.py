@@ -19,6 +19,9 @@ from chalicelib.errors import ConfigError
 from chalicelib.metrics import emf_prefix
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
+# emf: the JSON line with its metrics, for CloudWatch (Lambda); text: a short line for a
+# person watching `make run`, with no metrics.
+LOG_FORMATS = ("emf", "text")
 # Built once: json.dumps with any non-default option builds a new encoder per call.
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -31,6 +34,16 @@ def log_level(environ: Mapping[str, str]) -> int:
             f"LOG_LEVEL={environ.get('LOG_LEVEL')!r} is invalid; allowed: {', '.join(LEVELS)}"
         )
     return LEVELS[value]
+
+
+def log_format(environ: Mapping[str, str]) -> str:
+    """LOG_FORMAT (default emf): what each request's line looks like."""
+    value = environ.get("LOG_FORMAT", "emf").lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError(
+            f"LOG_FORMAT={environ.get('LOG_FORMAT')!r} is invalid; allowed: emf, text"
+        )
+    return value
 
 
 def status_level(status: int) -> str:
@@ -46,12 +59,29 @@ class RequestLog:
     The first line a container writes says ``"cold_start": true``.
     """
 
-    def __init__(self, level: int, service: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, level: int, service: str, stream: TextIO | None = None, text: bool = False
+    ) -> None:
         self._level = level
         self._service = service
         self._stream = stream
         self._cold = True
         self._tails: dict[int, str] = {}
+        if text:
+            self.write = self._write_text  # type: ignore[method-assign]
+
+    def _write_text(self, record: dict[str, Any], counters: dict[str, int]) -> None:
+        """LOG_FORMAT=text: ``INFO GET /put-url 200 0.412 ms UUID=... key=...``."""
+        status = int(record.get("status", 0))
+        level = status_level(status)
+        if LEVELS[level] < self._level:
+            return
+        words = [level, str(record.get("method")), str(record.get("route") or "unknown"),
+                 str(status), f"{record.get('latency_ms')} ms"]  # fmt: skip
+        for name in ("principal", "UUID", "key", "error"):
+            if record.get(name) is not None:
+                words.append(f"{name}={record[name]}")
+        (self._stream or sys.stdout).write(" ".join(words) + "\n")
 
     def write(self, record: dict[str, Any], counters: dict[str, int]) -> None:
         """Write ``record`` (from :func:`request_record`) with ``counters`` (from

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import base64
 import contextlib
 import json
 import os
@@ -30,6 +31,7 @@ from typing import Any
 
 from chalicelib.auth import AuthConfig
 from chalicelib.errors import ConfigError
+from chalicelib.logs import log_format, log_level
 from chalicelib.settings import Settings, cors_allow_origin
 from devstack import events, strict_s3, web
 from devstack.cors import cors_rules
@@ -59,6 +61,8 @@ def child_environment(base: Mapping[str, str], s3_endpoint: str) -> dict[str, st
     env["AWS_ENDPOINT_URL_EVENTBRIDGE"] = s3_endpoint
     env["AWS_ENDPOINT_URL_SQS"] = s3_endpoint
     env["PYTHONUNBUFFERED"] = "1"
+    # A short line per request for the person watching; Lambda keeps the EMF line.
+    env.setdefault("LOG_FORMAT", "text")
     return env
 
 
@@ -157,18 +161,45 @@ def start_verifier(stage: str, settings: Settings, env: Mapping[str, str], s3: s
     return Child("the verifier", args, env)
 
 
+def dev_token(user: str = "alice") -> str:
+    """The unsigned token the upload page's dev sign-in makes: `chalice local` reads the
+    claims of any JWT and verifies none (never a token for a deployed stage)."""
+
+    def part(value: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part({'sub': f'local-{user}', 'cognito:username': user})}."
+
+
+def has_rules(settings: Settings) -> bool:
+    """Whether a PUT needs more than the URL: a type, a size or a checksum."""
+    return bool(settings.allowed_types or settings.max_bytes or settings.require_checksum
+                or settings.require_known_types)  # fmt: skip
+
+
 def ready_message(
     api_url: str, s3_endpoint: str, settings: Settings, auth: AuthConfig, page_url: str
 ) -> str:
-    """What to do next, and, loudly, what the stage's authorization means here."""
-    token = "" if auth.mode == "none" else '-H "Authorization: $TOKEN" '
+    """What to do next, as commands that work on this stage as they are, and, loudly,
+    what the stage's authorization means here."""
     lines = [
         f"\ndevstack: ready. API {api_url}  S3 {s3_endpoint}  bucket {settings.bucket}",
         f"  upload page: {page_url}   API description: {page_url}openapi.yaml",
-        f"  URL=$(curl -s {token}{api_url}/put-url | python3 -c "
-        "'import json,sys; print(json.load(sys.stdin)[\"PUT_URL\"])')",
-        '  curl -X PUT --upload-file README.md "$URL"',
     ]
+    header = ""
+    if auth.required:
+        lines.append(f"  TOKEN='{dev_token()}'   # the page's dev sign-in, user alice")
+        header = '-H "Authorization: $TOKEN" '
+    if has_rules(settings):
+        # The CLI sends the type, size and SHA-256 the stage's rules ask for.
+        token = ' --token "$TOKEN"' if auth.required else ""
+        lines.append(f"  .venv/bin/presigned-upload upload photo.png --api {api_url}{token}")
+    else:
+        lines += [
+            f'  T=$(curl -s {header}{api_url}/put-url); echo "$T"',
+            '  curl -X PUT --upload-file README.md "$(echo "$T" | python3 -c '
+            '\'import json,sys; print(json.load(sys.stdin)["PUT_URL"])\')"',
+        ]
     if auth.mode == "none":
         lines.append(
             "devstack: WARNING: AUTH_MODE=none: no authorization; anyone who can reach "
@@ -222,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(stage_env)
         origin = cors_allow_origin(stage_env)
         auth = AuthConfig.from_env(stage_env)
+        log_level(stage_env)
+        log_format(stage_env)
     except ConfigError as exc:
         print(
             f"devstack: error: {exc} (see .chalice/config.json, stage {args.stage!r})",
@@ -264,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_port(args.host, args.api_port, api, timeout=60)
         api_url = f"http://{args.host}:{args.api_port}"
         try:
-            page = web.serve(args.host, args.web_port, api_url, auth.mode, verifier is not None)
+            page = web.serve(args.host, args.web_port, api_url, auth.mode, verifier is not None,
+                             args.stage)  # fmt: skip
         except OSError as exc:
             msg = f"the upload page cannot listen on port {args.web_port}: {exc}"
             raise RuntimeError(msg) from exc

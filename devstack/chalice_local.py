@@ -8,7 +8,9 @@ which the client delays (up to 40 ms on Linux) for every request after a connect
 first. http.server's handlers turn Nagle off (TCP_NODELAY) when asked to; this asks,
 before Chalice builds its handler, then runs Chalice's own CLI unchanged. It also lets
 Chalice answer every HTTP method (405 JSON for one a route lacks), not http.server (501
-HTML for any method Chalice does not list).
+HTML for any method Chalice does not list), and answers a malformed token on a Cognito
+stage with 401, as API Gateway does, where Chalice's local authorizer would crash the
+request's thread (the client saw the connection closed with no answer).
 """
 
 from __future__ import annotations
@@ -45,11 +47,33 @@ def main() -> None:
         raise AttributeError(name)
 
     ChaliceRequestHandler.__getattr__ = any_method
+    refuse_malformed_tokens()
 
     args = sys.argv[1:]
     # Chalice's reloader restarts its worker with sys.argv, so make that this module again.
     sys.argv = [sys.executable, "-m", "devstack.chalice_local", *args]
     cli.main(args=args, prog_name="chalice", obj={})
+
+
+def refuse_malformed_tokens() -> None:
+    """A token whose payload is not a base64url JSON object is a 401, as API Gateway's
+    Cognito authorizer answers it, not an exception in Chalice's local authorizer."""
+    from chalice.local import LocalGatewayAuthorizer, NotAuthorizedError
+
+    decode = LocalGatewayAuthorizer._decode_jwt_payload
+
+    def decode_or_refuse(self: LocalGatewayAuthorizer, jwt: str) -> dict[str, Any]:
+        try:
+            claims = decode(self, jwt)
+        except (IndexError, ValueError):  # no payload segment, not base64, not JSON
+            claims = None
+        if not isinstance(claims, dict):
+            raise NotAuthorizedError(
+                {"x-amzn-ErrorType": "UnauthorizedException"}, b'{"message":"Unauthorized"}'
+            )
+        return claims
+
+    LocalGatewayAuthorizer._decode_jwt_payload = decode_or_refuse  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from chalicelib.settings import Settings
 from chalicelib.verify import event_pattern
@@ -70,22 +70,51 @@ def main(argv: list[str] | None = None) -> int:
     sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"])
     with Client(app.app, stage_name=args.stage) as client:
         os.environ.update(overrides)  # the Client applied config.json's values again
+
+        def invoke(event: Any) -> Any:
+            return client.lambda_.invoke("verify_upload", event).payload
+
         while True:
-            got = sqs.receive_message(QueueUrl=args.queue_url, MaxNumberOfMessages=10,
-                                      WaitTimeSeconds=1)  # fmt: skip
-            for message in got.get("Messages", []):
-                try:
-                    answer = client.lambda_.invoke("verify_upload", json.loads(message["Body"]))
-                except Exception as exc:
-                    print(f"devstack: verifier failed: {exc!r}", file=sys.stderr, flush=True)
-                    time.sleep(1)
-                    continue
-                sqs.delete_message(QueueUrl=args.queue_url,
-                                   ReceiptHandle=message["ReceiptHandle"])  # fmt: skip
-                verdict = answer.payload.get("verdict")
-                if verdict is not None:
-                    state = "verified" if verdict["reason"] is None else "rejected"
-                    print(f"devstack: {verdict['key']}: {state}", file=sys.stderr, flush=True)
+            drain(sqs, args.queue_url, invoke)
+
+
+# Lambda runs an event's handler at most three times (two retries), then drops it.
+MAX_RECEIVES = 3
+
+
+def drain(sqs: Any, queue_url: str, invoke: Callable[[Any], Any]) -> None:
+    """Run the verifier on the messages waiting in the queue (one receive). A message
+    that is not JSON is dropped at once; one whose run fails is left to come back, and
+    dropped after its third, each said on stderr."""
+    got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                              AttributeNames=["ApproximateReceiveCount"])  # fmt: skip
+    for message in got.get("Messages", []):
+        handle = message["ReceiptHandle"]
+        try:
+            event = json.loads(message["Body"])
+        except ValueError:
+            _say("dropped a message that is not JSON (no S3 event)")
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=handle)
+            continue
+        try:
+            answer = invoke(event)
+        except Exception as exc:
+            received = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+            if received >= MAX_RECEIVES:
+                _say(f"verifier failed {received} times, dropped the event: {exc!r}")
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=handle)
+            else:
+                _say(f"verifier failed (attempt {received} of {MAX_RECEIVES}): {exc!r}")
+            continue
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=handle)
+        verdict = answer.get("verdict") if isinstance(answer, dict) else None
+        if verdict is not None:
+            state = "verified" if verdict["reason"] is None else "rejected"
+            _say(f"{verdict['key']}: {state}")
+
+
+def _say(what: str) -> None:
+    print(f"devstack: {what}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

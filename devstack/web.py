@@ -22,8 +22,10 @@ CLIENT = ROOT.parent.parent / "browser"
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    def __init__(self, *args: Any, api_url: str, auth: str, verifying: bool, **kwargs: Any) -> None:
-        config = {"api": api_url, "auth": auth, "verifying": verifying}
+    def __init__(
+        self, *args: Any, api_url: str, auth: str, verifying: bool, stage: str, **kwargs: Any
+    ) -> None:
+        config = {"api": api_url, "auth": auth, "verifying": verifying, "stage": stage}
         self._config = json.dumps(config).encode()
         super().__init__(*args, directory=str(ROOT), **kwargs)
 
@@ -54,12 +56,18 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 def serve(
-    host: str, port: int, api_url: str, auth: str = "none", verifying: bool = False
+    host: str,
+    port: int,
+    api_url: str,
+    auth: str = "none",
+    verifying: bool = False,
+    stage: str = "local",
 ) -> ThreadingHTTPServer:
     """Start serving the page in a daemon thread; ``shutdown()`` stops it. ``auth`` is
     the stage's AUTH_MODE: the page asks for a token unless it is ``none``. ``verifying``:
-    the verifier runs, so the page waits for each upload's verdict."""
-    handler = partial(_Handler, api_url=api_url, auth=auth, verifying=verifying)
+    the verifier runs, so the page waits for each upload's verdict. ``stage`` names the
+    stage in the page's title and heading."""
+    handler = partial(_Handler, api_url=api_url, auth=auth, verifying=verifying, stage=stage)
     server = ThreadingHTTPServer((host, port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

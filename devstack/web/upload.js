@@ -65,7 +65,7 @@ async function upload(uploader, file, verifying) {
     <progress max="${file.size || 1}" value="0"></progress>
     <div class="result">uploading…</div>`;
   box.querySelector("strong").textContent = file.name;
-  box.querySelector(".size").textContent = `(${file.size} bytes)`;
+  box.querySelector(".size").textContent = `(${readableSize(file.size)})`;
   document.getElementById("uploads").append(box);
   const bar = box.querySelector("progress");
   const cancel = new AbortController();
@@ -90,8 +90,22 @@ async function upload(uploader, file, verifying) {
   }
 }
 
+/** 1536 -> "1.5 KiB", 7340032 -> "7.0 MiB"; under 1 KiB, bytes. */
+export function readableSize(bytes) {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 async function start() {
   const config = await (await fetch("config.json")).json();
+  document.title = `presigned-upload: ${config.stage}`;
+  document.getElementById("heading").textContent = `Upload to the ${config.stage} stage's bucket`;
   if (config.auth !== "none") document.getElementById("signin").hidden = false;
   document.getElementById("dev-signin").addEventListener("click", () => {
     token.value = devToken(document.getElementById("user").value || "alice");

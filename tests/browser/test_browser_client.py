@@ -297,3 +297,14 @@ def test_an_upload_the_api_refuses_for_good_is_aborted_and_forgotten(
     ] == []
     s3 = local_s3(local_prod_stack)
     assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=SPACE).get("Uploads", []) == []
+
+
+def test_the_page_names_its_stage_and_shows_sizes_for_people(local_prod_stack, page, tmp_path):
+    small = file_of(tmp_path, "dot.png", b"\x89PNG\r\n\x1a\n", 3000)
+    large = file_of(tmp_path, "scan.pdf", b"%PDF-1.7\n", 6 * MiB + 1)
+    signed_in(page, local_prod_stack)
+    assert (page.title(), page.locator("h1").inner_text()) == (
+        "presigned-upload: local-prod", "Upload to the local-prod stage's bucket")  # fmt: skip
+    page.set_input_files("#files", [str(small), str(large)])
+    sizes = [finished(page, name).locator(".size").inner_text() for name in ("dot.png", "scan.pdf")]
+    assert sizes == ["(2.9 KiB)", "(6.0 MiB)"]

@@ -185,6 +185,36 @@ def test_a_bad_log_level_names_the_setting():
         log_level({"LOG_LEVEL": "LOUD"})
 
 
+def test_a_bad_log_format_names_the_setting():
+    from chalicelib.errors import ConfigError
+    from chalicelib.logs import log_format
+
+    with pytest.raises(ConfigError, match=r"^LOG_FORMAT='xml' is invalid; allowed: emf, text$"):
+        log_format({"LOG_FORMAT": "xml"})
+
+
+def test_the_text_format_is_one_short_line_with_no_metrics():
+    import io
+
+    from chalicelib.logs import LEVELS, RequestLog
+
+    stream = io.StringIO()
+    log = RequestLog(LEVELS["INFO"], "svc", stream, text=True)
+    ok = {"method": "GET", "route": "/put-url", "status": 200, "latency_ms": 0.412,
+          "principal": None, "UUID": "u-1", "key": "put_folder/u-1"}  # fmt: skip
+    log.write(ok, {"urls_issued": 1})
+    missing = {"method": "GET", "route": None, "status": 404, "latency_ms": 0.1,
+               "principal": "alice", "UUID": None, "key": None,
+               "error": "NotFoundError"}  # fmt: skip
+    log.write(missing, {})
+    quiet = RequestLog(LEVELS["WARNING"], "svc", stream, text=True)
+    quiet.write({"method": "GET", "route": "/put-url", "status": 200, "latency_ms": 1.0}, {})
+    assert stream.getvalue().splitlines() == [
+        "INFO GET /put-url 200 0.412 ms UUID=u-1 key=put_folder/u-1",
+        "WARNING GET unknown 404 0.1 ms principal=alice error=NotFoundError",
+    ]
+
+
 COGNITO_APP = load_app("local-cognito")
 
 

@@ -65,3 +65,17 @@ def test_the_python_api_is_importable_as_documented(client_venv):
     run = subprocess.run([client_venv / "bin" / "python", "-c", script],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert (run.returncode, run.stdout) == (0, "['api', 'token']\n")
+
+
+def test_the_installed_client_carries_the_projects_mit_license(client_venv):
+    # The project's LICENSE, and the client's copy that its wheel ships, are one text.
+    text = (PROJECT / "LICENSE").read_text()
+    assert text.startswith("MIT License\n")
+    assert (PROJECT / "client" / "LICENSE").read_text() == text
+    script = (
+        "from importlib import metadata as m; d = m.distribution('presigned-upload-client'); "
+        "print(d.metadata['License-Expression']); print(d.read_text('licenses/LICENSE'))"
+    )
+    run = subprocess.run([client_venv / "bin" / "python", "-c", script], cwd=client_venv,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (run.returncode, run.stdout) == (0, f"MIT\n{text}\n")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from chalicelib.auth import AuthConfig
-from chalicelib.logs import log_level
+from chalicelib.logs import log_format, log_level
 from chalicelib.settings import Settings, cors_allow_origin, verification_on
 from devstack.cors import load_template
 from infra.package import CHECKOV_SKIPS, checkov_metadata, parameterized
@@ -244,6 +244,7 @@ def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
     cors_allow_origin(env)
     AuthConfig.from_env(env)
     log_level(env)
+    assert log_format(env) == "emf"  # the metrics reach CloudWatch
 
 
 ROUTES = {

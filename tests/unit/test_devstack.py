@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from chalicelib.auth import AuthConfig
@@ -68,7 +71,8 @@ def test_ready_message_warns_loudly_when_the_stage_has_no_authorization():
     message = ready_message(
         "http://127.0.0.1:8000", "http://127.0.0.1:4566", SETTINGS, AuthConfig("none"), PAGE
     )
-    assert "  URL=$(curl -s http://127.0.0.1:8000/put-url | python3" in message
+    assert '  T=$(curl -s http://127.0.0.1:8000/put-url); echo "$T"' in message.splitlines()
+    assert "TOKEN" not in message
     assert (
         "  upload page: http://127.0.0.1:8001/   API description: http://127.0.0.1:8001/openapi.yaml"
     ) in message.splitlines()
@@ -83,12 +87,38 @@ def test_ready_message_in_cognito_mode_sends_a_token_and_says_none_is_verified()
         "cognito", ("arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_X",)
     )
     message = ready_message("http://127.0.0.1:8000", "http://127.0.0.1:4566", SETTINGS, auth, PAGE)
-    assert '  URL=$(curl -s -H "Authorization: $TOKEN" http://127.0.0.1:8000/put-url |' in message
+    lines = message.splitlines()
+    # TOKEN is defined before the curl that sends it: the dev sign-in's token for alice.
+    token_line = next(n for n, line in enumerate(lines) if line.startswith("  TOKEN='"))
+    curl_line = lines.index('  T=$(curl -s -H "Authorization: $TOKEN" http://127.0.0.1:8000/'
+                            'put-url); echo "$T"')  # fmt: skip
+    assert token_line < curl_line
+    token = lines[token_line].split("'")[1]
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims == {"sub": "local-alice", "cognito:username": "alice"}
     assert "WARNING" not in message
     assert (
         "devstack: AUTH_MODE=cognito, but `chalice local` verifies no token: it reads the "
         "claims of any JWT in the Authorization header (see docs/authorization.md)."
     ) in message.splitlines()
+
+
+def test_ready_message_on_a_stage_with_rules_offers_the_cli_which_sends_what_they_ask():
+    auth = AuthConfig(
+        "cognito", ("arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_X",)
+    )
+    rules = Settings(bucket="uploads-local", region="us-east-1", allowed_types=("image/*",),
+                     require_checksum=True)  # fmt: skip
+    message = ready_message("http://127.0.0.1:8000", "http://127.0.0.1:4566", rules, auth, PAGE)
+    assert (
+        '  .venv/bin/presigned-upload upload photo.png --api http://127.0.0.1:8000 --token "$TOKEN"'
+    ) in message.splitlines()
+    assert "curl" not in message
+    open_rules = ready_message("http://127.0.0.1:8000", "http://127.0.0.1:4566", rules,
+                               AuthConfig("none"), PAGE)  # fmt: skip
+    assert "  .venv/bin/presigned-upload upload photo.png --api http://127.0.0.1:8000" in (
+        open_rules.splitlines())  # fmt: skip
+    assert "TOKEN" not in open_rules
 
 
 def test_children_get_local_credentials_and_never_a_real_profile():
@@ -111,6 +141,7 @@ def test_children_get_local_credentials_and_never_a_real_profile():
         "AWS_ENDPOINT_URL_EVENTBRIDGE": "http://127.0.0.1:4566",
         "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:4566",
         "PYTHONUNBUFFERED": "1",
+        "LOG_FORMAT": "text",
     }
 
 

@@ -131,7 +131,7 @@ def problem(args: argparse.Namespace) -> str | None:
     if api.scheme not in ("http", "https") or not api.hostname:
         return (f"--api {args.api[:80]!r} is not a URL; allowed: http(s)://host[:port][/path], "
                 "like http://127.0.0.1:8000")  # fmt: skip
-    if args.token is not None and not _HEADER_VALUE.fullmatch(args.token):
+    if args.token and not _HEADER_VALUE.fullmatch(args.token):
         return ("the token holds characters an Authorization header cannot carry; allowed: "
                 "printable ASCII, like a JWT")  # fmt: skip
     return None
@@ -145,7 +145,7 @@ def resume_hint(args: argparse.Namespace) -> str:
     if args.state_dir is not None:
         words += ["--state-dir", str(args.state_dir)]
     hint = f"resume with: {shlex.join(words)}"
-    if args.token is not None:
+    if args.token:
         hint += " (with the same --token, or UPLOAD_API_TOKEN set)"
     return hint
 
