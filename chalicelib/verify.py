@@ -243,6 +243,15 @@ class Verifier:
 UNSET_HEADERS = {"ContentEncoding": "Content-Encoding", "CacheControl": "Cache-Control",
                  "ContentLanguage": "Content-Language", "ExpiresString": "Expires",
                  "WebsiteRedirectLocation": "x-amz-website-redirect-location"}  # fmt: skip
+# Cache-Control directives that only keep a cache from serving the object: a browser's
+# PUT carries one (Chromium sends "max-age=0" after a reload), and S3 stores it.
+HARMLESS_CACHE_DIRECTIVES = frozenset({"no-cache", "no-store", "max-age=0", "must-revalidate",
+                                       "proxy-revalidate", "private", "no-transform"})  # fmt: skip
+
+
+def _harmless_cache_control(value: str) -> bool:
+    directives = {d.strip().lower() for d in value.split(",")} - {""}
+    return directives <= HARMLESS_CACHE_DIRECTIVES
 
 
 def stored_header_problem(
@@ -252,10 +261,14 @@ def stored_header_problem(
     PUT or create verifies only its signed headers, so an uploader may add others: a
     ``Content-Disposition`` naming another file, a ``Content-Encoding``, metadata. The
     service stores at most the type, ``x-amz-meta-filename`` and a Content-Disposition
-    made from that name (``attachment``, or ``inline`` for a type that runs no script)."""
+    made from that name (``attachment``, or ``inline`` for a type that runs no script).
+    A Cache-Control that only keeps caches from serving the object passes: browsers send
+    one with their PUTs."""
     for field, header in UNSET_HEADERS.items():
-        if head.get(field):
-            return f"unexpected-header: {header} is set but the service sets none"
+        value = head.get(field)
+        if not value or (field == "CacheControl" and _harmless_cache_control(str(value))):
+            continue
+        return f"unexpected-header: {header} is set but the service sets none"
     extra = sorted(set(head.get("Metadata", {})) - {FILENAME_METADATA})
     if extra:
         return f"unexpected-header: x-amz-meta-{extra[0][:40]} is not one the service sets"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+from typing import Any
 
 import pytest
 import requests
@@ -127,3 +129,35 @@ def test_a_part_url_with_a_size_stores_no_other_length(strict_stack):
     parts = local_s3(strict_stack).list_parts(Bucket="uploads-local", Key=created["key"],
                                               UploadId=created["uploadId"])["Parts"]  # fmt: skip
     assert [p["Size"] for p in parts] == [100]
+
+
+def sign(stack, **request) -> dict[str, Any]:
+    """Uppy's signRequest through POST /s3/sign."""
+    answer = requests.post(f"{stack.api}/s3/sign", json=request, timeout=10)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_an_unsigned_disposition_on_a_signed_multipart_create_gets_the_upload_rejected(
+    strict_stack,
+):
+    # GIVEN Uppy's signed create, sent with a Content-Disposition the service never signed
+    create = sign(strict_stack, method="POST", key="3b0c-photo.png")
+    headers = {**create.get("headers", {}), "Content-Disposition": 'attachment; filename="a.hta"'}
+    made = requests.post(create["url"], headers=headers, timeout=30)
+    assert made.status_code == 200, made.text  # S3 checks only the signed headers
+    (upload_id,) = re.findall("<UploadId>([^<]+)</UploadId>", made.text)
+    part = sign(strict_stack, method="PUT", key=create["key"], uploadId=upload_id, partNumber=1)
+    etag = requests.put(part["url"], data=png(), timeout=30).headers["ETag"]
+    done = sign(strict_stack, method="POST", key=create["key"], uploadId=upload_id)
+    xml = f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part>"
+    completed = requests.post(done["url"], data=xml + "</CompleteMultipartUpload>",
+                              headers=done["headers"], timeout=30)  # fmt: skip
+    assert completed.status_code == 200, completed.text
+    stored = local_s3(strict_stack).head_object(Bucket="uploads-local", Key=create["key"])
+    assert stored["ContentDisposition"] == 'attachment; filename="a.hta"'
+    # THEN the stack's verifier rejects what was assembled
+    uuid = create["key"].split("/")[-1].split(".")[0]
+    assert settled(strict_stack, uuid) == {"UUID": uuid, "status": "rejected", "reason": (
+        "unexpected-header: Content-Disposition is not the one the service signs")}  # fmt: skip

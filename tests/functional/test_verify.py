@@ -176,6 +176,28 @@ def test_an_unsigned_header_s3_stored_gets_the_upload_rejected(api, s3, header, 
     assert verify(api, body["key"])["verdict"]["reason"] == reason
 
 
+@pytest.mark.parametrize(
+    "cache_control", ["max-age=0", "no-cache", "No-Store, must-revalidate", "private, max-age=0"]
+)
+def test_a_cache_control_that_only_stops_caching_is_verified(api, s3, cache_control):
+    # Chromium sends "Cache-Control: max-age=0" with a PUT after a reload; S3 stores it.
+    body = api.http.get("/put-url?content_type=image/png&filename=dot.png").json_body
+    headers = {**body["headers"], "Cache-Control": cache_control}
+    assert requests.put(body["PUT_URL"], data=png(), headers=headers, timeout=10).ok
+    assert verify(api, body["key"])["verdict"]["reason"] is None
+
+
+@pytest.mark.parametrize(
+    "cache_control", ["public", "max-age=60", "s-maxage=0", "no-cache, public"]
+)
+def test_a_cache_control_that_lets_a_cache_serve_the_object_is_rejected(api, s3, cache_control):
+    body = api.http.get("/put-url?content_type=image/png&filename=dot.png").json_body
+    headers = {**body["headers"], "Cache-Control": cache_control}
+    assert requests.put(body["PUT_URL"], data=png(), headers=headers, timeout=10).ok
+    assert verify(api, body["key"])["verdict"]["reason"] == (
+        "unexpected-header: Cache-Control is set but the service sets none")  # fmt: skip
+
+
 @pytest.mark.parametrize("disposition", ["attachment", "inline"])
 def test_the_content_disposition_the_service_signs_is_verified(api, s3, disposition):
     body = put(api, png(), content_type="image/png", filename="dot.png", disposition=disposition)
