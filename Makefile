@@ -80,7 +80,8 @@ fuzz: install-dev
 	FUZZ_MAX_EXAMPLES=300 FUZZ_SEED=random $(BIN)/pytest -ra -p no:randomly tests/e2e/test_fuzz.py
 
 ## lint-infra: cfn-lint and checkov on dev's and prod's packaged templates, the bucket and the WAF
-DEPLOYED_STAGES := dev prod
+# Every stage of config.json that is not local*: a new stage is linted too.
+DEPLOYED_STAGES := $(shell $(PYTHON) -c "import json; print(*(s for s in json.load(open('.chalice/config.json'))['stages'] if not s.startswith('local')))")
 INFRA_FILES := $(DEPLOYED_STAGES:%=build/%/sam.json) infra/bucket.yaml infra/waf.yaml
 lint-infra: install-dev $(CHECKOV_STAMP)
 	for stage in $(DEPLOYED_STAGES); do \

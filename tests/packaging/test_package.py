@@ -20,6 +20,7 @@ from chalicelib.auth import AuthConfig
 from chalicelib.logs import log_format, log_level
 from chalicelib.settings import Settings, cors_allow_origin, verification_on
 from devstack.cors import load_template
+from infra.deploy import openings
 from infra.package import CHECKOV_SKIPS, checkov_metadata, parameterized
 from infra.policies import out_of_date
 from infra.stages import DeploySettings, stage_environment, stage_names
@@ -316,6 +317,15 @@ def test_every_route_has_the_stages_authorizer_and_no_preflight_has_one(package)
 @pytest.mark.parametrize("stage", DEPLOYED_STAGES)
 def test_every_deployed_stage_requires_authorization(stage):
     assert auth_of(stage).required
+
+
+@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
+def test_no_shipped_stage_is_open_unless_its_deploy_object_says_so_by_name(stage):
+    env = stage_environment(stage)
+    found = openings(stage, env, DeploySettings.for_stage(stage))
+    assert [text for text, allowed in found if not allowed] == []
+    # dev's '*' origin is allowed by name (IAM auth: a page cannot sign without credentials)
+    assert [allowed for _, allowed in found] == ([True] if stage == "dev" else [])
 
 
 def test_prod_authorizes_with_cognito():
