@@ -19,9 +19,13 @@ const MIN_PART_SIZE = 5 * MiB;
 const MAX_PARTS = 10000;
 const STORAGE_PREFIX = "presigned-upload:";
 const DAY_MS = 24 * 3600 * 1000;
-// The API's answers that no retry or resume changes: the file breaks a rule (400), the
-// upload is gone (404), or the key is taken (409).
-const REFUSED_FOR_GOOD = [400, 404, 409];
+// The API's answers that no retry or resume changes: the file breaks a rule (400), or
+// the upload is gone (404). A 409 is kept: a completion that raced another may be tried
+// again.
+const REFUSED_FOR_GOOD = [400, 404];
+// A completion answered so may have stored the object all the same (a lost answer, a
+// retry that raced the first): the upload's status tells.
+const MAYBE_COMPLETED = [404, 409, 503, 504];
 
 /** The API's refusal ({"Code", "Message"}), S3's, or the network's, as one error;
  * `fromApi` tells the API's from S3's. */
@@ -413,14 +417,29 @@ export class Uploader {
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, todo.length) }, worker));
     const parts = etags.map((ETag, i) => ({ PartNumber: i + 1, ETag }));
-    const done = await this.call(`${this.route(record, "complete")}`, {
-      method: "POST", body: { parts }, signal: inFlight.signal,
-    });
+    const done = await this.complete(file, record, parts, inFlight.signal);
     await this.forget(file);
     const local = { algorithm: "SHA256", value: await compositeSha256(digests),
                     type: "COMPOSITE" };
     return { UUID: record.UUID, key: record.key, mode: "multipart", parts: count,
              resumedParts, checksum: confirmed(done.checksum, local) };
+  }
+
+  /** Complete the upload; if the answer says it may have happened anyway, and the
+   * upload's status says it is stored with this file's size, that status. */
+  async complete(file, record, parts, signal) {
+    try {
+      return await this.call(`${this.route(record, "complete")}`, {
+        method: "POST", body: { parts }, signal,
+      });
+    } catch (error) {
+      if (!error.fromApi || !MAYBE_COMPLETED.includes(error.status)) throw error;
+      const status = await this.call(`/uploads/${record.UUID}`, { signal }).catch(() => ({}));
+      if (["uploaded", "verified"].includes(status.status) && status.size === file.size) {
+        return status;
+      }
+      throw error;
+    }
   }
 
   /** A multipart route for this upload: its listing, one part's URL, or "complete". */

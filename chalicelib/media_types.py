@@ -6,9 +6,9 @@
   needs an exact entry. It is a snapshot, so that signing never imports ``filetype``;
   tests/unit/test_media_types.py fails when the library's table changes.
 - :data:`SCRIPTABLE_TYPES`: what a browser renders as a page or runs as script.
-- :data:`DESKTOP_EXTENSIONS`: names that a desktop runs as a program when opened, with
-  the types that stand for them. A stage accepts such a name only when it lists one of
-  those types exactly.
+- :data:`DESKTOP_EXTENSIONS`: names that a desktop runs as a program (or mounts, or
+  opens as a trusted page) when opened, with the types that stand for them. A stage
+  accepts such a name only when it lists one of those types exactly.
 """
 
 from __future__ import annotations
@@ -103,6 +103,21 @@ DESKTOP_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "lnk": ("application/x-ms-shortcut",),
     "reg": ("application/x-ms-regedit",),
     "jar": ("application/java-archive", "application/x-java-archive"),
+    "js": ("text/javascript", "application/javascript"),  # Windows Script Host runs it
+    "ws": ("application/x-ms-ws",), "wsc": ("application/x-ms-wsc",),
+    "sct": ("text/scriptlet",),
+    "msp": ("application/x-ms-msp",),
+    "chm": ("application/vnd.ms-htmlhelp",),
+    "url": ("application/internet-shortcut",), "scf": ("application/x-ms-scf",),
+    "application": ("application/x-ms-application",),
+    "appref-ms": ("application/x-ms-appref",),
+    "settingcontent-ms": ("application/x-ms-settingcontent",),
+    "library-ms": ("application/x-ms-library",),
+    "appx": ("application/appx",), "msix": ("application/msix",),
+    "appinstaller": ("application/appinstaller",),
+    # Disk images: mounted on a double click, their files lose the download's mark.
+    "iso": ("application/x-iso9660-image",), "img": ("application/x-raw-disk-image",),
+    "vhd": ("application/x-vhd",), "vhdx": ("application/x-vhdx",),
 }  # fmt: skip
 PROGRAM_TYPES = frozenset(
     {t for types in DESKTOP_EXTENSIONS.values() for t in types}
@@ -119,11 +134,26 @@ WILDCARD_TYPES = frozenset(
 
 def desktop_extension(name: str | None) -> str:
     """The extension of ``name`` as Windows would run it, if it is one of
-    :data:`DESKTOP_EXTENSIONS`, else "". Windows drops trailing dots and spaces, so
-    ``invoice.hta.`` is an ``hta``; any path before the last separator is ignored."""
-    if not name:
-        return ""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1].rstrip(". ")
+    :data:`DESKTOP_EXTENSIONS`, else "". Invisible format characters (zero-width, bidi
+    overrides) are dropped, and trailing dots and white space (any Unicode space), which
+    Windows and browsers drop from a saved name, are stripped: ``invoice.hta.`` and
+    ``invoice.hta\u00a0`` are ``hta``. Any path before the last separator is ignored."""
+    base = saved_name(name)
     _, dot, ext = base.rpartition(".")
     ext = ext.lower()
     return ext if dot and ext in DESKTOP_EXTENSIONS else ""
+
+
+def saved_name(name: str | None) -> str:
+    """The last path segment of ``name`` as a desktop would save it: without format
+    characters, trailing dots or white space."""
+    if not name:
+        return ""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if not base.isascii():
+        import unicodedata  # only for names that need it: off the common path
+
+        base = "".join(c for c in base if unicodedata.category(c) != "Cf")
+    while base and (base[-1] == "." or base[-1].isspace()):
+        base = base[:-1]
+    return base

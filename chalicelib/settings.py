@@ -31,7 +31,8 @@ MAX_OBJECT_BYTES = 5 * 1024**4
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 _BUCKET = re.compile(r"(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+\Z)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # S3's "safe characters" for keys, and '/' as the separator; no empty or dot segments.
-_PREFIX = re.compile(r"(?:[A-Za-z0-9!_.*'()-]+/)+")
+# No '*', which S3 allows but an IAM resource or s3:prefix condition reads as a wildcard.
+_PREFIX = re.compile(r"(?:[A-Za-z0-9!_.'()-]+/)+")
 # Every region botocore knows (its partitions' patterns: us-east-1, cn-north-1,
 # us-gov-west-1, us-isob-east-1, eusc-de-east-1, ...); tests/unit/test_signing.py checks.
 _REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]+)+-\d+")
@@ -229,7 +230,7 @@ def _prefix(
         raise ConfigError(
             f"{name}={value!r} is invalid; allowed: one or more folder names ending "
             "in '/', like 'put_folder/' or 'uploads/incoming/', made of letters, digits "
-            "and !_.*'()- (no leading '/', no '.' or '..' folders, at most 512 characters)"
+            "and !_.'()- (no leading '/', no '.' or '..' folders, at most 512 characters)"
         )
     return value
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from chalicelib.keys import extension
-from chalicelib.media_types import SIGNATURE_TYPES, desktop_extension
+from chalicelib.media_types import SIGNATURE_TYPES, desktop_extension, saved_name
 from chalicelib.media_types import normal as _normal
 from chalicelib.rules import desktop_name_allowed, type_allowed
 from chalicelib.settings import Settings
@@ -60,7 +60,7 @@ def extension_problem(
     (``invoice.hta``) where the stage does not list its type exactly."""
     claimed = _normal(declared) if declared else OCTET_STREAM[0]
     for name in (key, filename or ""):
-        ext = extension(name)
+        ext = extension(saved_name(name))  # "page.html." is saved as "page.html"
         if ext in SCRIPTABLE_EXTENSIONS and claimed not in SCRIPTABLE_EXTENSIONS[ext]:
             return f"extension-mismatch: a .{ext} name holds {claimed}"
         if not desktop_name_allowed(name, declared, settings):

@@ -242,6 +242,7 @@ class Verifier:
 # signed, and that a CDN, a browser or a subscriber then acts on; the service sets none.
 UNSET_HEADERS = {"ContentEncoding": "Content-Encoding", "CacheControl": "Cache-Control",
                  "ContentLanguage": "Content-Language", "ExpiresString": "Expires",
+                 "Expires": "Expires",  # an older botocore (Lambda's own) gives only this
                  "WebsiteRedirectLocation": "x-amz-website-redirect-location"}  # fmt: skip
 # Cache-Control directives that only keep a cache from serving the object: a browser's
 # PUT carries one (Chromium sends "max-age=0" after a reload), and S3 stores it.

@@ -40,7 +40,14 @@ from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings, cors_allow_origin
 from infra import policies
 from infra.package import package
-from infra.stages import APP_NAME, PROJECT, DeploySettings, stage_environment, stage_names
+from infra.stages import (
+    APP_NAME,
+    PROJECT,
+    DeploySettings,
+    stage_config,
+    stage_environment,
+    stage_names,
+)
 
 INFRA = Path(__file__).resolve().parent
 # Values that only this repository's examples use: deploying them would point a stage at
@@ -67,6 +74,14 @@ def check_stage(stage: str) -> dict[str, str]:
         f"{name}={value!r} is this repository's example; set your own in .chalice/config.json"
         for name, value in sorted(env.items())
         if any(placeholder in value for placeholder in PLACEHOLDERS)
+    ]
+    # Chalice merges a function's own variables over the stage's: then neither this check
+    # nor the policy files would see what the function runs with.
+    problems += [
+        f"lambda_functions.{name}.environment_variables: a function's own settings are "
+        "not checked; put them in the stage's environment_variables"
+        for name, function in sorted(stage_config(stage).get("lambda_functions", {}).items())
+        if "environment_variables" in function
     ]
     try:
         deploy = DeploySettings.for_stage(stage)

@@ -70,9 +70,11 @@ def api_policy(stage: str) -> dict[str, Any]:
     # AbortMultipartUpload: DELETE /s3/multipart/{id}, and refusing an oversize upload.
     # Tagging (with verification): the verdict read by status, a claim, and a PUT that
     # carries x-amz-tagging.
-    actions = ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts",
-               "s3:AbortMultipartUpload"]  # fmt: skip
-    if verifying:
+    actions = ["s3:PutObject", "s3:GetObject",
+               "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"]  # fmt: skip
+    # A PUT or create that carries tags (UPLOAD_UNCLAIMED_DAYS) needs PutObjectTagging
+    # from the signer, and a claim rewrites them, verifying or not.
+    if verifying or settings.unclaimed_days is not None:
         actions += ["s3:GetObjectTagging", "s3:PutObjectTagging"]
     statements = [
         _statement("WriteOwnLogs", LOG_ACTIONS, _log_group(f"{APP_NAME}-{stage}")),
@@ -160,8 +162,9 @@ def out_of_date(stage: str | None = None) -> list[str]:
     names = None
     if stage is not None:
         config = stage_config(stage)
+        functions = config.get("lambda_functions", {}).values()
         names = {config["iam_policy_file"]} | {
-            f["iam_policy_file"] for f in config.get("lambda_functions", {}).values()}  # fmt: skip
+            f["iam_policy_file"] for f in functions if "iam_policy_file" in f}  # fmt: skip
     return [
         path.name
         for path, policy in policy_files().items()

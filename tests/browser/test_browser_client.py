@@ -284,19 +284,43 @@ def test_an_upload_the_api_refuses_for_good_is_aborted_and_forgotten(
 ):
     f = file_of(tmp_path, "refused.pdf", b"%PDF-1.7\n", 6 * MiB)
     signed_in(page, local_prod_stack)
-    conflict = '{"Code": "ConflictError", "Message": "an object already exists"}'
+    refusal = '{"Code": "BadRequestError", "Message": "the upload is over the limit"}'
     page.route("**/complete?*", lambda route: route.fulfill(
-        status=409, content_type="application/json", body=conflict))  # fmt: skip
+        status=400, content_type="application/json", body=refusal))  # fmt: skip
     with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
         page.set_input_files("#files", str(f))
     assert deleted.value.status == 200
     box = finished(page, "refused.pdf")
-    assert box.locator(".result").inner_text() == "failed: 409 an object already exists"
+    assert box.locator(".result").inner_text() == "failed: 400 the upload is over the limit"
     assert [
         k for k in page.evaluate("Object.keys(localStorage)") if k.startswith("presigned")
     ] == []
     s3 = local_s3(local_prod_stack)
     assert s3.list_multipart_uploads(Bucket=BUCKET, Prefix=SPACE).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("status", [504, 409])
+def test_a_completion_whose_answer_is_lost_is_found_stored(
+    local_prod_stack, page, tmp_path, status
+):
+    # GIVEN a completion that reaches the API and S3, but whose answer the page never gets
+    f = file_of(tmp_path, f"lost-{status}.pdf", b"%PDF-1.7\n", 6 * MiB)
+    signed_in(page, local_prod_stack)
+
+    def lose_the_answer(route: Any) -> None:
+        route.fetch()  # completed in S3
+        route.fulfill(status=status, content_type="application/json",
+                      body='{"Code": "ConflictError", "Message": "lost"}')  # fmt: skip
+
+    page.route("**/complete?*", lose_the_answer)
+    page.set_input_files("#files", str(f))
+    box = finished(page, f.name)
+    # THEN the client asks the upload's status, finds it stored, and reports success
+    assert box.get_attribute("data-status") == "uploaded", box.inner_text()
+    assert stored(local_prod_stack, box.get_attribute("data-key")) == f.read_bytes()
+    assert [
+        k for k in page.evaluate("Object.keys(localStorage)") if k.startswith("presigned")
+    ] == []
 
 
 def test_the_page_names_its_stage_and_shows_sizes_for_people(local_prod_stack, page, tmp_path):

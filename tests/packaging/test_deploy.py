@@ -166,6 +166,22 @@ def test_an_allowance_must_be_a_boolean(project):
         "- dev: deploy.allow_any_origin 'yes'; allowed: true, false"])  # fmt: skip
 
 
+def test_a_functions_own_settings_are_refused_as_unchecked(project, tmp_path):
+    # GIVEN prod with the API function opened by a setting of its own
+    root, write = project
+    write("prod", OWN_PROD)
+    config_path = root / ".chalice" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["stages"]["prod"]["lambda_functions"]["api_handler"] = {
+        "environment_variables": {"AUTH_MODE": "none"}}  # fmt: skip
+    config_path.write_text(json.dumps(config))
+    done = run_deploy(root, "--stage", "prod", "--dry-run")
+    assert (done.returncode, done.stderr.splitlines()) == (2, [
+        "prod cannot be deployed:",
+        "- lambda_functions.api_handler.environment_variables: a function's own settings are "
+        "not checked; put them in the stage's environment_variables"])  # fmt: skip
+
+
 def test_policy_files_that_no_longer_match_config_are_refused_with_the_fix(project):
     # GIVEN the user's own bucket in config.json, and `make policies` not run
     root, write = project

@@ -97,7 +97,8 @@ def test_role_may_touch_only_the_stages_prefix(package):
     keys = f"{env['UPLOAD_PREFIX']}*/*" if auth_of(stage).required else f"{env['UPLOAD_PREFIX']}*"
     by_sid = {s["Sid"]: s for s in role_policy(template)["Statement"]}
     # Tagging: the verdict read by status, a claim, and a PUT that carries x-amz-tagging.
-    tagging = ["s3:GetObjectTagging", "s3:PutObjectTagging"] if verifying else []
+    unclaimed = "UPLOAD_UNCLAIMED_DAYS" in env
+    tagging = ["s3:GetObjectTagging", "s3:PutObjectTagging"] if verifying or unclaimed else []
     expected = {
         "WriteOwnLogs": {
             "Effect": "Allow",

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from infra import stages
-from infra.policies import verifier_policy
+from infra.policies import api_policy, verifier_policy
 
 POOL = "arn:aws:cognito-idp:eu-west-1:210987654321:userpool/eu-west-1_Ab12"
 BASE = {"UPLOAD_BUCKET": "acme-uploads", "AUTH_MODE": "cognito", "UPLOAD_VERIFY": "true",
@@ -63,3 +63,15 @@ def test_no_webhook_reads_no_secret(stage):
 def test_verdicts_go_to_the_named_bus_in_any_region_or_to_the_exact_arn(stage, bus, resource):
     stage({"UPLOAD_EVENT_BUS": bus})
     assert statements()["PublishVerdicts"]["Resource"] == resource
+
+
+def test_uploads_that_carry_tags_may_tag_even_where_nothing_is_verified(stage):
+    # x-amz-tagging on a presigned PUT needs s3:PutObjectTagging from the signer.
+    stage({"UPLOAD_VERIFY": "false", "UPLOAD_UNCLAIMED_DAYS": "7"})
+    (uploads,) = [s for s in api_policy("s")["Statement"] if s["Sid"] == "UploadsUnderPrefix"]
+    assert uploads["Action"] == ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts",
+                                 "s3:AbortMultipartUpload", "s3:GetObjectTagging",
+                                 "s3:PutObjectTagging"]  # fmt: skip
+    stage({"UPLOAD_VERIFY": "false"})
+    (uploads,) = [s for s in api_policy("s")["Statement"] if s["Sid"] == "UploadsUnderPrefix"]
+    assert "s3:PutObjectTagging" not in uploads["Action"]

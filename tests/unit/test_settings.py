@@ -88,7 +88,21 @@ def test_expiry_bounds_are_inclusive(expires):
 
 @pytest.mark.parametrize(
     "prefix",
-    ["", "no-slash", "/abs/", "a//", "../up/", "a/../", "./", "sp ace/", "ü/", "a\n/", "a/\n"],
+    [
+        "",
+        "no-slash",
+        "/abs/",
+        "a//",
+        "../up/",
+        "a/../",
+        "./",
+        "sp ace/",
+        "ü/",
+        "a\n/",
+        "a/\n",
+        "*/",
+        "a*/",
+    ],
 )
 def test_prefix_must_be_safe_folders_ending_in_slash(prefix):
     assert error(UPLOAD_PREFIX=prefix).startswith(f"UPLOAD_PREFIX={prefix!r} is invalid; allowed:")

@@ -333,7 +333,9 @@ class Uploader:
         try:
             return self._api.complete(state.key, state.upload_id, parts)
         except ApiError as exc:
-            if exc.status not in (404, 503, 504):
+            # 409: a retry raced the first completion (S3's ConditionalRequestConflict),
+            # which may have stored the object all the same.
+            if exc.status not in (404, 409, 503, 504):
                 raise
             status = self._api.status(state.uuid)
             # "verified" too: where the service checks uploads, it may have done so by now.
