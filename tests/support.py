@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import importlib.util
 import json
 import os
 import socket
 import sys
+import threading
 import zlib
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -102,3 +105,60 @@ def subscribe(endpoint: str, name: str) -> Callable[[], list[dict[str, Any]]]:
         return [json.loads(m["Body"]) for m in got.get("Messages", [])]
 
     return received
+
+
+# An HTTP answer as a proxy relays it: status, headers, body.
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+
+class ForwardingProxy(ThreadingHTTPServer):
+    """A loopback proxy that forwards each request to ``upstream`` unchanged (Host
+    included, so signatures hold), and makes a race between two calls deterministic:
+    ``intercept(method, path, forward)`` decides each answer. It may call ``forward()``
+    (the upstream's answer) and act before or after, answer itself, or return None to
+    send nothing at all. Serves from a daemon thread until ``shutdown()``."""
+
+    def __init__(
+        self,
+        upstream: str,
+        intercept: Callable[[str, str, Callable[[], Answer]], Answer | None] | None = None,
+    ) -> None:
+        super().__init__(("127.0.0.1", 0), _Forwarding)
+        self.upstream = urlsplit(upstream).netloc
+        self.intercept = intercept or (lambda method, path, forward: forward())
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Forwarding(BaseHTTPRequestHandler):
+    server: ForwardingProxy
+
+    def _relay(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+
+        def forward() -> Answer:
+            conn = http.client.HTTPConnection(self.server.upstream, timeout=60)
+            conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+            answer = conn.getresponse()
+            return answer.status, answer.getheaders(), answer.read()
+
+        answer = self.server.intercept(self.command, self.path, forward)
+        if answer is None:
+            return
+        status, headers, data = answer
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import version
 from pathlib import Path
@@ -22,7 +22,7 @@ from requests.adapters import HTTPAdapter
 
 from presigned_upload.cli import main
 from tests.stack import PROJECT, local_s3
-from tests.support import free_port
+from tests.support import Answer, ForwardingProxy, free_port
 
 pytestmark = pytest.mark.e2e
 MiB = 1024**2
@@ -287,47 +287,21 @@ def test_version_is_the_installed_packages():
     )
 
 
-class InterruptingProxy(ThreadingHTTPServer):
-    """Forwards to the API; once the CLI's completion has reached it (so S3 completes
-    the upload), presses Ctrl-C in the CLI before it hears the answer."""
+class Interrupter:
+    """What a proxy in front of the API does: once the CLI's completion has reached the
+    API (so S3 completes the upload), press Ctrl-C in the CLI before it hears the answer."""
 
-    def __init__(self, upstream: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Interrupting)
-        self.upstream = urlsplit(upstream).netloc
+    def __init__(self) -> None:
         self.cli: subprocess.Popen[str] | None = None
-        Thread(target=self.serve_forever, daemon=True).start()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Interrupting(BaseHTTPRequestHandler):
-    server: InterruptingProxy
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        conn = http.client.HTTPConnection(self.server.upstream, timeout=60)
-        conn.request(self.command, self.path, body=self.rfile.read(length) if length else None,
-                     headers=dict(self.headers))  # fmt: skip
-        answer = conn.getresponse()
-        data = answer.read()
-        if self.path.split("?")[0].endswith("/complete") and self.server.cli is not None:
-            cli, self.server.cli = self.server.cli, None
+    def __call__(self, method: str, path: str, forward: Callable[[], Answer]) -> Answer | None:
+        answer = forward()
+        if path.split("?")[0].endswith("/complete") and self.cli is not None:
+            cli, self.cli = self.cli, None
             cli.send_signal(signal.SIGINT)
-            cli.wait(timeout=30)  # it never hears the answer
-            return
-        self.send_response(answer.status)
-        for name, value in answer.getheaders():
-            if name.lower() not in ("transfer-encoding", "connection"):
-                self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_DELETE = _forward
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+            cli.wait(timeout=30)
+            return None  # it never hears the answer
+        return answer
 
 
 def test_ctrl_c_during_the_completion_prints_the_hint_and_resume_reports_the_upload(
@@ -336,7 +310,8 @@ def test_ctrl_c_during_the_completion_prints_the_hint_and_resume_reports_the_upl
     # GIVEN a multipart upload through a proxy that presses Ctrl-C once S3 has completed it
     f = tmp_path / "movie.bin"
     f.write_bytes(os.urandom(6 * MiB))
-    proxy = InterruptingProxy(stack.api)
+    interrupter = Interrupter()
+    proxy = ForwardingProxy(stack.api, interrupter)
     state = tmp_path / "state"
     args = ["upload", str(f), "--api", proxy.url, "--threshold", "5", "--part-size", "5",
             "--state-dir", str(state), "--token", "opaque-token", "--no-progress"]  # fmt: skip
@@ -345,7 +320,7 @@ def test_ctrl_c_during_the_completion_prints_the_hint_and_resume_reports_the_upl
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    proxy.cli = proc
+    interrupter.cli = proc
     out, err = proc.communicate(timeout=120)
     # THEN the CLI says how to resume, keeping what it needs but not the token
     assert (proc.returncode, out) == (130, "")

@@ -7,20 +7,16 @@ part 1 with a larger one before the API sees the listing: deterministic, no raci
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 from chalice.test import Client
 
 from tests.stack import local_s3
-from tests.support import LOCAL_AWS_ENV, load_app
+from tests.support import LOCAL_AWS_ENV, Answer, ForwardingProxy, load_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.strict]
 MiB = 1024**2
@@ -28,54 +24,27 @@ LIMIT = 6 * MiB
 APP = load_app("local")
 
 
-class SwapProxy(ThreadingHTTPServer):
-    """Forwards every request to ``upstream`` unchanged (Host included, so signatures
-    hold); runs ``on_list`` once, after S3 answers a ListParts and before the API hears."""
+class SwapProxy:
+    """The API's S3, through a proxy that runs ``on_list`` once, after S3 answers a
+    ListParts and before the API hears it."""
 
     def __init__(self, upstream: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Forward)
-        self.upstream = urlsplit(upstream)
         self.on_list: Callable[[], None] | None = None
+        self.proxy = ForwardingProxy(upstream, self._intercept)
+        self.url = self.proxy.url
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Forward(BaseHTTPRequestHandler):
-    server: SwapProxy
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        conn = http.client.HTTPConnection(self.server.upstream.netloc, timeout=30)
-        conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-        answer = conn.getresponse()
-        data = answer.read()
-        listing = (
-            self.command == "GET" and "uploadId=" in self.path and "partNumber" not in self.path
-        )
-        if listing and self.server.on_list is not None:
-            swap, self.server.on_list = self.server.on_list, None
+    def _intercept(self, method: str, path: str, forward: Callable[[], Answer]) -> Answer:
+        answer = forward()
+        listing = method == "GET" and "uploadId=" in path and "partNumber" not in path
+        if listing and self.on_list is not None:
+            swap, self.on_list = self.on_list, None
             swap()
-        self.send_response(answer.status)
-        for name, value in answer.getheaders():
-            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        return answer
 
 
 @pytest.fixture
 def proxied_api(strict_stack, monkeypatch) -> Iterator[tuple[Client, SwapProxy]]:
     proxy = SwapProxy(strict_stack.s3)
-    Thread(target=proxy.serve_forever, daemon=True).start()
     for name, value in LOCAL_AWS_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
@@ -84,7 +53,7 @@ def proxied_api(strict_stack, monkeypatch) -> Iterator[tuple[Client, SwapProxy]]
     with Client(APP.app, stage_name="local") as client:
         yield client, proxy
     APP.services.cache_clear()
-    proxy.shutdown()
+    proxy.proxy.shutdown()
 
 
 def post(client, path, body):

@@ -5,21 +5,19 @@ never by a stopwatch: these machines are shared and noisy."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from chalicelib.s3 import ATTEMPTS
-from tests.support import free_port
+from tests.support import Answer, ForwardingProxy, free_port
 
 UUID = "3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b"
 KEY = f"put_folder/{UUID}.bin"
@@ -171,43 +169,18 @@ def test_a_throttling_s3_gets_the_configured_attempts_and_a_503_that_says_so(api
     assert len(throttling_s3) == ATTEMPTS
 
 
-class RacingS3(ThreadingHTTPServer):
-    """Forwards every request to moto, but answers a CompleteMultipartUpload as S3 does
-    when another conditional write of the same key, or an abort, runs at that moment."""
+def lost_race(code: str) -> Callable[[str, str, Callable[[], Answer]], Answer]:
+    """Forward to S3, but answer a CompleteMultipartUpload as S3 does when another
+    conditional write of the same key, or an abort, runs at that moment."""
 
-    def __init__(self, upstream: str, code: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Racing)
-        self.upstream = urlsplit(upstream).netloc
-        self.code = code
+    def intercept(method: str, path: str, forward: Callable[[], Answer]) -> Answer:
+        if method == "POST" and "uploadId=" in path:
+            body = (f"<Error><Code>{code}</Code><Message>A conflicting operation occurred."
+                    "</Message></Error>").encode()  # fmt: skip
+            return 409, [("Content-Type", "application/xml")], body
+        return forward()
 
-
-class _Racing(BaseHTTPRequestHandler):
-    server: RacingS3
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        if self.command == "POST" and "uploadId=" in self.path:
-            status, headers, data = 409, [("Content-Type", "application/xml")], (
-                f"<Error><Code>{self.server.code}</Code><Message>A conflicting operation "
-                "occurred.</Message></Error>").encode()  # fmt: skip
-        else:
-            conn = http.client.HTTPConnection(self.server.upstream, timeout=30)
-            conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-            answer = conn.getresponse()
-            status, headers, data = answer.status, answer.getheaders(), answer.read()
-        self.send_response(status)
-        for name, value in headers:
-            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    return intercept
 
 
 @pytest.mark.parametrize("code", ["ConditionalRequestConflict", "OperationAborted"])
@@ -215,9 +188,8 @@ def test_a_completion_that_races_another_is_a_409_that_says_to_try_again(
     api, s3_endpoint, monkeypatch, code
 ):
     # GIVEN S3 behind a proxy that answers the completion as a lost race
-    proxy = RacingS3(s3_endpoint, code)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{proxy.server_address[1]}")
+    proxy = ForwardingProxy(s3_endpoint, lost_race(code))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
     upload = call(api, "POST", "/s3/multipart", {"filename": "a.bin"}).json_body
     part = call(api, "GET", f"/s3/multipart/{upload['uploadId']}/1?key={upload['key']}")
     etag = requests.put(part.json_body["url"], data=b"one part", timeout=10).headers["ETag"]
