@@ -23,7 +23,7 @@ from chalicelib.rules import (
 )
 from chalicelib.settings import Settings
 from chalicelib.signing import SigningBackend
-from chalicelib.sigv4 import ISO8601
+from chalicelib.sigv4 import ISO8601, formatted
 from chalicelib.tags import UNCLAIMED_XML
 
 
@@ -50,7 +50,7 @@ class PutTicket:
             "method": "PUT",
             "headers": dict(self.headers),
             "expires_in": self.expires_in,
-            "expires_at": self.expires_at.strftime(ISO8601),
+            "expires_at": formatted(self.expires_at, ISO8601),
             "expires_in_capped": self.expires_in_capped,
             "filename": self.filename,
         }
@@ -80,7 +80,7 @@ class PostTicket:
             "method": "POST",
             "max_bytes": self.max_bytes,
             "expires_in": self.expires_in,
-            "expires_at": self.expires_at.strftime(ISO8601),
+            "expires_at": formatted(self.expires_at, ISO8601),
             "expires_in_capped": self.expires_in_capped,
             "filename": self.filename,
         }
@@ -113,7 +113,7 @@ class DownloadTicket:
         return {
             "url": self.url,
             "expires_in": self.expires_in,
-            "expires_at": self.expires_at.strftime(ISO8601),
+            "expires_at": formatted(self.expires_at, ISO8601),
             "expires_in_capped": self.expires_in_capped,
             "UUID": self.upload_id,
             "key": self.key,

@@ -15,6 +15,7 @@ and https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolic
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -29,6 +30,13 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 AMZ_DATE = "%Y%m%dT%H%M%SZ"
 ISO8601 = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@functools.lru_cache(maxsize=8)
+def formatted(moment: datetime, fmt: str) -> str:
+    """``moment.strftime(fmt)``, computed once per second and format: every URL signed
+    in the same second has the same X-Amz-Date and, for one lifetime, the same expiry."""
+    return moment.strftime(fmt)
 # The partitions whose S3 endpoints this module builds itself, by botocore's own region
 # patterns (botocore/data/partitions.json), and their DNS suffixes. Any other region
 # (aws-eusc, the ISO partitions, one added later) is signed by botocore, whose endpoint
@@ -187,8 +195,8 @@ class Signer:
         """A presigned URL for ``method`` on ``key``: ``params`` are the operation's query
         parameters in the order botocore serialises them, ``headers`` the headers the
         client must send (each one is signed)."""
-        now = self._clock()
-        amz_date = now.strftime(AMZ_DATE)
+        now = self._clock().replace(microsecond=0)
+        amz_date = formatted(now, AMZ_DATE)
         day = amz_date[:8]
         scope = self._scope(credentials, day)
         host = self._endpoint.host
@@ -227,7 +235,7 @@ class Signer:
             f"{self._endpoint.scheme}://{self._endpoint.netloc}{path}?{query}"
             f"&X-Amz-Signature={signature}"
         )
-        return Signed(url, now.replace(microsecond=0), expires_in)
+        return Signed(url, now, expires_in)
 
     def policy_signature(self, credentials: Credentials, day: str, encoded_policy: str) -> str:
         """The signature of a base64-encoded POST policy: it is the string to sign."""

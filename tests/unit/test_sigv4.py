@@ -314,3 +314,16 @@ def test_multipart_requests_for_browsers_match_botocore(
         expected = theirs.multipart_request(operation, key, upload, headers, expires)
     actual = ours.multipart_request(operation, key, upload, headers, expires)
     assert actual.url == expected.url
+
+
+def test_dates_are_formatted_once_per_second_and_always_as_strftime_would():
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.sigv4 import AMZ_DATE, ISO8601, formatted
+
+    start = datetime(2026, 12, 31, 23, 59, 58, tzinfo=UTC)
+    for step in range(4):  # across a second, a day and a year
+        moment = start + timedelta(seconds=step)
+        for fmt in (AMZ_DATE, ISO8601):
+            assert formatted(moment, fmt) == moment.strftime(fmt)
+    assert formatted(start, AMZ_DATE) is formatted(start.replace(), AMZ_DATE)  # cached
