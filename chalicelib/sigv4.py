@@ -37,6 +37,8 @@ def formatted(moment: datetime, fmt: str) -> str:
     """``moment.strftime(fmt)``, computed once per second and format: every URL signed
     in the same second has the same X-Amz-Date and, for one lifetime, the same expiry."""
     return moment.strftime(fmt)
+
+
 # The partitions whose S3 endpoints this module builds itself, by botocore's own region
 # patterns (botocore/data/partitions.json), and their DNS suffixes. Any other region
 # (aws-eusc, the ISO partitions, one added later) is signed by botocore, whose endpoint
