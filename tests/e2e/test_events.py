@@ -26,11 +26,16 @@ def upload(stack: Stack, data: bytes, content_type: str) -> dict[str, Any]:
     return ticket
 
 
-def settled(stack: Stack, upload_id: str, seconds: float = 15) -> dict[str, Any]:
-    """The status once the verifier has answered (the page polls the same way)."""
+def settled(
+    stack: Stack, upload_id: str, seconds: float = 15, http: Any = requests
+) -> dict[str, Any]:
+    """The status once the verifier has answered (the page polls the same way); ``http``
+    is a requests session where the caller must send a token."""
     deadline = time.monotonic() + seconds
     while True:
-        status: dict[str, Any] = requests.get(f"{stack.api}/uploads/{upload_id}", timeout=10).json()
+        answer = http.get(f"{stack.api}/uploads/{upload_id}", timeout=10)
+        assert answer.status_code == 200, answer.text
+        status: dict[str, Any] = answer.json()
         if status["status"] not in ("pending", "uploaded") or time.monotonic() > deadline:
             return status
         time.sleep(0.2)

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import os
-import time
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ import requests
 
 from presigned_upload.cli import main
 from presigned_upload.transfer import composite_sha256
+from tests.e2e.test_events import settled
 from tests.support import unsigned_jwt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.strict]
@@ -122,16 +122,6 @@ def test_s3_refuses_changed_bytes_a_dropped_header_and_a_part_without_sha256(loc
     assert (none.status_code, none.json()["Code"]) == (400, "BadRequestError")
 
 
-def settled(stack, uuid: str) -> dict[str, Any]:
-    """The status once the stack's verifier, run by S3's event, has answered."""
-    for _ in range(150):
-        body = status(stack, uuid)
-        if body["status"] not in ("pending", "uploaded"):
-            return body
-        time.sleep(0.2)
-    return body
-
-
 def test_local_prod_on_the_strict_s3_shows_the_checksum_and_the_verdict_of_one_upload(
     local_prod_stack, tmp_path, capsys
 ):
@@ -142,7 +132,7 @@ def test_local_prod_on_the_strict_s3_shows_the_checksum_and_the_verdict_of_one_u
     # WHEN the CLI uploads a real PNG
     result = upload_with_cli(local_prod_stack, tmp_path, capsys, f)
     # THEN the same upload shows the SHA-256 S3 stored and the verifier's verdict
-    landed = settled(local_prod_stack, result["UUID"])
+    landed = settled(local_prod_stack, result["UUID"], http=API)
     assert (landed["status"], landed["checksum"]) == ("verified", {
         "algorithm": "SHA256", "value": b64(hashlib.sha256(PNG).digest()),
         "type": "FULL_OBJECT"})  # fmt: skip
@@ -153,6 +143,6 @@ def test_local_prod_on_the_strict_s3_rejects_a_page_declared_as_an_image(local_p
     ticket = put_ticket(local_prod_stack, page)
     stored = requests.put(ticket["PUT_URL"], data=page, headers=ticket["headers"], timeout=10)
     assert stored.status_code == 200, stored.text
-    landed = settled(local_prod_stack, ticket["UUID"])
+    landed = settled(local_prod_stack, ticket["UUID"], http=API)
     reason = "markup: the content is an HTML or SVG or XML document but declared image/png"
     assert landed == {"UUID": ticket["UUID"], "status": "rejected", "reason": reason}
