@@ -3,7 +3,7 @@
 Every view is registered with ``@route``, which hands it a :class:`Call`: the services
 (built lazily, once per container), the caller's key space, and the request's input. It
 also maps domain errors to HTTP statuses, along the class hierarchy, in one place. The
-Companion/Uppy wire format is chalicelib/companion.py's. Three settings are read at
+Companion/Uppy wire format is chalicelib/multipart/companion.py's. Three settings are read at
 import: the CORS origin and the authorizer (``AUTH_MODE``), because ``chalice package``
 writes them into API Gateway, and ``LOG_LEVEL``, for the request log's middleware.
 """
@@ -34,9 +34,9 @@ from chalice.app import (
     UnauthorizedError,
 )
 
-from chalicelib import companion, metrics
-from chalicelib.auth import AuthConfig, key_space, principal
-from chalicelib.errors import (
+from chalicelib.core import metrics
+from chalicelib.core.auth import AuthConfig, key_space, principal
+from chalicelib.core.errors import (
     ConfigError,
     ServiceError,
     SigningUnavailable,
@@ -47,26 +47,27 @@ from chalicelib.errors import (
     UploadNotFound,
     UploadRejected,
 )
-from chalicelib.jsonbody import parse_json
-from chalicelib.logs import RequestLog, log_format, log_level, request_record
-from chalicelib.multipart import Multipart
-from chalicelib.presign import Presigner
-from chalicelib.rules import (
+from chalicelib.core.jsonbody import parse_json
+from chalicelib.core.logs import RequestLog, log_format, log_level, request_record
+from chalicelib.core.presign import Presigner
+from chalicelib.core.rules import (
     POST_PARAMETERS,
     PUT_PARAMETERS,
     check_form_upload_allowed,
     expect_no_parameters,
     parse_request,
 )
-from chalicelib.s3 import SLOW_READ_TIMEOUT, make_client, make_s3_client
-from chalicelib.settings import DEFAULT_PREFIX, Settings, cors_allow_origin, verification_on
-from chalicelib.signing import backend_for
-from chalicelib.status import UploadStatus
-from chalicelib.uppy_sign import RequestSigner
-from chalicelib.uppy_sign import parse as parse_sign_request
+from chalicelib.core.s3 import SLOW_READ_TIMEOUT, make_client, make_s3_client
+from chalicelib.core.settings import DEFAULT_PREFIX, Settings, cors_allow_origin, verification_on
+from chalicelib.core.signing import backend_for
+from chalicelib.multipart import companion
+from chalicelib.multipart.service import Multipart
+from chalicelib.multipart.uppy_sign import RequestSigner
+from chalicelib.multipart.uppy_sign import parse as parse_sign_request
+from chalicelib.uploads.status import UploadStatus
 
 if TYPE_CHECKING:
-    from chalicelib.verify import Verifier
+    from chalicelib.verifier.verify import Verifier
 
 app = Chalice(app_name="presigned-upload")
 # The API takes and returns JSON only (files go straight to S3). Chalice's default list of
@@ -102,7 +103,7 @@ if not AUTH.required and "DEVSTACK_SETTINGS" not in os.environ:
 
 @app.middleware("http")
 def log_request(event: Request, get_response: Any) -> Response:
-    """One JSON line per request, with its metrics (chalicelib/logs.py, metrics.py):
+    """One JSON line per request, with its metrics (chalicelib/core/logs.py, metrics.py):
     never a URL, a header or a body."""
     started = time.perf_counter()
     counters = metrics.begin()
@@ -188,7 +189,7 @@ class Services:
 def services() -> Services:
     """The services, built once per container and then reused (one S3 client, if any)."""
     settings = Settings.from_env(os.environ)
-    # Issuing URLs needs no AWS SDK (chalicelib/sigv4.py); the routes that call S3 load
+    # Issuing URLs needs no AWS SDK (chalicelib/core/sigv4.py); the routes that call S3 load
     # boto3 and build their client on first use, so a cold start pays for it only then.
     client = functools.cache(lambda: make_s3_client(settings))
     completer = functools.cache(lambda: make_s3_client(settings, read_timeout=SLOW_READ_TIMEOUT))
@@ -224,7 +225,7 @@ class Call:
     @property
     def body(self) -> Any:
         """The JSON body, or None when there is none; a body too big, too deep or not
-        JSON is a 400 (chalicelib/jsonbody.py)."""
+        JSON is a 400 (chalicelib/core/jsonbody.py)."""
         return parse_json(self.request.raw_body)
 
 
@@ -295,7 +296,7 @@ def claim_upload(call: Call, upload_id: str) -> dict[str, Any]:
 
 
 # Multipart uploads, in the routes and shapes of Uppy's Companion, so that
-# `new AwsS3({endpoint: API_BASE})` works unmodified (chalicelib/companion.py).
+# `new AwsS3({endpoint: API_BASE})` works unmodified (chalicelib/multipart/companion.py).
 
 
 @route("/s3/params")
@@ -366,8 +367,8 @@ def multipart_part(call: Call, upload_id: str, part_number: str) -> dict[str, An
 def verifier() -> Verifier:
     """The verifier, built once per container; its clients on first use. Imported here:
     the API's cold start never pays for the verifier's modules (nor urllib's)."""
-    from chalicelib.verify import Verifier
-    from chalicelib.webhook import Webhook, read_secret
+    from chalicelib.verifier.verify import Verifier
+    from chalicelib.verifier.webhook import Webhook, read_secret
 
     svc = services()
     settings = svc.settings
@@ -399,11 +400,11 @@ def object_of(detail: Any) -> tuple[str, str | None]:
 
 
 # What lands is checked by a second function in the same app, on S3's "Object Created"
-# events (chalicelib/verify.py). Registered only on stages with UPLOAD_VERIFY, so that
+# events (chalicelib/verifier/verify.py). Registered only on stages with UPLOAD_VERIFY, so that
 # `chalice package` deploys it only there (and only there does importing app.py load the
 # verifier's module); the pattern is read at import, like CORS.
 if verification_on(os.environ):
-    from chalicelib.verify import event_pattern
+    from chalicelib.verifier.verify import event_pattern
 
     VERIFY_PATTERN = event_pattern(
         os.environ.get("UPLOAD_BUCKET", ""), os.environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX)

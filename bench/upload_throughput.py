@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.upload_throughput")
     # 512 MiB: moto takes about 13 s to complete a 1 GiB upload that named no checksum
     # algorithm (it computes a full-object CRC), which under load overruns the API's
-    # completion timeout (chalicelib/s3.py) in the "none" runs.
+    # completion timeout (chalicelib/core/s3.py) in the "none" runs.
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=8)

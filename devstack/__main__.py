@@ -29,10 +29,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from chalicelib.auth import AuthConfig
-from chalicelib.errors import ConfigError
-from chalicelib.logs import log_format, log_level
-from chalicelib.settings import Settings, cors_allow_origin
+from chalicelib.core.auth import AuthConfig
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.logs import log_format, log_level
+from chalicelib.core.settings import Settings, cors_allow_origin
 from devstack import events, strict_s3, web
 from devstack.cors import cors_rules
 from infra.stages import stage_environment, stage_names

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib.settings import Settings
-from chalicelib.verify import event_pattern
+from chalicelib.core.settings import Settings
+from chalicelib.verifier.verify import event_pattern
 from infra.stages import stage_environment
 
 RULE = "presigned-upload-verify"

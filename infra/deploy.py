@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.auth import AuthConfig
-from chalicelib.errors import ConfigError
-from chalicelib.settings import Settings, cors_allow_origin
+from chalicelib.core.auth import AuthConfig
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.settings import Settings, cors_allow_origin
 from infra import policies
 from infra.package import package
 from infra.stages import (

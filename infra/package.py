@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.settings import cors_allow_origin, verification_on
+from chalicelib.core.settings import cors_allow_origin, verification_on
 from infra import policies
 from infra.policies import ANY_REGION_BUS, BUCKET_ARN
 from infra.stages import (
@@ -272,7 +272,7 @@ def checkov_metadata(logical: str) -> dict[str, Any]:
 
 def dashboard(name: str) -> dict[str, Any]:
     """A CloudWatch dashboard named after the function: the request log's metrics
-    (chalicelib/metrics.py), API Gateway's and Lambda's, and the alarms."""
+    (chalicelib/core/metrics.py), API Gateway's and Lambda's, and the alarms."""
 
     def search(metric: str, stat: str, dimensions: str = "service,route,status_class") -> Any:
         query = (f"SEARCH('{{presigned-upload,{dimensions}}} service=\"{name}\" "

@@ -22,9 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.auth import AuthConfig
-from chalicelib.errors import ConfigError
-from chalicelib.settings import Settings, verification_on
+from chalicelib.core.auth import AuthConfig
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.settings import Settings, verification_on
 from infra.stages import APP_NAME, CONFIG, stage_config, stage_environment, stage_names
 
 LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]

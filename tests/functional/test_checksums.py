@@ -13,8 +13,8 @@ from urllib.parse import quote
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib.errors import UploadRejected
-from chalicelib.multipart import CompletedPart, UploadRef
+from chalicelib.core.errors import UploadRejected
+from chalicelib.multipart.service import CompletedPart, UploadRef
 from tests.functional.conftest import BUCKET, app_module
 from tests.functional.test_multipart import PART1, PART2, create, part_url, post_json, put_part
 from tests.support import query

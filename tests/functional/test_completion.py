@@ -9,8 +9,8 @@ import itertools
 import pytest
 from botocore.stub import Stubber
 
-from chalicelib.errors import StorageUnavailable
-from chalicelib.multipart import CompletedPart, Multipart, UploadRef, multipart_etag
+from chalicelib.core.errors import StorageUnavailable
+from chalicelib.multipart.service import CompletedPart, Multipart, UploadRef, multipart_etag
 from tests.functional.conftest import BUCKET, app_module
 from tests.functional.test_multipart import PART1, PART2, complete, create, upload_parts
 

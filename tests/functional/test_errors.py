@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import errors
+from chalicelib.core import errors
 from tests.functional.conftest import app_module
 
 

@@ -16,7 +16,7 @@ from typing import ClassVar
 import pytest
 import requests
 
-from chalicelib.s3 import ATTEMPTS
+from chalicelib.core.s3 import ATTEMPTS
 from tests.support import Answer, ForwardingProxy, free_port
 
 UUID = "3f2b8c1e-9d4a-4e6b-8f7a-1c2d3e4f5a6b"

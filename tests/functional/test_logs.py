@@ -138,8 +138,8 @@ def test_a_completed_multipart_upload_is_counted(api, capsys):
 
 
 def test_only_a_containers_first_line_is_a_cold_start():
-    from chalicelib import metrics
-    from chalicelib.logs import RequestLog
+    from chalicelib.core import metrics
+    from chalicelib.core.logs import RequestLog
 
     stream = io.StringIO()
     log = RequestLog(20, "presigned-upload-prod", stream)
@@ -178,16 +178,16 @@ def test_log_level_warning_keeps_only_failures_but_every_request_is_measured(
 
 
 def test_a_bad_log_level_names_the_setting():
-    from chalicelib.errors import ConfigError
-    from chalicelib.logs import log_level
+    from chalicelib.core.errors import ConfigError
+    from chalicelib.core.logs import log_level
 
     with pytest.raises(ConfigError, match=r"^LOG_LEVEL='LOUD' is invalid; allowed: DEBUG, INFO"):
         log_level({"LOG_LEVEL": "LOUD"})
 
 
 def test_a_bad_log_format_names_the_setting():
-    from chalicelib.errors import ConfigError
-    from chalicelib.logs import log_format
+    from chalicelib.core.errors import ConfigError
+    from chalicelib.core.logs import log_format
 
     with pytest.raises(ConfigError, match=r"^LOG_FORMAT='xml' is invalid; allowed: emf, text$"):
         log_format({"LOG_FORMAT": "xml"})
@@ -196,7 +196,7 @@ def test_a_bad_log_format_names_the_setting():
 def test_the_text_format_is_one_short_line_with_no_metrics():
     import io
 
-    from chalicelib.logs import LEVELS, RequestLog
+    from chalicelib.core.logs import LEVELS, RequestLog
 
     stream = io.StringIO()
     log = RequestLog(LEVELS["INFO"], "svc", stream, text=True)

@@ -17,7 +17,7 @@ import pytest
 import requests
 from botocore.stub import Stubber
 
-from chalicelib.multipart import UploadRef
+from chalicelib.multipart.service import UploadRef
 from tests.functional.conftest import BUCKET, app_module
 from tests.support import query
 

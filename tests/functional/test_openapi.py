@@ -11,8 +11,8 @@ import re
 import pytest
 import yaml
 
-from chalicelib.companion import CREATE_FIELDS
-from chalicelib.rules import POST_PARAMETERS, PUT_PARAMETERS
+from chalicelib.core.rules import POST_PARAMETERS, PUT_PARAMETERS
+from chalicelib.multipart.companion import CREATE_FIELDS
 from tests.functional.conftest import app_module
 from tests.support import PROJECT
 

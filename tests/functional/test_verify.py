@@ -23,8 +23,8 @@ import pytest
 import requests
 from chalice.test import Client
 
-from chalicelib.verify import stored_header_problem
-from chalicelib.webhook import Webhook
+from chalicelib.verifier.verify import stored_header_problem
+from chalicelib.verifier.webhook import Webhook
 from tests.functional.conftest import BUCKET, app_module, s3_event, verify
 from tests.support import free_port, load_app, png, subscribe, unsigned_jwt
 
@@ -279,7 +279,7 @@ class Racing:
 
 
 def racing_verifier(s3, operation: str, replace: bytes, content_type: str = "image/png"):
-    from chalicelib.verify import Verifier
+    from chalicelib.verifier.verify import Verifier
 
     settings = app_module.services().settings
     racing: Any = Racing(s3, operation, replace, content_type)  # an S3Client, but for one call

@@ -22,11 +22,11 @@ from dataclasses import replace
 import pytest
 import requests
 
-from chalicelib.presign import Presigner
-from chalicelib.rules import UploadRequest
-from chalicelib.s3 import make_s3_client
-from chalicelib.settings import Settings
-from chalicelib.signing import SigV4Backend
+from chalicelib.core.presign import Presigner
+from chalicelib.core.rules import UploadRequest
+from chalicelib.core.s3 import make_s3_client
+from chalicelib.core.settings import Settings
+from chalicelib.core.signing import SigV4Backend
 
 BUCKET = os.environ.get("LIVE_S3_BUCKET", "")
 ENDPOINT = os.environ.get("LIVE_S3_ENDPOINT") or None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.settings import verification_on
+from chalicelib.core.settings import verification_on
 from infra.policies import api_policy, verifier_policy
 from infra.stages import stage_config, stage_environment, stage_names
 from tests.packaging.test_package import ROUTES

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import AuthConfig
-from chalicelib.logs import log_format, log_level
-from chalicelib.settings import Settings, cors_allow_origin, verification_on
+from chalicelib.core.auth import AuthConfig
+from chalicelib.core.logs import log_format, log_level
+from chalicelib.core.settings import Settings, cors_allow_origin, verification_on
 from devstack.cors import load_template
 from infra.deploy import openings
 from infra.package import CHECKOV_SKIPS, checkov_metadata, parameterized
@@ -365,8 +365,8 @@ def test_prod_turns_the_protective_settings_on():
 def test_deployment_zip_holds_the_app_and_no_dev_code(package):
     _, _, zip_path = package
     names = set(zipfile.ZipFile(zip_path).namelist())
-    assert {"app.py", "chalicelib/settings.py", "chalicelib/presign.py"} <= names
-    assert {"chalicelib/auth.py", "chalicelib/status.py"} <= names
+    assert {"app.py", "chalicelib/core/settings.py", "chalicelib/core/presign.py"} <= names
+    assert {"chalicelib/core/auth.py", "chalicelib/uploads/status.py"} <= names
     assert not [n for n in names if n.startswith(("devstack/", "tests/", "infra/"))]
     # The one runtime dependency (requirements.txt): the verifier's type sniffer.
     assert "filetype/__init__.py" in names

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.auth import AuthConfig, key_space, principal, principal_segment
-from chalicelib.errors import ConfigError, Unauthenticated
+from chalicelib.core.auth import AuthConfig, key_space, principal, principal_segment
+from chalicelib.core.errors import ConfigError, Unauthenticated
 
 POOL = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbC123"
 COGNITO = AuthConfig("cognito", (POOL,))

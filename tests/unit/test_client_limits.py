@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from chalicelib import multipart, settings
+from chalicelib.core import settings
+from chalicelib.multipart import service as multipart
 from presigned_upload import limits
 from tests.support import PROJECT
 

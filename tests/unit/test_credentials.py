@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.credentials import CredentialSource
-from chalicelib.errors import SigningUnavailable
-from chalicelib.s3 import make_s3_client
-from chalicelib.settings import Settings
-from chalicelib.signing import BotocoreBackend, SigV4Backend, backend_for
-from chalicelib.sigv4 import Endpoint, Signer
+from chalicelib.core.credentials import CredentialSource
+from chalicelib.core.errors import SigningUnavailable
+from chalicelib.core.s3 import make_s3_client
+from chalicelib.core.settings import Settings
+from chalicelib.core.signing import BotocoreBackend, SigV4Backend, backend_for
+from chalicelib.core.sigv4 import Endpoint, Signer
 from tests.support import PROJECT, query
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

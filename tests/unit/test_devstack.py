@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from chalicelib.auth import AuthConfig
-from chalicelib.settings import Settings
+from chalicelib.core.auth import AuthConfig
+from chalicelib.core.settings import Settings
 from devstack.__main__ import child_environment, ready_message
 from devstack.cors import cors_rules
 from infra.stages import stage_environment

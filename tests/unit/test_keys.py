@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from chalicelib.errors import UploadRejected
-from chalicelib.keys import extension, new_upload_id, parse_upload_id, upload_id_in, upload_key
+from chalicelib.core.errors import UploadRejected
+from chalicelib.core.keys import extension, new_upload_id, parse_upload_id, upload_id_in, upload_key
 
 
 def test_upload_key_is_prefix_then_uuid_like_the_original_service():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import filetype  # type: ignore[import-untyped]
 import pytest
 
-from chalicelib.media_types import (
+from chalicelib.core.media_types import (
     _FILETYPE_TYPES,
     SIGNATURE_TYPES,
     WILDCARD_TYPES,

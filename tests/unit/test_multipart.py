@@ -7,17 +7,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib.companion import (
+from chalicelib.core.errors import UploadRejected
+from chalicelib.core.presign import Presigner
+from chalicelib.core.settings import Settings
+from chalicelib.core.signing import SigV4Backend
+from chalicelib.multipart.companion import (
     owned_key,
     parse_complete,
     parse_multipart_id,
     parse_part_numbers,
 )
-from chalicelib.errors import UploadRejected
-from chalicelib.multipart import MAX_PARTS, MIN_PART_SIZE, CompletedPart, max_part_count
-from chalicelib.presign import Presigner
-from chalicelib.settings import Settings
-from chalicelib.signing import SigV4Backend
+from chalicelib.multipart.service import MAX_PARTS, MIN_PART_SIZE, CompletedPart, max_part_count
 from tests.support import query
 
 SETTINGS = Settings(bucket="my-uploads", region="eu-west-1")

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib.presign import Presigner, PutTicket
-from chalicelib.rules import UploadRequest
-from chalicelib.settings import Settings
-from chalicelib.signing import SigV4Backend
+from chalicelib.core.presign import Presigner, PutTicket
+from chalicelib.core.rules import UploadRequest
+from chalicelib.core.settings import Settings
+from chalicelib.core.signing import SigV4Backend
 from tests.support import LOCAL_AWS_ENV, REAL_AWS_VARS, query
 
 FIXED_ID = "0b6f4a6e-2a53-4d0e-9c39-7f1a4c2b9e11"

@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.errors import UploadRejected
-from chalicelib.rules import (
+from chalicelib.core.errors import UploadRejected
+from chalicelib.core.rules import (
     POST_PARAMETERS,
     PUT_PARAMETERS,
     UploadRequest,
@@ -17,7 +17,7 @@ from chalicelib.rules import (
     put_headers,
     type_allowed,
 )
-from chalicelib.settings import Settings
+from chalicelib.core.settings import Settings
 
 OPEN = Settings(bucket="my-uploads", region="eu-west-1")
 STRICT = replace(

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import s3
-from chalicelib.settings import Settings
+from chalicelib.core import s3
+from chalicelib.core.settings import Settings
 
 SETTINGS = Settings(bucket="my-uploads", region="eu-west-1")
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.errors import ConfigError
-from chalicelib.settings import Settings, cors_allow_origin
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.settings import Settings, cors_allow_origin
 
 MINIMAL = {"UPLOAD_BUCKET": "my-uploads", "AWS_REGION": "eu-west-1"}
 

@@ -15,11 +15,11 @@ import botocore
 import botocore.session
 import pytest
 
-from chalicelib.errors import ConfigError
-from chalicelib.s3 import client_config, make_s3_client
-from chalicelib.settings import Settings
-from chalicelib.signing import BotocoreBackend, SigV4Backend, backend_for, botocore_reason
-from chalicelib.sigv4 import PARTITIONS, Endpoint
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.s3 import client_config, make_s3_client
+from chalicelib.core.settings import Settings
+from chalicelib.core.signing import BotocoreBackend, SigV4Backend, backend_for, botocore_reason
+from chalicelib.core.sigv4 import PARTITIONS, Endpoint
 
 PARTITIONS_JSON = json.loads((Path(botocore.__file__).parent / "data/partitions.json").read_text())
 OWN = {name for name, _, _ in PARTITIONS}

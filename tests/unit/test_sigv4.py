@@ -19,11 +19,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.credentials import CredentialSource
-from chalicelib.s3 import make_s3_client
-from chalicelib.settings import Settings
-from chalicelib.signing import MULTIPART_OPERATIONS, BotocoreBackend, SigV4Backend
-from chalicelib.sigv4 import Credentials, Endpoint, Signer
+from chalicelib.core.credentials import CredentialSource
+from chalicelib.core.s3 import make_s3_client
+from chalicelib.core.settings import Settings
+from chalicelib.core.signing import MULTIPART_OPERATIONS, BotocoreBackend, SigV4Backend
+from chalicelib.core.sigv4 import Credentials, Endpoint, Signer
 
 AWS_EXAMPLE_KEY = "AKIAIOSFODNN7EXAMPLE"
 AWS_EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -319,7 +319,7 @@ def test_multipart_requests_for_browsers_match_botocore(
 def test_dates_are_formatted_once_per_second_and_always_as_strftime_would():
     from datetime import UTC, datetime, timedelta
 
-    from chalicelib.sigv4 import AMZ_DATE, ISO8601, formatted
+    from chalicelib.core.sigv4 import AMZ_DATE, ISO8601, formatted
 
     start = datetime(2026, 12, 31, 23, 59, 58, tzinfo=UTC)
     for step in range(4):  # across a second, a day and a year

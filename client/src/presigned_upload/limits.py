@@ -1,5 +1,5 @@
 """S3's limits that the client plans parts by. The server keeps its own copy
-(chalicelib/multipart.py, chalicelib/settings.py): the two packages share no code, and
+(chalicelib/multipart/service.py, chalicelib/core/settings.py): the two packages share no code, and
 tests/unit/test_client_limits.py checks that the values agree."""
 
 from __future__ import annotations

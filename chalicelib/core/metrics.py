@@ -1,7 +1,7 @@
 """CloudWatch metrics carried in the request's log line (Embedded Metric Format).
 
 CloudWatch Logs turns a JSON line with an ``_aws`` member into metrics, so the service
-needs no SDK call, no agent and no dependency: the request log (chalicelib/logs.py)
+needs no SDK call, no agent and no dependency: the request log (chalicelib/core/logs.py)
 carries them. Per request, in the ``presigned-upload`` namespace:
 
 - ``requests`` (Count) and ``latency_ms`` (Milliseconds), by service, route and status

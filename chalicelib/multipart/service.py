@@ -19,26 +19,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import metrics
-from chalicelib.checksums import (
+from chalicelib.core import metrics
+from chalicelib.core.checksums import (
     StoredChecksum,
     check_checksum_given,
     checksum_headers,
     stored_checksum,
 )
-from chalicelib.errors import ServiceError, UploadConflict, UploadNotFound, UploadRejected
-from chalicelib.keys import upload_id_in
-from chalicelib.presign import PartTicket, Presigner
-from chalicelib.rules import UploadRequest, object_headers
-from chalicelib.s3 import (
+from chalicelib.core.errors import ServiceError, UploadConflict, UploadNotFound, UploadRejected
+from chalicelib.core.keys import upload_id_in
+from chalicelib.core.presign import PartTicket, Presigner
+from chalicelib.core.rules import UploadRequest, object_headers
+from chalicelib.core.s3 import (
     CALL_WORST_CASE,
     COMPLETE_WORST_CASE,
     Deadline,
     object_params,
     storage_errors,
 )
-from chalicelib.settings import Settings
-from chalicelib.tags import UNCLAIMED_HEADER
+from chalicelib.core.settings import Settings
+from chalicelib.core.tags import UNCLAIMED_HEADER
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.errors import ServiceError, StorageMisconfigured, StorageUnavailable
-from chalicelib.logs import log_s3_error
-from chalicelib.settings import Settings
+from chalicelib.core.errors import ServiceError, StorageMisconfigured, StorageUnavailable
+from chalicelib.core.logs import log_s3_error
+from chalicelib.core.settings import Settings
 
 if TYPE_CHECKING:
     from botocore.config import Config

@@ -1,6 +1,6 @@
 """Issuing presigned upload URLs and POST policies. No HTTP framework, no os.environ.
 
-The signing backend is injected (chalicelib/signing.py). Presigning is local computation
+The signing backend is injected (chalicelib/core/signing.py). Presigning is local computation
 (an HMAC over the request), so issuing a URL makes no request to S3 at all: no
 placeholder object is written, and an abandoned upload leaves nothing behind.
 """
@@ -12,19 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chalicelib import metrics
-from chalicelib.checksums import StoredChecksum
-from chalicelib.keys import new_upload_id, upload_key
-from chalicelib.rules import (
+from chalicelib.core import metrics
+from chalicelib.core.checksums import StoredChecksum
+from chalicelib.core.keys import new_upload_id, upload_key
+from chalicelib.core.rules import (
     UploadRequest,
     content_disposition,
     object_headers,
     put_headers,
 )
-from chalicelib.settings import Settings
-from chalicelib.signing import SigningBackend
-from chalicelib.sigv4 import ISO8601, formatted
-from chalicelib.tags import UNCLAIMED_XML
+from chalicelib.core.settings import Settings
+from chalicelib.core.signing import SigningBackend
+from chalicelib.core.sigv4 import ISO8601, formatted
+from chalicelib.core.tags import UNCLAIMED_XML
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class DownloadTicket:
 
 class Presigner:
     """Issues presigned PUT URLs and POST policies for new uploads in a caller's key space
-    (``space``, from :func:`chalicelib.auth.key_space`), and part and GET URLs.
+    (``space``, from :func:`chalicelib.core.auth.key_space`), and part and GET URLs.
 
     Every URL lives ``UPLOAD_URL_EXPIRES`` seconds, or less when the signing credentials
     expire first; ``expires_in_capped`` then says so.
@@ -210,7 +210,7 @@ class Presigner:
         self, key: str, multipart_id: str, part_number: int, headers: Mapping[str, str]
     ) -> PartTicket:
         """A URL that uploads one part of a multipart upload. ``headers`` are the part's
-        checksum headers (:func:`chalicelib.checksums.checksum_headers`): each is signed,
+        checksum headers (:func:`chalicelib.core.checksums.checksum_headers`): each is signed,
         and S3 checks the part's bytes against it."""
         signed = self._backend.upload_part(
             key, multipart_id, part_number, headers, self._settings.url_expires
@@ -253,7 +253,7 @@ class Presigner:
     def multipart_request(
         self, operation: str, key: str, upload_id: str | None, headers: dict[str, str]
     ) -> str:
-        """A presigned multipart request (chalicelib/signing.py's MULTIPART_OPERATIONS)
+        """A presigned multipart request (chalicelib/core/signing.py's MULTIPART_OPERATIONS)
         that the client sends itself, with exactly ``headers``."""
         signed = self._backend.multipart_request(
             operation, key, upload_id, headers, self._settings.url_expires

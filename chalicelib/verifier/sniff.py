@@ -1,7 +1,7 @@
 """Whether an upload's first bytes are what its declared Content-Type says.
 
 A signed Content-Type is only the client's claim: S3 stores whatever bytes come with it.
-The verifier (chalicelib/verify.py) reads the first :data:`HEAD_BYTES` of each new object
+The verifier (chalicelib/verifier/verify.py) reads the first :data:`HEAD_BYTES` of each new object
 and asks :func:`content_problem`. The signatures are the ``filetype`` library's (imported
 here only, so `GET /put-url`'s cold start never loads it).
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.keys import extension
-from chalicelib.media_types import SIGNATURE_TYPES, desktop_extension, saved_name
-from chalicelib.media_types import normal as _normal
-from chalicelib.rules import desktop_name_allowed, type_allowed
-from chalicelib.settings import Settings
+from chalicelib.core.keys import extension
+from chalicelib.core.media_types import SIGNATURE_TYPES, desktop_extension, saved_name
+from chalicelib.core.media_types import normal as _normal
+from chalicelib.core.rules import desktop_name_allowed, type_allowed
+from chalicelib.core.settings import Settings
 
 HEAD_BYTES = 8192  # enough for filetype's matchers, zip-based formats included
 OCTET_STREAM = ("application/octet-stream", "binary/octet-stream")

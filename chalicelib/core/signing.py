@@ -1,6 +1,6 @@
 """The four S3 requests this service presigns, by two interchangeable backends.
 
-``SigV4Backend`` signs with :mod:`chalicelib.sigv4` (no AWS SDK, a few microseconds a
+``SigV4Backend`` signs with :mod:`chalicelib.core.sigv4` (no AWS SDK, a few microseconds a
 URL); ``BotocoreBackend`` asks a botocore client, and is the fallback for endpoints the
 former does not build. Both return the same bytes (tests/unit/test_sigv4.py), and both
 cap a URL's lifetime to that of the credentials signing it, when it is known: a URL
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.credentials import CredentialSource, remaining_seconds
-from chalicelib.errors import ConfigError, SigningUnavailable
-from chalicelib.s3 import object_params
-from chalicelib.settings import Settings
-from chalicelib.sigv4 import (
+from chalicelib.core.credentials import CredentialSource, remaining_seconds
+from chalicelib.core.errors import ConfigError, SigningUnavailable
+from chalicelib.core.s3 import object_params
+from chalicelib.core.settings import Settings
+from chalicelib.core.sigv4 import (
     AMZ_DATE,
     ISO8601,
     Credentials,

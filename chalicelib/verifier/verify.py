@@ -5,7 +5,7 @@ bytes (one ranged GET), and decides:
 
 - ``verified`` when its key is one this service issues, its size is within the limit, S3
   stored no header the service does not set (:func:`stored_header_problem`), and its
-  bytes are what its Content-Type says (chalicelib/sniff.py); the object is tagged
+  bytes are what its Content-Type says (chalicelib/verifier/sniff.py); the object is tagged
   ``upload-status=verified`` (its other tags kept);
 - ``rejected`` otherwise: the object is moved to ``<UPLOAD_QUARANTINE_PREFIX><its key>``
   with the tags ``upload-status=rejected`` and ``upload-reason``, out of reach of the
@@ -14,7 +14,7 @@ bytes (one ranged GET), and decides:
 
 Each verdict is published as an EventBridge event (``source: presigned-upload``,
 ``detail-type: Upload Verified | Upload Rejected``) on UPLOAD_EVENT_BUS, and sent to
-UPLOAD_WEBHOOK_URL if set (chalicelib/webhook.py). The event goes out before the object
+UPLOAD_WEBHOOK_URL if set (chalicelib/verifier/webhook.py). The event goes out before the object
 is tagged or moved: if the tagging fails, Lambda runs the handler again and the event is
 sent twice, never lost (EventBridge is at-least-once anyway; subscribers dedupe by UUID).
 The webhook goes last, best effort: it never holds up or undoes a verdict. A verdict
@@ -32,20 +32,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import tags
-from chalicelib.checksums import stored_checksum
-from chalicelib.errors import ServiceError
-from chalicelib.keys import issued_key
-from chalicelib.media_types import scriptable
-from chalicelib.rules import (
+from chalicelib.core import tags
+from chalicelib.core.checksums import stored_checksum
+from chalicelib.core.errors import ServiceError
+from chalicelib.core.keys import issued_key
+from chalicelib.core.media_types import scriptable
+from chalicelib.core.rules import (
     FILENAME_METADATA,
     content_disposition,
     essence_of,
     filename_from_metadata,
 )
-from chalicelib.s3 import storage_errors
-from chalicelib.settings import Settings
-from chalicelib.sniff import HEAD_BYTES, content_problem, extension_problem
+from chalicelib.core.s3 import storage_errors
+from chalicelib.core.settings import Settings
+from chalicelib.verifier.sniff import HEAD_BYTES, content_problem, extension_problem
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import UploadRejected
-from chalicelib.settings import Settings
+from chalicelib.core.errors import UploadRejected
+from chalicelib.core.settings import Settings
 
 # The checksums a client may give, by query parameter: the header, the digest's name and
 # length in bytes, and an example (the digest of no bytes).

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.errors import SigningUnavailable
-from chalicelib.sigv4 import Credentials
+from chalicelib.core.errors import SigningUnavailable
+from chalicelib.core.sigv4 import Credentials
 
 
 class CredentialSource:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from chalicelib.errors import ConfigError
+from chalicelib.core.errors import ConfigError
 
 DEFAULT_PREFIX = "put_folder/"
 DEFAULT_QUARANTINE_PREFIX = "quarantine/"
@@ -67,13 +67,13 @@ class Settings:
     # Every PUT and part must carry a checksum S3 verifies: md5 or sha256.
     require_checksum: bool = False
     no_overwrite: bool = False
-    # Only types known by their bytes (chalicelib/media_types.py) are signed, and the
+    # Only types known by their bytes (chalicelib/core/media_types.py) are signed, and the
     # verifier rejects bytes that match no known signature.
     require_known_types: bool = False
     # auto: the own SigV4 signer where it builds the endpoint exactly as botocore would,
-    # else botocore (chalicelib/signing.py); sigv4 / botocore: that one, always.
+    # else botocore (chalicelib/core/signing.py); sigv4 / botocore: that one, always.
     signing_backend: str = "auto"
-    # What lands is checked (chalicelib/verify.py): tagged verified or moved to quarantine.
+    # What lands is checked (chalicelib/verifier/verify.py): tagged verified or moved to quarantine.
     verify: bool = False
     quarantine_prefix: str = DEFAULT_QUARANTINE_PREFIX
     # Uploads carry the tag upload-claimed=false; the bucket's lifecycle rule deletes them

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalicelib.errors import UploadRejected
+from chalicelib.core.errors import UploadRejected
 
 # 10,000 parts of about 70 bytes each, with room to spare; API Gateway allows 10 MB.
 MAX_BODY_BYTES = 1024 * 1024

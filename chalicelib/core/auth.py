@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import ConfigError, Unauthenticated
+from chalicelib.core.errors import ConfigError, Unauthenticated
 
 AUTH_MODES = ("none", "cognito", "iam")
 # A principal becomes one key segment; AWS's identities stay well under this once escaped.

@@ -2,7 +2,7 @@
 
 `@uppy/aws-s3` in companion mode (``new AwsS3({endpoint: API_BASE})``) calls these routes
 with these bodies and reads these answers; nothing else in the service knows that
-format. Services take and return typed values (chalicelib/multipart.py, presign.py).
+format. Services take and return typed values (chalicelib/multipart/service.py, presign.py).
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from chalicelib.checksums import parse_checksum, parse_multipart_algorithm
-from chalicelib.errors import UploadRejected
-from chalicelib.keys import upload_id_in
-from chalicelib.multipart import (
+from chalicelib.core.checksums import parse_checksum, parse_multipart_algorithm
+from chalicelib.core.errors import UploadRejected
+from chalicelib.core.keys import upload_id_in
+from chalicelib.core.presign import PartTicket, PostTicket
+from chalicelib.core.rules import POST_PARAMETERS, UploadRequest, parse_request, single_values
+from chalicelib.core.settings import Settings
+from chalicelib.multipart.service import (
     MAX_BATCH,
     MAX_PARTS,
     Completed,
@@ -26,9 +29,6 @@ from chalicelib.multipart import (
     UploadRef,
     max_part_count,
 )
-from chalicelib.presign import PartTicket, PostTicket
-from chalicelib.rules import POST_PARAMETERS, UploadRequest, parse_request, single_values
-from chalicelib.settings import Settings
 
 Query = Mapping[str, Sequence[str]]
 MAX_METADATA_FIELDS = 50

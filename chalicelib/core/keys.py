@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from chalicelib.errors import UploadRejected
+from chalicelib.core.errors import UploadRejected
 
 MAX_EXTENSION_LENGTH = 16
 _EXTENSION = re.compile(rf"[a-z0-9]{{1,{MAX_EXTENSION_LENGTH}}}")
@@ -93,5 +93,5 @@ def issued_key(prefix: str, key: str, per_principal: bool) -> tuple[str | None, 
     return None if upload_id is None else (principal, upload_id)
 
 
-# What chalicelib.auth.principal_segment produces: letters, digits, '-' and _XX escapes.
+# What chalicelib.core.auth.principal_segment produces: letters, digits, '-' and _XX escapes.
 _PRINCIPAL_SEGMENT = re.compile(r"(?:[A-Za-z0-9-]|_[0-9A-F]{2}){1,1024}")

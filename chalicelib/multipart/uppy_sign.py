@@ -31,20 +31,20 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.companion import owned_key, parse_multipart_id, parse_part_number
-from chalicelib.errors import UploadRejected
-from chalicelib.keys import extension
-from chalicelib.multipart import Multipart, UploadRef
-from chalicelib.presign import Presigner
-from chalicelib.rules import (
+from chalicelib.core.errors import UploadRejected
+from chalicelib.core.keys import extension
+from chalicelib.core.presign import Presigner
+from chalicelib.core.rules import (
     UploadRequest,
     desktop_name_allowed,
     essence_of,
     parse_request,
     unicode_text,
 )
-from chalicelib.settings import Settings
-from chalicelib.tags import UNCLAIMED_HEADER
+from chalicelib.core.settings import Settings
+from chalicelib.core.tags import UNCLAIMED_HEADER
+from chalicelib.multipart.companion import owned_key, parse_multipart_id, parse_part_number
+from chalicelib.multipart.service import Multipart, UploadRef
 
 FIELDS = ("method", "key", "uploadId", "partNumber", "contentType", "expiresIn")
 MAX_KEY_LENGTH = 1024

@@ -15,8 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from chalicelib.errors import ConfigError
-from chalicelib.metrics import emf_prefix
+from chalicelib.core.errors import ConfigError
+from chalicelib.core.metrics import emf_prefix
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 # emf: the JSON line with its metrics, for CloudWatch (Lambda); text: a short line for a
@@ -52,7 +52,7 @@ def status_level(status: int) -> str:
 
 class RequestLog:
     """Writes request records as JSON lines to ``stream`` (Lambda sends stdout to
-    CloudWatch Logs), from ``level`` up, each carrying its metrics (chalicelib/metrics.py).
+    CloudWatch Logs), from ``level`` up, each carrying its metrics (chalicelib/core/metrics.py).
 
     A request below ``level`` still counts: its line is cut to the metrics and their
     dimensions (no principal, UUID or key), so LOG_LEVEL never changes what is measured.
@@ -85,7 +85,7 @@ class RequestLog:
 
     def write(self, record: dict[str, Any], counters: dict[str, int]) -> None:
         """Write ``record`` (from :func:`request_record`) with ``counters`` (from
-        :func:`chalicelib.metrics.begin`, as the request's services filled them)."""
+        :func:`chalicelib.core.metrics.begin`, as the request's services filled them)."""
         status = int(record.get("status", 0))
         level = status_level(status)
         cold = self._cold

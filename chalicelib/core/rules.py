@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from chalicelib.checksums import check_checksum_given, checksum_headers, parse_checksum
-from chalicelib.errors import UploadRejected
-from chalicelib.keys import extension
-from chalicelib.media_types import (
+from chalicelib.core.checksums import check_checksum_given, checksum_headers, parse_checksum
+from chalicelib.core.errors import UploadRejected
+from chalicelib.core.keys import extension
+from chalicelib.core.media_types import (
     DESKTOP_EXTENSIONS,
     SIGNATURE_TYPES,
     WILDCARD_TYPES,
@@ -22,8 +22,8 @@ from chalicelib.media_types import (
     normal,
     scriptable,
 )
-from chalicelib.settings import Settings
-from chalicelib.tags import UNCLAIMED_HEADER
+from chalicelib.core.settings import Settings
+from chalicelib.core.tags import UNCLAIMED_HEADER
 
 MAX_FILENAME_LENGTH = 255
 MAX_CONTENT_TYPE_LENGTH = 255
@@ -184,7 +184,7 @@ def put_headers(request: UploadRequest, settings: Settings) -> dict[str, str]:
     if settings.no_overwrite:
         headers["If-None-Match"] = "*"
     if settings.unclaimed_days is not None:
-        # Stored with the tag the bucket's lifecycle rule expires (chalicelib/tags.py).
+        # Stored with the tag the bucket's lifecycle rule expires (chalicelib/core/tags.py).
         headers["x-amz-tagging"] = UNCLAIMED_HEADER
     return headers
 

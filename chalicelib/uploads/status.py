@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import tags
-from chalicelib.checksums import StoredChecksum, stored_checksum
-from chalicelib.errors import ServiceError, UploadConflict, UploadNotFound
-from chalicelib.keys import parse_upload_id, upload_key
-from chalicelib.rules import filename_from_metadata
-from chalicelib.s3 import CALL_WORST_CASE, Deadline, storage_errors
-from chalicelib.settings import Settings
+from chalicelib.core import tags
+from chalicelib.core.checksums import StoredChecksum, stored_checksum
+from chalicelib.core.errors import ServiceError, UploadConflict, UploadNotFound
+from chalicelib.core.keys import parse_upload_id, upload_key
+from chalicelib.core.rules import filename_from_metadata
+from chalicelib.core.s3 import CALL_WORST_CASE, Deadline, storage_errors
+from chalicelib.core.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -53,7 +53,7 @@ class StoredUpload:
 
 class UploadStatus:
     """Finds uploads in a caller's key space (``space``, from
-    :func:`chalicelib.auth.key_space`); it never looks outside it."""
+    :func:`chalicelib.core.auth.key_space`); it never looks outside it."""
 
     def __init__(
         self,
