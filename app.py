@@ -15,7 +15,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalice.app import (
@@ -48,6 +47,7 @@ from chalicelib.core.errors import (
     UploadRejected,
 )
 from chalicelib.core.jsonbody import parse_json
+from chalicelib.core.lazy import lazy
 from chalicelib.core.logs import RequestLog, log_format, log_level, request_record
 from chalicelib.core.presign import Presigner
 from chalicelib.core.rules import (
@@ -60,14 +60,22 @@ from chalicelib.core.rules import (
 from chalicelib.core.s3 import SLOW_READ_TIMEOUT, make_client, make_s3_client
 from chalicelib.core.settings import DEFAULT_PREFIX, Settings, cors_allow_origin, verification_on
 from chalicelib.core.signing import backend_for
-from chalicelib.multipart import companion
-from chalicelib.multipart.service import Multipart
-from chalicelib.multipart.uppy_sign import RequestSigner
-from chalicelib.multipart.uppy_sign import parse as parse_sign_request
-from chalicelib.uploads.status import UploadStatus
+from chalicelib.verifier import event_pattern
 
+# The route families beyond GET /put-url are imported on first use: a cold /put-url
+# never loads the multipart, Companion, status or verifier code (chalicelib/core/lazy.py).
 if TYPE_CHECKING:
-    from chalicelib.verifier.verify import Verifier
+    from chalicelib.multipart import companion, service
+    from chalicelib.multipart import uppy_sign as uppy
+    from chalicelib.uploads import status
+    from chalicelib.verifier import verify, webhook
+else:
+    companion = lazy("chalicelib.multipart.companion")
+    service = lazy("chalicelib.multipart.service")
+    uppy = lazy("chalicelib.multipart.uppy_sign")
+    status = lazy("chalicelib.uploads.status")
+    verify = lazy("chalicelib.verifier.verify")
+    webhook = lazy("chalicelib.verifier.webhook")
 
 app = Chalice(app_name="presigned-upload")
 # The API takes and returns JSON only (files go straight to S3). Chalice's default list of
@@ -176,41 +184,47 @@ def http_error(exc: ServiceError) -> ChaliceViewError:
     raise AssertionError("unreachable: ServiceError is mapped")  # pragma: no cover
 
 
-@dataclass(frozen=True)
 class Services:
-    settings: Settings
-    presigner: Presigner
-    status: UploadStatus
-    multipart: Multipart
-    signer: RequestSigner
+    """The services of one container, each built on its first use and then reused: a
+    route family's modules are imported then, and boto3 only by the routes that call S3
+    (issuing URLs needs no AWS SDK: chalicelib/core/sigv4.py). One S3 client, if any."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = functools.cache(lambda: make_s3_client(settings))
+        self.completer = functools.cache(
+            lambda: make_s3_client(settings, read_timeout=SLOW_READ_TIMEOUT)
+        )
+        self.presigner = Presigner(backend_for(settings, os.environ, self.client), settings)
+
+    @functools.cached_property
+    def status(self) -> status.UploadStatus:
+        return status.UploadStatus(self.client, self.settings)
+
+    @functools.cached_property
+    def multipart(self) -> service.Multipart:
+        return service.Multipart(self.client, self.settings, self.presigner, self.completer)
+
+    @functools.cached_property
+    def signer(self) -> uppy.RequestSigner:
+        return uppy.RequestSigner(self.settings, self.presigner, self.multipart)
 
 
 @functools.cache
 def services() -> Services:
-    """The services, built once per container and then reused (one S3 client, if any)."""
-    settings = Settings.from_env(os.environ)
-    # Issuing URLs needs no AWS SDK (chalicelib/core/sigv4.py); the routes that call S3 load
-    # boto3 and build their client on first use, so a cold start pays for it only then.
-    client = functools.cache(lambda: make_s3_client(settings))
-    completer = functools.cache(lambda: make_s3_client(settings, read_timeout=SLOW_READ_TIMEOUT))
-    presigner = Presigner(backend_for(settings, os.environ, client), settings)
-    multipart = Multipart(client, settings, presigner, completer)
-    return Services(
-        settings,
-        presigner,
-        UploadStatus(client, settings),
-        multipart,
-        RequestSigner(settings, presigner, multipart),
-    )
+    """The container's services, built once per container."""
+    return Services(Settings.from_env(os.environ))
 
 
-@dataclass(frozen=True)
 class Call:
     """What a view works with: the services, the caller's own key prefix, the request."""
 
-    svc: Services
-    space: str
-    request: Request
+    __slots__ = ("request", "space", "svc")
+
+    def __init__(self, svc: Services, space: str, request: Request) -> None:
+        self.svc = svc
+        self.space = space
+        self.request = request
 
     @property
     def settings(self) -> Settings:
@@ -350,7 +364,7 @@ def multipart_complete(call: Call, upload_id: str) -> dict[str, Any]:
 def uppy_sign(call: Call) -> dict[str, Any]:
     """Uppy 6's signRequest: presign the S3 request Uppy is about to send (uppy_sign.py)."""
     expect_no_parameters(call.query)
-    return call.svc.signer.sign(call.space, parse_sign_request(call.body))
+    return call.svc.signer.sign(call.space, uppy.parse(call.body))
 
 
 @route("/s3/multipart/{upload_id}/{part_number}")
@@ -364,12 +378,8 @@ def multipart_part(call: Call, upload_id: str, part_number: str) -> dict[str, An
 
 
 @functools.cache
-def verifier() -> Verifier:
-    """The verifier, built once per container; its clients on first use. Imported here:
-    the API's cold start never pays for the verifier's modules (nor urllib's)."""
-    from chalicelib.verifier.verify import Verifier
-    from chalicelib.verifier.webhook import Webhook, read_secret
-
+def verifier() -> verify.Verifier:
+    """The verifier, built once per container; its clients on first use."""
     svc = services()
     settings = svc.settings
     s3 = functools.cache(lambda: make_s3_client(settings))
@@ -377,9 +387,9 @@ def verifier() -> Verifier:
     notify = None
     if settings.webhook_url and settings.webhook_secret:
         secret = settings.webhook_secret
-        key = functools.cache(lambda: read_secret(secret, make_client))
-        notify = Webhook(settings.webhook_url, key).send
-    return Verifier(s3, events, settings, AUTH.required, notify)
+        key = functools.cache(lambda: webhook.read_secret(secret, make_client))
+        notify = webhook.Webhook(settings.webhook_url, key).send
+    return verify.Verifier(s3, events, settings, AUTH.required, notify)
 
 
 def object_of(detail: Any) -> tuple[str, str | None]:
@@ -404,8 +414,6 @@ def object_of(detail: Any) -> tuple[str, str | None]:
 # `chalice package` deploys it only there (and only there does importing app.py load the
 # verifier's module); the pattern is read at import, like CORS.
 if verification_on(os.environ):
-    from chalicelib.verifier.verify import event_pattern
-
     VERIFY_PATTERN = event_pattern(
         os.environ.get("UPLOAD_BUCKET", ""), os.environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX)
     )

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalicelib.core.settings import Settings
-from chalicelib.verifier.verify import event_pattern
+from chalicelib.verifier import event_pattern
 from infra.stages import stage_environment
 
 RULE = "presigned-upload-verify"

@@ -14,8 +14,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.core.errors import ConfigError, Unauthenticated
 
@@ -34,8 +33,7 @@ _HOW_TO_AUTHENTICATE = {
 }
 
 
-@dataclass(frozen=True)
-class AuthConfig:
+class AuthConfig(NamedTuple):
     """How callers are authorized. Build it with :meth:`from_env`."""
 
     mode: str

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.core.errors import UploadRejected
 from chalicelib.core.settings import Settings
@@ -89,8 +88,7 @@ def parse_multipart_algorithm(value: Any) -> str | None:
     return MULTIPART_ALGORITHMS[value.lower()]
 
 
-@dataclass(frozen=True)
-class StoredChecksum:
+class StoredChecksum(NamedTuple):
     """A checksum S3 stored with an object: ``COMPOSITE`` for a multipart object whose
     parts were checked (the checksum of the parts' checksums, ``<base64>-<parts>``),
     else ``FULL_OBJECT`` (the checksum of all the bytes)."""

@@ -8,9 +8,8 @@ placeholder object is written, and an abandoned upload leaves nothing behind.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.core import metrics
 from chalicelib.core.checksums import StoredChecksum
@@ -23,12 +22,11 @@ from chalicelib.core.rules import (
 )
 from chalicelib.core.settings import Settings
 from chalicelib.core.signing import SigningBackend
-from chalicelib.core.sigv4 import ISO8601, formatted
+from chalicelib.core.sigv4 import ISO8601, NO_HEADERS, formatted
 from chalicelib.core.tags import UNCLAIMED_XML
 
 
-@dataclass(frozen=True)
-class PutTicket:
+class PutTicket(NamedTuple):
     """Everything a client needs to PUT one file: the URL and the headers it must send."""
 
     upload_id: str
@@ -36,7 +34,7 @@ class PutTicket:
     url: str
     expires_in: int
     expires_at: datetime
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = NO_HEADERS
     filename: str | None = None
     expires_in_capped: bool = False
 
@@ -56,14 +54,13 @@ class PutTicket:
         }
 
 
-@dataclass(frozen=True)
-class PostTicket:
+class PostTicket(NamedTuple):
     """A browser-form upload: POST ``fields`` plus the file (last) to ``url``."""
 
     upload_id: str
     key: str
     url: str
-    fields: dict[str, str]
+    fields: Mapping[str, str]
     max_bytes: int
     expires_in: int
     expires_at: datetime
@@ -86,17 +83,15 @@ class PostTicket:
         }
 
 
-@dataclass(frozen=True)
-class PartTicket:
+class PartTicket(NamedTuple):
     """One part's upload URL, and the headers to send with its PUT."""
 
     url: str
     expires_in: int
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = NO_HEADERS
 
 
-@dataclass(frozen=True)
-class DownloadTicket:
+class DownloadTicket(NamedTuple):
     """A short-lived GET URL for one stored upload."""
 
     upload_id: str

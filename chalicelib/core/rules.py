@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 from chalicelib.core.checksums import check_checksum_given, checksum_headers, parse_checksum
@@ -49,8 +49,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SIZE = re.compile(r"[0-9]{1,12}")
 
 
-@dataclass(frozen=True)
-class UploadRequest:
+class UploadRequest(NamedTuple):
     """What a client asked for, validated against the operator's rules."""
 
     filename: str | None = None

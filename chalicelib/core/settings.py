@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from chalicelib.core.errors import ConfigError
@@ -52,8 +52,7 @@ _TYPE_PATTERN = re.compile(rf"(?:{_TYPE_NAME}/(?:{_TYPE_NAME}|\*))|\*/\*")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Everything the service needs to issue upload URLs. Build it with :meth:`from_env`."""
 
     bucket: str

@@ -20,10 +20,10 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -59,19 +59,28 @@ def dns_suffix(region: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Credentials:
+# The value objects below are named tuples, not dataclasses: this module is on every
+# cold start's path, and `dataclasses` (with `inspect`) plus generating each class's
+# methods cost more than the rest of the module (docs/benchmarks.md).
+
+# No extra headers or form fields: shared and read-only.
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
+class Credentials(NamedTuple):
     """What signs: a key pair, the session token of temporary credentials, and when they
-    expire, if that is known."""
+    expire, if that is known. Its repr never shows the secret or the token."""
 
     access_key: str
-    secret_key: str = field(repr=False)
-    token: str | None = field(default=None, repr=False)
+    secret_key: str
+    token: str | None = None
     expires_at: datetime | None = None
 
+    def __repr__(self) -> str:
+        return f"Credentials(access_key={self.access_key!r}, expires_at={self.expires_at!r})"
 
-@dataclass(frozen=True)
-class Endpoint:
+
+class Endpoint(NamedTuple):
     """Where a bucket's objects are addressed, as botocore addresses them with this
     service's client configuration (SigV4, regional endpoint, virtual-hosted style, path
     style for a custom endpoint or a bucket name with dots)."""
@@ -126,24 +135,25 @@ def _encode(value: str) -> str:
     return value if _UNRESERVED.fullmatch(value) else quote(value.encode(), safe="-_.~")
 
 
-@dataclass(frozen=True)
-class _Scope:
+class _Scope(NamedTuple):
     credentials: Credentials
     day: str
-    key: bytes = field(repr=False)
+    key: bytes
     scope: str
     credential: str  # access key and scope, encoded for the query string
-    token: str | None = field(repr=False)  # encoded for the query string
+    token: str | None  # encoded for the query string
+
+    def __repr__(self) -> str:
+        return f"_Scope(credential={self.credential!r})"
 
 
-@dataclass(frozen=True)
-class Signed:
+class Signed(NamedTuple):
     """A signed URL (or POST policy) and when it stops working."""
 
     url: str
     signed_at: datetime
     expires_in: int
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: Mapping[str, str] = NO_HEADERS
 
     @property
     def expires_at(self) -> datetime:

@@ -56,15 +56,6 @@ DETAIL_TYPES = {True: "Upload Verified", False: "Upload Rejected"}
 QUARANTINE_COPY_LIMIT = 100 * 1024 * 1024
 
 
-def event_pattern(bucket: str, prefix: str) -> dict[str, Any]:
-    """The EventBridge pattern of the verifier's rule: new objects under the prefix."""
-    return {
-        "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
-        "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": prefix}]}},
-    }
-
-
 class PublishFailed(ServiceError):
     """EventBridge did not take the verdict's event; the handler fails, and is retried."""
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from chalicelib.core.errors import UploadRejected
@@ -20,8 +18,7 @@ from chalicelib.core.rules import (
 from chalicelib.core.settings import Settings
 
 OPEN = Settings(bucket="my-uploads", region="eu-west-1")
-STRICT = replace(
-    OPEN,
+STRICT = OPEN._replace(
     allowed_types=("image/*", "application/pdf"),
     max_bytes=10 * 1024 * 1024,
     require_checksum=True,
@@ -313,7 +310,7 @@ def test_inline_is_refused_for_scriptable_or_unsigned_types(content_type):
     )
 
 
-PROD_TYPES = replace(STRICT, require_checksum=False, max_bytes=None)
+PROD_TYPES = STRICT._replace(require_checksum=False, max_bytes=None)
 
 
 @pytest.mark.parametrize(
@@ -328,7 +325,7 @@ PROD_TYPES = replace(STRICT, require_checksum=False, max_bytes=None)
      (("application/x-msdownload",), "application/x-msdownload", True)],
 )  # fmt: skip
 def test_a_wildcard_admits_only_types_known_by_their_bytes(allowed_types, content_type, allowed):
-    settings = replace(PROD_TYPES, allowed_types=allowed_types)
+    settings = PROD_TYPES._replace(allowed_types=allowed_types)
     assert type_allowed(content_type, settings) is allowed
 
 
@@ -348,7 +345,7 @@ def test_a_name_that_runs_on_a_desktop_is_refused_where_its_type_is_not_listed(n
 
 
 def test_a_program_is_accepted_only_with_its_type_listed_exactly():
-    settings = replace(OPEN, allowed_types=("application/x-msdownload",))
+    settings = OPEN._replace(allowed_types=("application/x-msdownload",))
     program = parse(settings, filename="setup.exe", content_type="application/x-msdownload")
     assert program.filename == "setup.exe"
     assert refused(OPEN, filename="setup.exe", content_type="application/x-msdownload") == (
@@ -359,7 +356,7 @@ def test_a_program_is_accepted_only_with_its_type_listed_exactly():
 
 
 def test_known_types_only_refuses_a_type_without_a_signature_and_requires_one():
-    settings = replace(OPEN, require_known_types=True)
+    settings = OPEN._replace(require_known_types=True)
     assert parse(settings, content_type="image/png").content_type == "image/png"
     assert refused(settings, content_type="text/plain") == (
         "content_type 'text/plain' has no signature the verifier knows, and "
