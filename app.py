@@ -425,3 +425,16 @@ if verification_on(os.environ):
         bucket, key = object_of(event.detail)
         verdict = None if key is None else verifier().verify(bucket, key)
         return {"verdict": None if verdict is None else verdict.detail()}
+
+
+# SnapStart (deploy.snapstart in config.json): Lambda snapshots the function once this
+# import is done and restores every new container from that snapshot. So what the first
+# requests would load is loaded now: the route families, and botocore's credential chain,
+# which signs there (a SnapStart function gets its role's credentials from a container
+# endpoint, not from the environment). Nothing is built or fetched: no credentials,
+# client, clock or random state is in the snapshot (docs/deployment.md).
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    import botocore.session  # noqa: F401
+
+    import chalicelib.multipart.uppy_sign
+    import chalicelib.uploads.status  # noqa: F401

@@ -4,9 +4,10 @@ on a whole core and at a Lambda function's CPU share (bench/cpu_share.py).
 - hot: the Lambda handler (Chalice routing included) answering `GET /put-url`, per
   request, against botocore's `generate_presigned_url` alone on a cached client, both
   in one process (at a share: one child in the share's cgroup);
-- cold: a fresh process that imports app.py and answers one event, against a fresh
-  process that imports boto3, builds an S3 client and presigns once, interleaved, at
-  each share;
+- cold: a fresh process that imports app.py and answers one event, run from the Lambda
+  zip's files (`make package`'s, unpacked; ``-B``, as /var/task is read-only), with the
+  zip's bytecode and without it (as `chalice deploy` ships it), against a fresh process
+  that imports boto3, builds an S3 client and presigns once, interleaved, at each share;
 - the peak RSS of the cold process.
 
 The handler includes the request's JSON log line (written to /dev/null here).
@@ -21,14 +22,20 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
+from pathlib import Path
 from typing import Any
 
 from bench.cpu_share import CpuShare, available, share
 from bench.stack import PROJECT
+from infra.bytecode import compile_tree
+from infra.package import package
 
 ENV = {
     "AUTH_MODE": "none",
@@ -38,6 +45,8 @@ ENV = {
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
     "AWS_SESSION_TOKEN": "IQoJb3JpZ2luX2VjEN7//////////wEaCXVzLWVhc3QtMSJHMEUCIQ==",
     "CORS_ALLOW_ORIGIN": "*",
+    # As on the shipped dev and prod stages: the app also registers the verifier.
+    "UPLOAD_VERIFY": "true",
 }
 EVENT = {
     "resource": "/put-url", "path": "/put-url", "httpMethod": "GET",
@@ -48,6 +57,8 @@ EVENT = {
     "requestContext": {"resourcePath": "/put-url", "httpMethod": "GET", "path": "/api/put-url",
                        "stage": "api", "requestId": "bench", "identity": {"sourceIp": "1.2.3.4"}},
 }  # fmt: skip
+
+Run = tuple[float, float, int]  # a cold run: wall ms, ms inside, peak RSS KB
 
 # Each cold child prints {"ms": time to answer, "rss_kb": its peak RSS} as its last line.
 COLD_APP = f"""
@@ -75,16 +86,37 @@ print(json.dumps({"ms": (time.perf_counter() - started) * 1000,
 """
 
 
-def cold_run(code: str, cpu: CpuShare | None = None) -> tuple[float, float, int]:
-    """(wall ms of the whole process, ms inside it, peak RSS KB); in ``cpu``'s cgroup."""
+def cold_run(
+    code: str, cpu: CpuShare | None = None, task: Path | None = None
+) -> tuple[float, float, int]:
+    """(wall ms of the whole process, ms inside it, peak RSS KB); in ``cpu``'s cgroup; from
+    the unpacked zip ``task`` (first on sys.path, no .pyc written) if given."""
     env = {"PATH": os.environ.get("PATH", ""), **ENV, "PYTHONPATH": str(PROJECT)}
+    argv = [sys.executable, "-c", code]
+    if task is not None:
+        env.pop("PYTHONPATH")
+        argv.insert(1, "-B")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT,
-                          capture_output=True, text=True, check=True,
-                          preexec_fn=cpu.preexec() if cpu else None)  # fmt: skip
+    done = subprocess.run(argv, env=env, cwd=task or PROJECT, capture_output=True, text=True,
+                          check=True, preexec_fn=cpu.preexec() if cpu else None)  # fmt: skip
     wall = (time.perf_counter() - started) * 1000
     inner = json.loads(done.stdout.strip().splitlines()[-1])
     return wall, inner["ms"], inner["rss_kb"]
+
+
+def lambda_tasks(root: Path) -> tuple[Path, Path]:
+    """The deployment zip of `make package` unpacked twice under ``root``: as Chalice
+    builds it (no bytecode) and with bytecode, compiled as `make package` does but by
+    this Python (the boto3 side runs on it too)."""
+    package("prod", root / "package")
+    source, compiled = root / "source", root / "compiled"
+    for task in (source, compiled):
+        with zipfile.ZipFile(root / "package" / "deployment.zip") as archive:
+            archive.extractall(task)
+        for cache in list(task.rglob("__pycache__")):
+            shutil.rmtree(cache)
+    compile_tree(compiled, sys.executable)
+    return source, compiled
 
 
 def hot_at(cpu: CpuShare, rounds: int, batch: int) -> tuple[float, float]:
@@ -157,14 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(mb) for mb in args.shares.split(",") if mb] if why_not is None else []
     cpus: dict[str, CpuShare | None] = {"whole core": None}
     cpus.update({f"{mb} MB ({share(mb) * 100:.1f} %)": CpuShare(mb) for mb in sizes})
+    scratch = tempfile.TemporaryDirectory()
     try:
+        source, compiled = lambda_tasks(Path(scratch.name))
         # Interleaved: each run takes the app and the boto3 path at every share in turn,
         # so that a noisy moment hits both sides.
-        cold: dict[str, list[tuple[tuple[float, float, int], tuple[float, float, int]]]] = {
-            name: [] for name in cpus}  # fmt: skip
+        cold: dict[str, list[tuple[Run, Run, Run]]] = {name: [] for name in cpus}
         for _ in range(args.cold_runs):
             for name, cpu in cpus.items():
-                cold[name].append((cold_run(COLD_APP, cpu), cold_run(COLD_BOTO3, cpu)))
+                cold[name].append((cold_run(COLD_APP, cpu, compiled),
+                                   cold_run(COLD_APP, cpu, source),
+                                   cold_run(COLD_BOTO3, cpu)))  # fmt: skip
         warm = {"whole core": hot(args.hot_rounds, args.batch)}
         for name, cpu in cpus.items():
             if cpu is not None and cpu.memory_mb == min(sizes):
@@ -172,24 +207,28 @@ def main(argv: list[str] | None = None) -> int:
                 # the handler at 128 MB), so that throttling falls on both sides alike.
                 warm[name] = hot_at(cpu, min(args.hot_rounds, 7), args.batch)
     finally:
+        scratch.cleanup()
         for cpu in cpus.values():
             if cpu is not None:
                 cpu.close()
 
     if why_not is not None:
         print(f"note: {why_not}: whole-core figures only, not Lambda's share")
-    print(f"cold start, whole process (interpreter, imports, one request), "
-          f"median of {args.cold_runs}, ratio's range across runs:")  # fmt: skip
-    print(f"  {'':<22}{'app.py + GET /put-url':>24}{'boto3 + client + presign':>27}"
-          f"{'ratio':>9}{'range':>12}{'app RSS':>10}")  # fmt: skip
+    print(
+        f"cold start, whole process (interpreter, imports, one request), from the Lambda "
+        f"zip, median of {args.cold_runs}; ratios to the boto3 path, range across runs:"
+    )
+    print(f"  {'':<18}{'zip with .pyc':>15}{'without':>10}{'boto3 path':>13}"
+          f"{'ratio':>8}{'range':>12}{'no .pyc':>9}{'app RSS':>10}")  # fmt: skip
     for name, runs in cold.items():
-        app_ms = statistics.median(a[0] for a, _ in runs)
-        boto_ms = statistics.median(b[0] for _, b in runs)
-        ratios = [a[0] / b[0] for a, b in runs]
-        rss = max(a[2] for a, _ in runs) / 1024
-        print(f"  {name:<22}{app_ms:>21.1f} ms{boto_ms:>24.1f} ms"
-              f"{statistics.median(ratios):>8.2f}x{spread(ratios):>12}{rss:>7.1f} MB")  # fmt: skip
-    print("  targets: ratio <= 0.15 at 128 and 256 MB; peak RSS <= 40 MB")
+        app_ms, source_ms, boto_ms = (statistics.median(r[i][0] for r in runs) for i in range(3))
+        ratios = [app[0] / boto[0] for app, _, boto in runs]
+        source_ratios = [source[0] / boto[0] for _, source, boto in runs]
+        rss = max(max(app[2], source[2]) for app, source, _ in runs) / 1024
+        print(f"  {name:<18}{app_ms:>12.1f} ms{source_ms:>7.1f} ms{boto_ms:>10.1f} ms"
+              f"{statistics.median(ratios):>7.2f}x{spread(ratios):>12}"
+              f"{statistics.median(source_ratios):>8.2f}x{rss:>7.1f} MB")  # fmt: skip
+    print("  targets: ratio (zip with .pyc) <= 0.15 at 128 and 256 MB; peak RSS <= 40 MB")
     print(f"hot path, per request, median of {args.hot_rounds} rounds:")
     print(f"  {'':<22}{'handler GET /put-url':>24}{'botocore presign':>27}{'ratio':>9}")
     for name, (handler_us, botocore_us) in warm.items():

@@ -24,6 +24,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from infra import pythons
+
 PROJECT = Path(__file__).resolve().parent.parent
 LOCK = PROJECT / "requirements" / "strict-s3.txt"
 CACHE = PROJECT / ".cache" / "strict-s3"
@@ -36,25 +38,14 @@ class StrictS3Unavailable(RuntimeError):
 
 def find_python(candidates: list[str] | None = None) -> str:
     """A Python 3.13 interpreter, or StrictS3Unavailable naming what to install."""
-    home = Path.home()
-    candidates = candidates or [
-        "python3.13",
-        *sorted(str(p) for p in home.glob(".pyenv/versions/3.13*/bin/python")),
-        "/usr/local/bin/python3.13",
-        "/usr/bin/python3.13",
-    ]
-    check = "import sys; sys.exit(sys.version_info[:2] != (3, 13))"
-    for candidate in candidates:
-        path = shutil.which(candidate) or candidate
-        if not Path(path).exists():
-            continue
-        if subprocess.run([path, "-c", check], capture_output=True).returncode == 0:
-            return path
-    raise StrictS3Unavailable(
-        "S3=strict needs Python 3.13 for LocalStack, and none was found (looked for "
-        "python3.13 on PATH and in ~/.pyenv); install it (e.g. `pyenv install 3.13`, or "
-        "your OS's python3.13 package), or use the default S3=moto"
-    )
+    found = pythons.find_python(PYTHON_VERSION, candidates)
+    if found is None:
+        raise StrictS3Unavailable(
+            "S3=strict needs Python 3.13 for LocalStack, and none was found (looked for "
+            "python3.13 on PATH and in ~/.pyenv); install it (e.g. `pyenv install 3.13`, or "
+            "your OS's python3.13 package), or use the default S3=moto"
+        )
+    return found
 
 
 def installed_python(cache: Path = CACHE, lock: Path = LOCK) -> Path:

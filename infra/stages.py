@@ -57,6 +57,9 @@ class DeploySettings:
     # The bucket's lifecycle rule discards the parts of an upload not completed by then:
     # a part URL that does not sign its size can store up to 5 GiB until that day.
     abort_incomplete_multipart_days: int = 1
+    # Lambda SnapStart for the API function: each deploy publishes a version, snapshotted
+    # after its init, and API Gateway invokes it through the alias "live" (docs/deployment.md).
+    snapstart: bool = False
 
     @classmethod
     def for_stage(cls, stage: str) -> DeploySettings:
@@ -73,7 +76,7 @@ class DeploySettings:
                 f"{stage}: deploy.log_retention_days {settings.log_retention_days!r}; "
                 f"allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
             )
-        for name in ("xray", "allow_open", "allow_any_origin"):
+        for name in ("xray", "allow_open", "allow_any_origin", "snapstart"):
             if not isinstance(getattr(settings, name), bool):
                 raise ValueError(
                     f"{stage}: deploy.{name} {getattr(settings, name)!r}; allowed: true, false"

@@ -8,10 +8,11 @@ config turns it off; these tests pin the hand-written policy to what the code ne
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -20,9 +21,11 @@ from chalicelib.core.auth import AuthConfig
 from chalicelib.core.logs import log_format, log_level
 from chalicelib.core.settings import Settings, cors_allow_origin, verification_on
 from devstack.cors import load_template
+from infra.bytecode import runtime_version
 from infra.deploy import openings
-from infra.package import CHECKOV_SKIPS, checkov_metadata, parameterized
+from infra.package import CHECKOV_SKIPS, add_snapstart, checkov_metadata, parameterized
 from infra.policies import out_of_date
+from infra.pythons import find_python
 from infra.stages import DeploySettings, stage_environment, stage_names
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -39,14 +42,22 @@ def package(request, tmp_path_factory):
     AWS profile, no region, no network."""
     stage = request.param
     out = tmp_path_factory.mktemp(f"package-{stage}")
-    subprocess.run(
+    # The Lambda runtime's Python, which compiles the zip's bytecode, where there is one.
+    runtime = find_python(runtime_version(DeploySettings.for_stage(stage).python))
+    path = [str(BIN)] + ([str(Path(runtime).parent)] if runtime else [])
+    done = subprocess.run(
         [str(BIN / "python"), "-m", "infra.package", "--stage", stage, str(out)],
         cwd=PROJECT,
         check=True,
         capture_output=True,
-        env={"PATH": str(BIN), "HOME": str(out)},
+        text=True,
+        env={"PATH": os.pathsep.join(path), "HOME": str(out)},
     )
+    PACKAGE_WARNINGS[stage] = [line for line in done.stderr.splitlines() if "warning" in line]
     return stage, json.loads((out / "sam.json").read_text()), out / "deployment.zip"
+
+
+PACKAGE_WARNINGS: dict[str, list[str]] = {}
 
 
 def auth_of(stage):
@@ -371,6 +382,73 @@ def test_deployment_zip_holds_the_app_and_no_dev_code(package):
     # The one runtime dependency (requirements.txt): the verifier's type sniffer.
     assert "filetype/__init__.py" in names
     assert not [n for n in names if n.split("/")[0] in ("boto3", "botocore", "moto", "yaml")]
+
+
+def test_every_module_ships_with_bytecode_for_the_runtimes_python_and_no_other(package):
+    stage, _, zip_path = package
+    runtime = DeploySettings.for_stage(stage).python
+    version = runtime_version(runtime)
+    names = zipfile.ZipFile(zip_path).namelist()
+    modules = sorted(n for n in names if n.endswith(".py"))
+    bytecode = sorted(n for n in names if "__pycache__" in n)
+    if find_python(version) is None:  # said, and the working tree's .pyc files left out
+        assert PACKAGE_WARNINGS[stage] == [
+            f"warning: no {runtime} here to compile the zip's modules with: it ships without "
+            "bytecode, so each cold start compiles them (docs/benchmarks.md)"
+        ]
+        assert bytecode == []
+        return
+    tag = f"cpython-{version[0]}{version[1]}"
+    assert bytecode == sorted(
+        str(
+            PurePosixPath(m).parent / "__pycache__" / f"{PurePosixPath(m).stem}.{tag}.pyc"
+        ).removeprefix("./")
+        for m in modules
+    )
+    assert PACKAGE_WARNINGS[stage] == []
+
+
+def snapstarted(template):
+    template = json.loads(json.dumps(template))
+    add_snapstart(template)
+    return template
+
+
+def test_snapstart_publishes_a_version_and_every_route_invokes_its_alias(package):
+    _, template, _ = package
+    started = snapstarted(template)
+    function = started["Resources"]["APIHandler"]["Properties"]
+    assert (function["AutoPublishAlias"], function["SnapStart"]) == (
+        "live", {"ApplyOn": "PublishedVersions"})  # fmt: skip
+    paths = started["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    uris = {json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
+            for methods in paths.values() for method, operation in methods.items()
+            if method != "options"}  # fmt: skip
+    uri = ("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+           "${APIHandlerAliaslive}/invocations")  # fmt: skip
+    assert uris == {json.dumps({"Fn::Sub": uri})}
+    permission = started["Resources"]["APIHandlerInvokePermission"]["Properties"]
+    assert permission["FunctionName"] == {"Ref": "APIHandlerAliaslive"}
+    # Only the API function: the verifier is invoked by EventBridge, off the user's path.
+    assert "SnapStart" not in started["Resources"].get("VerifyUpload", {}).get("Properties", {})
+    # Everything else is as without it.
+    del function["AutoPublishAlias"], function["SnapStart"]
+    assert json.dumps(started).replace("APIHandlerAliaslive", "APIHandler.Arn").replace(
+        '{"Ref": "APIHandler.Arn"}', '{"Ref": "APIHandler"}'
+    ) == json.dumps(template)
+
+
+def test_the_snapstart_template_passes_cfn_lint(package, tmp_path):
+    _, template, _ = package
+    sam = tmp_path / "sam.json"
+    sam.write_text(json.dumps(snapstarted(template)))
+    lint = subprocess.run([str(BIN / "cfn-lint"), str(sam)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_snapstart_is_off_unless_the_stage_turns_it_on():
+    assert DeploySettings().snapstart is False
+    assert [s for s in STAGES if DeploySettings.for_stage(s).snapstart] == []
 
 
 def test_packaged_template_passes_cfn_lint(package, tmp_path):
