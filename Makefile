@@ -66,6 +66,7 @@ test: lint
 ## bench: benchmarks (signing, load, upload throughput, browser), each side by side in one run
 bench: install-dev
 	$(BIN)/python -m bench.signing
+	$(BIN)/python -m bench.companion_cpu
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.upload_throughput
 	$(BIN)/python -m bench.browser_throughput

@@ -263,7 +263,11 @@ def route(path: str, method: str = "GET") -> Callable[[Callable[..., Any]], Call
             except ServiceError as exc:
                 raise http_error(exc) from exc
 
-        app.route(path, methods=[method], cors=CORS, authorizer=AUTHORIZER)(handler)
+        # A GET or DELETE has no body: Chalice would still match its Content-Type against
+        # application/json on every request (and refuse others with a 415).
+        content_types = ["application/json"] if method == "POST" else []
+        app.route(path, methods=[method], cors=CORS, authorizer=AUTHORIZER,
+                  content_types=content_types)(handler)  # fmt: skip
         return view
 
     return register

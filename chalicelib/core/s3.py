@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.core.errors import ServiceError, StorageMisconfigured, StorageUnavailable
 from chalicelib.core.logs import log_s3_error
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_s3 import S3Client
 
+
+T = TypeVar("T")
 
 # Bounds for the routes that call S3. API Gateway gives up after 29 s, so every route
 # must answer (or 503) within ROUTE_BUDGET; botocore's defaults (60 s reads, several
@@ -43,10 +45,12 @@ COMPLETE_WORST_CASE = worst_case(1, SLOW_READ_TIMEOUT)  # 18 s
 
 
 class Deadline:
-    """A route's time budget. ``reserve(worst)`` before each S3 call: a call that might
-    not finish within the budget is not started, and the route answers 503 instead (the
-    client retries; every S3-calling route is safe to retry). So a route's worst case is
-    at most ROUTE_BUDGET by construction, whatever the number of calls it makes."""
+    """A route's time budget. ``reserve(worst, client)`` before each S3 call: a call that
+    might not finish within the budget is not started, and the route answers 503 instead
+    (the client retries; every S3-calling route is safe to retry). The client is built
+    first, so the time a container's first S3 call spends importing boto3 (seconds at a
+    128 MB function's CPU share) counts too. So a route's worst case is at most
+    ROUTE_BUDGET by construction, whatever the number of calls it makes."""
 
     def __init__(
         self, budget: float = ROUTE_BUDGET, clock: Callable[[], float] = time.monotonic
@@ -54,11 +58,14 @@ class Deadline:
         self._clock = clock
         self._end = clock() + budget
 
-    def reserve(self, seconds: float) -> None:
+    def reserve(self, seconds: float, client: Callable[[], T]) -> T:
+        """``client()``, once a call of at most ``seconds`` made with it still fits."""
+        built = client()
         if self._clock() + seconds > self._end:
             raise StorageUnavailable(
                 "S3 is answering too slowly to finish within API Gateway's 29 s; try again shortly"
             )
+        return built
 
 
 # boto3's parameter for each header an object request may carry.

@@ -142,11 +142,9 @@ class Multipart:
             params["ChecksumAlgorithm"] = checksum
         if self._settings.unclaimed_days is not None:
             params["Tagging"] = UNCLAIMED_HEADER
-        Deadline(clock=self._clock).reserve(CALL_WORST_CASE)
+        s3 = Deadline(clock=self._clock).reserve(CALL_WORST_CASE, self._client)
         with storage_errors():
-            created = self._client().create_multipart_upload(
-                Bucket=self._settings.bucket, Key=key, **params
-            )
+            created = s3.create_multipart_upload(Bucket=self._settings.bucket, Key=key, **params)
         if request.size is not None:
             metrics.add("bytes_declared", request.size)
         return Created(upload_id, key, created["UploadId"], self._settings.bucket,
@@ -241,10 +239,10 @@ class Multipart:
         }
         if self._settings.no_overwrite:
             completion["IfNoneMatch"] = "*"
-        deadline.reserve(COMPLETE_WORST_CASE)
+        completer = deadline.reserve(COMPLETE_WORST_CASE, self._completer)
         try:
             with storage_errors(self._refusals(key, multipart_id)):
-                done = self._completer().complete_multipart_upload(**completion)
+                done = completer.complete_multipart_upload(**completion)
         except UploadNotFound:
             # Completed by a concurrent call of the same client (a retry racing the first).
             again = self._completed_before(space, key, parts, deadline)
@@ -285,13 +283,11 @@ class Multipart:
         """The object an earlier completion of these very parts stored at ``key``, if it
         is there: its ETag is S3's multipart ETag of the parts' ETags (the MD5 of their
         MD5s, then ``-<count>``). None if there is no such object."""
-        deadline.reserve(CALL_WORST_CASE)
+        s3 = deadline.reserve(CALL_WORST_CASE, self._client)
         absent = UploadNotFound(f"no object at {key!r}")
         try:
             with storage_errors({"404": absent, "NoSuchKey": absent}):
-                head = self._client().head_object(
-                    Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED"
-                )
+                head = s3.head_object(Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED")
         except UploadNotFound:
             return None
         if head["ETag"] != multipart_etag([p.etag for p in parts]):
@@ -304,11 +300,9 @@ class Multipart:
         self._abort(upload.key, upload.multipart_id, Deadline(clock=self._clock))
 
     def _abort(self, key: str, upload: str, deadline: Deadline) -> None:
-        deadline.reserve(CALL_WORST_CASE)
+        s3 = deadline.reserve(CALL_WORST_CASE, self._client)
         with storage_errors(self._refusals(key, upload)):
-            self._client().abort_multipart_upload(
-                Bucket=self._settings.bucket, Key=key, UploadId=upload
-            )
+            s3.abort_multipart_upload(Bucket=self._settings.bucket, Key=key, UploadId=upload)
 
     def _listing(
         self, key: str, upload: str, deadline: Deadline
@@ -324,9 +318,9 @@ class Multipart:
         return page.algorithm, parts
 
     def _page(self, key: str, upload: str, marker: int, deadline: Deadline) -> _Page:
-        deadline.reserve(CALL_WORST_CASE)
+        s3 = deadline.reserve(CALL_WORST_CASE, self._client)
         with storage_errors(self._refusals(key, upload)):
-            page = self._client().list_parts(
+            page = s3.list_parts(
                 Bucket=self._settings.bucket,
                 Key=key,
                 UploadId=upload,

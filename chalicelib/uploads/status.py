@@ -112,17 +112,17 @@ class UploadStatus:
             )
         held = dict(upload.tags)
         held[tags.CLAIMED] = "true"
-        deadline.reserve(CALL_WORST_CASE)
+        s3 = deadline.reserve(CALL_WORST_CASE, self._client)
         with storage_errors(_gone(upload.upload_id)):
-            self._client().put_object_tagging(
+            s3.put_object_tagging(
                 Bucket=self._settings.bucket, Key=upload.key, Tagging=tags.as_tag_set(held)
             )
         return {"UUID": upload.upload_id, "key": upload.key, "claimed": True}
 
     def _tags(self, key: str, deadline: Deadline) -> dict[str, str]:
-        deadline.reserve(CALL_WORST_CASE)
+        s3 = deadline.reserve(CALL_WORST_CASE, self._client)
         with storage_errors(_gone(key)):
-            answer = self._client().get_object_tagging(Bucket=self._settings.bucket, Key=key)
+            answer = s3.get_object_tagging(Bucket=self._settings.bucket, Key=key)
         return tags.as_dict(answer["TagSet"])
 
     def stored(
@@ -143,12 +143,10 @@ class UploadStatus:
                 "you made, once its PUT or POST has succeeded"
             )
         # Deleted between the LIST and the HEAD: gone, as far as the caller can tell.
-        deadline.reserve(CALL_WORST_CASE)
+        s3 = deadline.reserve(CALL_WORST_CASE, self._client)
         with storage_errors(_gone(upload_id)):
             # ChecksumMode: S3 then returns the checksum it stored, if any.
-            head = self._client().head_object(
-                Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED"
-            )
+            head = s3.head_object(Bucket=self._settings.bucket, Key=key, ChecksumMode="ENABLED")
         held = self._tags(key, deadline) if read_tags or self._settings.verify else {}
         verified = self._settings.verify and tags.verified(
             held, head["ETag"], head.get("ContentType")
@@ -174,11 +172,9 @@ class UploadStatus:
         would be answered 403, not 404.
         """
         prefix = upload_key(space, upload_id)
-        deadline.reserve(CALL_WORST_CASE)
+        s3 = deadline.reserve(CALL_WORST_CASE, self._client)
         with storage_errors():
-            listed = self._client().list_objects_v2(
-                Bucket=self._settings.bucket, Prefix=prefix, MaxKeys=10
-            )
+            listed = s3.list_objects_v2(Bucket=self._settings.bucket, Prefix=prefix, MaxKeys=10)
         keys = [obj["Key"] for obj in listed.get("Contents", [])]
         # Keys are <uuid> or <uuid>.<ext>; anything else under the prefix is not ours.
         ours = [k for k in keys if k == prefix or k.startswith(prefix + ".")]

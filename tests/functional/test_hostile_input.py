@@ -31,6 +31,19 @@ def test_deeply_nested_json_is_a_400(api, path):
 
 
 @pytest.mark.parametrize("path", BODY_ROUTES)
+def test_a_body_that_is_not_json_by_its_content_type_is_a_415(api, path):
+    response = api.http.post(path, body="{}", headers={"Content-Type": "text/plain"})
+    message = "Unsupported media type: text/plain"
+    assert (response.status_code, response.json_body) == (
+        415, {"Code": "UnsupportedMediaType", "Message": message})  # fmt: skip
+
+
+def test_a_get_is_answered_whatever_content_type_it_names_as_it_has_no_body(api):
+    response = api.http.get("/put-url", headers={"Content-Type": "text/html; charset=utf-8"})
+    assert (response.status_code, sorted(response.json_body)[:2]) == (200, ["PUT_URL", "UUID"])
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
 def test_a_body_over_a_mebibyte_is_a_400(api, path):
     body = json.dumps({"parts": [{"PartNumber": 1, "ETag": "a" * 100}] * 12_000})
     response = api.http.post(path, body=body, headers=JSON)

@@ -446,6 +446,15 @@ def test_the_snapstart_template_passes_cfn_lint(package, tmp_path):
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
+@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
+def test_the_api_function_gets_128_mb_and_the_verifier_256(stage):
+    # make bench: a warm GET /put-url fits Lambda's 1 ms billing unit at 128 MB's share
+    # (docs/deployment.md); the verifier loads boto3 on every cold start and reads bytes.
+    config = json.loads((CHALICE_DIR / "config.json").read_text())["stages"][stage]
+    verifier = config["lambda_functions"]["verify_upload"]
+    assert (config["lambda_memory_size"], verifier["lambda_memory_size"]) == (128, 256)
+
+
 def test_snapstart_is_off_unless_the_stage_turns_it_on():
     assert DeploySettings().snapstart is False
     assert [s for s in STAGES if DeploySettings.for_stage(s).snapstart] == []

@@ -53,6 +53,7 @@ def test_dev_allows_any_origin_by_name_and_nothing_else():
                                       "whole number >= 1"),
      ({"xray": "yes"}, "prod: deploy.xray 'yes'; allowed: true, false"),
      ({"allow_open": 1}, "prod: deploy.allow_open 1; allowed: true, false"),
+     ({"snapstart": "on"}, "prod: deploy.snapstart 'on'; allowed: true, false"),
      ({"abort_incomplete_multipart_days": 0}, "prod: deploy.abort_incomplete_multipart_days 0; "
                                               "allowed: a whole number >= 1"),
      ({"allow_any_origin": "true"}, "prod: deploy.allow_any_origin 'true'; allowed: true, false"),

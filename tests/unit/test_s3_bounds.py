@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from chalicelib.core import s3
+from chalicelib.core.errors import StorageUnavailable
 from chalicelib.core.settings import Settings
 
 SETTINGS = Settings(bucket="my-uploads", region="eu-west-1")
@@ -37,10 +40,26 @@ def test_worst_cases_are_attempts_times_timeouts_plus_the_longest_backoffs():
 def test_a_deadline_refuses_a_call_that_could_end_past_the_budget():
     now = [100.0]
     deadline = s3.Deadline(28.0, clock=lambda: now[0])
-    deadline.reserve(28.0)  # exactly fits
+    assert deadline.reserve(28.0, lambda: "client") == "client"  # exactly fits
     now[0] = 101.0
     try:
-        deadline.reserve(27.5)
+        deadline.reserve(27.5, lambda: "client")
     except Exception as exc:
         refused = exc
     assert type(refused).__name__ == "StorageUnavailable"
+
+
+def test_building_the_first_client_counts_against_the_budget():
+    # A container's first S3 call imports boto3 and builds the client: about 5 s at a
+    # 128 MB function's CPU share. That time is spent before the check, so a call that
+    # would then end past the budget is never started.
+    now = [0.0]
+
+    def slow_client():
+        now[0] += 15.0
+        return "client"
+
+    deadline = s3.Deadline(28.0, clock=lambda: now[0])
+    with pytest.raises(StorageUnavailable, match="within API Gateway's 29 s"):
+        deadline.reserve(s3.CALL_WORST_CASE, slow_client)
+    assert now[0] == 15.0
