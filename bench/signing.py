@@ -119,7 +119,7 @@ def lambda_tasks(root: Path) -> tuple[Path, Path]:
     return source, compiled
 
 
-def hot_at(cpu: CpuShare, rounds: int, batch: int) -> tuple[float, float]:
+def hot_at(cpu: CpuShare, rounds: int, batch: int) -> tuple[float, float, float, float]:
     """:func:`hot` in a child process in ``cpu``'s cgroup."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     done = subprocess.run(
@@ -128,11 +128,11 @@ def hot_at(cpu: CpuShare, rounds: int, batch: int) -> tuple[float, float]:
         env=env, cwd=PROJECT, capture_output=True, text=True, check=True,
         preexec_fn=cpu.preexec(),
     )  # fmt: skip
-    handler_us, botocore_us = json.loads(done.stdout.strip().splitlines()[-1])
-    return handler_us, botocore_us
+    handler_us, botocore_us, low, high = json.loads(done.stdout.strip().splitlines()[-1])
+    return handler_us, botocore_us, low, high
 
 
-def hot(rounds: int, batch: int) -> tuple[float, float]:
+def hot(rounds: int, batch: int) -> tuple[float, float, float, float]:
     """Median microseconds per call: (handler, botocore presign)."""
     os.environ.update(ENV)
     import boto3
@@ -165,7 +165,9 @@ def hot(rounds: int, batch: int) -> tuple[float, float]:
                 for _ in range(batch):
                     call()
                 results[name].append((time.perf_counter() - started) / batch * 1e6)
-    return statistics.median(results["handler"]), statistics.median(results["botocore"])
+    ratios = [h / b for h, b in zip(results["handler"], results["botocore"], strict=True)]
+    return (statistics.median(results["handler"]), statistics.median(results["botocore"]),
+            min(ratios), max(ratios))  # fmt: skip
 
 
 def spread(values: list[float]) -> str:
@@ -232,10 +234,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{statistics.median(source_ratios):>8.2f}x{rss:>7.1f} MB")  # fmt: skip
     print("  targets: ratio (zip with .pyc) <= 0.15 at 128 and 256 MB; peak RSS <= 40 MB")
     print(f"hot path, per request, median of {args.hot_rounds} rounds:")
-    print(f"  {'':<22}{'handler GET /put-url':>24}{'botocore presign':>27}{'ratio':>9}")
-    for name, (handler_us, botocore_us) in warm.items():
+    print(f"  {'':<22}{'handler GET /put-url':>24}{'botocore presign':>27}{'ratio':>9}"
+          f"{'range':>12}")  # fmt: skip
+    for name, (handler_us, botocore_us, low, high) in warm.items():
         print(f"  {name:<22}{handler_us:>21.1f} us{botocore_us:>24.1f} us"
-              f"{handler_us / botocore_us:>8.2f}x")  # fmt: skip
+              f"{handler_us / botocore_us:>8.2f}x{spread([low, high]):>12}")  # fmt: skip
     print("  target: ratio <= 0.40 on a whole core and at 128 MB")
     return 0
 

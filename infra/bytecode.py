@@ -21,6 +21,7 @@ bytecode (it builds its own zip).
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import tempfile
 import zipfile
@@ -55,10 +56,8 @@ def add_bytecode(zip_path: Path, runtime: str) -> int | None:
     """Rewrite ``zip_path`` with a ``.pyc`` for each of its modules, compiled for
     ``runtime``, and none other (Chalice copies whatever ``__pycache__`` the working tree
     has, compiled by another Python); return how many, or None when no Python of that
-    version is installed here (the zip is left as it is)."""
+    version is installed here (the zip then holds no bytecode at all)."""
     python = find_python(runtime_version(runtime))
-    if python is None:
-        return None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "task"
         rebuilt = Path(tmp) / "deployment.zip"
@@ -71,11 +70,11 @@ def add_bytecode(zip_path: Path, runtime: str) -> int | None:
                 if entry.filename.endswith(".py"):
                     (root / entry.filename).parent.mkdir(parents=True, exist_ok=True)
                     (root / entry.filename).write_bytes(data)
-            compiled = compile_tree(root, python)
+            compiled = [] if python is None else compile_tree(root, python)
             for pyc in compiled:
                 entry = zipfile.ZipInfo(pyc.relative_to(root).as_posix(), ZIP_DATE)
-                entry.external_attr = 0o644 << 16
+                entry.external_attr = (stat.S_IFREG | 0o644) << 16  # a regular file
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 target.writestr(entry, pyc.read_bytes())
         rebuilt.replace(zip_path)
-    return len(compiled)
+    return None if python is None else len(compiled)

@@ -184,7 +184,12 @@ def add_snapstart(template: dict[str, Any]) -> None:
     to invoke, name the alias, so that every request runs on the snapshotted version."""
     resources = template["Resources"]
     resources["APIHandler"]["Properties"].update(
-        {"AutoPublishAlias": SNAPSTART_ALIAS, "SnapStart": {"ApplyOn": "PublishedVersions"}}
+        {
+            "AutoPublishAlias": SNAPSTART_ALIAS,
+            "SnapStart": {"ApplyOn": "PublishedVersions"},
+            # A new version for any change (timeout, tracing, runtime), not only the code's.
+            "AutoPublishAliasAllProperties": True,
+        }
     )
     alias = f"APIHandlerAlias{SNAPSTART_ALIAS}"  # the logical id SAM gives the alias
     for methods in resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"].values():

@@ -31,6 +31,8 @@ class LazyModule:
         self.__name = name
 
     def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__") or attribute.startswith("_LazyModule"):
+            raise AttributeError(attribute)  # copy, pickle, or a half-built instance
         return getattr(self.module(), attribute)
 
     def module(self) -> ModuleType:

@@ -59,8 +59,11 @@ class Deadline:
         self._end = clock() + budget
 
     def reserve(self, seconds: float, client: Callable[[], T]) -> T:
-        """``client()``, once a call of at most ``seconds`` made with it still fits."""
-        built = client()
+        """``client()``, once a call of at most ``seconds`` made with it still fits. The
+        client is built among S3's errors: credentials that cannot be found or fetched
+        (a profile, the container endpoint of SnapStart) are a 503, as an outage is."""
+        with storage_errors():
+            built = client()
         if self._clock() + seconds > self._end:
             raise StorageUnavailable(
                 "S3 is answering too slowly to finish within API Gateway's 29 s; try again shortly"

@@ -63,3 +63,14 @@ def test_building_the_first_client_counts_against_the_budget():
     with pytest.raises(StorageUnavailable, match="within API Gateway's 29 s"):
         deadline.reserve(s3.CALL_WORST_CASE, slow_client)
     assert now[0] == 15.0
+
+
+def test_a_client_that_cannot_get_credentials_is_a_503_not_an_unnamed_500():
+    from botocore.exceptions import CredentialRetrievalError
+
+    def no_credentials():
+        raise CredentialRetrievalError(provider="container-role", error_msg="refused")
+
+    with pytest.raises(StorageUnavailable,
+                       match=r"^S3 could not be reached \(CredentialRetrievalError\)"):  # fmt: skip
+        s3.Deadline(28.0).reserve(s3.CALL_WORST_CASE, no_credentials)
