@@ -30,13 +30,17 @@ from chalice.app import (
     NotFoundError,
     Request,
     Response,
+    TooManyRequestsError,
     UnauthorizedError,
 )
 
 from chalicelib.core import metrics
-from chalicelib.core.auth import AuthConfig, key_space, principal
+from chalicelib.core.auth import AuthConfig, key_space, principal, quota_owner
+from chalicelib.core.credentials import CredentialSource
 from chalicelib.core.errors import (
     ConfigError,
+    QuotaExceeded,
+    QuotaUnavailable,
     ServiceError,
     SigningUnavailable,
     StorageMisconfigured,
@@ -47,6 +51,7 @@ from chalicelib.core.errors import (
     UploadRejected,
 )
 from chalicelib.core.jsonbody import parse_json
+from chalicelib.core.keys import issued_key, upload_id_in
 from chalicelib.core.lazy import lazy
 from chalicelib.core.logs import RequestLog, log_format, log_level, request_record
 from chalicelib.core.presign import Presigner
@@ -58,7 +63,13 @@ from chalicelib.core.rules import (
     parse_request,
 )
 from chalicelib.core.s3 import SLOW_READ_TIMEOUT, make_client, make_s3_client
-from chalicelib.core.settings import DEFAULT_PREFIX, Settings, cors_allow_origin, verification_on
+from chalicelib.core.settings import (
+    DEFAULT_PREFIX,
+    Settings,
+    cors_allow_origin,
+    quotas_on,
+    verification_on,
+)
 from chalicelib.core.signing import backend_for
 from chalicelib.verifier import event_pattern
 
@@ -67,6 +78,7 @@ from chalicelib.verifier import event_pattern
 if TYPE_CHECKING:
     from chalicelib.multipart import companion, service
     from chalicelib.multipart import uppy_sign as uppy
+    from chalicelib.quotas import dynamodb, ledger
     from chalicelib.uploads import status
     from chalicelib.verifier import verify, webhook
 else:
@@ -74,6 +86,8 @@ else:
     service = lazy("chalicelib.multipart.service")
     uppy = lazy("chalicelib.multipart.uppy_sign")
     status = lazy("chalicelib.uploads.status")
+    dynamodb = lazy("chalicelib.quotas.dynamodb")
+    ledger = lazy("chalicelib.quotas.ledger")
     verify = lazy("chalicelib.verifier.verify")
     webhook = lazy("chalicelib.verifier.webhook")
 
@@ -173,6 +187,9 @@ HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
     UploadConflict: ConflictError,
     StorageUnavailable: ServiceUnavailableError,
     SigningUnavailable: ServiceUnavailableError,
+    QuotaUnavailable: ServiceUnavailableError,
+    # The routes answer it with quota_exceeded(): its figures, and Retry-After.
+    QuotaExceeded: TooManyRequestsError,
 }
 
 
@@ -206,8 +223,26 @@ class Services:
         return service.Multipart(self.client, self.settings, self.presigner, self.completer)
 
     @functools.cached_property
+    def quotas(self) -> ledger.Ledger | None:
+        """The quota ledger, on a stage with a quota (its DynamoDB client signs with the
+        service's own SigV4: no boto3 on /put-url); None on the others."""
+        if not self.settings.quotas_on:
+            return None
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+        url = dynamodb.endpoint_for(region, self.settings.dynamodb_endpoint_url)
+        db = dynamodb.DynamoDB(url, region, CredentialSource(os.environ))
+        return ledger.Ledger(db, self.settings)
+
+    @functools.cached_property
     def signer(self) -> uppy.RequestSigner:
         return uppy.RequestSigner(self.settings, self.presigner, self.multipart)
+
+
+def quota_exceeded(exc: QuotaExceeded) -> Response:
+    """429 with ``Retry-After``: which quota, its figures, and when a daily one resets."""
+    body = {"Code": "QuotaExceeded", "Message": str(exc), "limit": exc.limit,
+            "allowed": exc.allowed, "used": exc.used, "resets_at": exc.resets_at}  # fmt: skip
+    return Response(body, {"Retry-After": str(exc.retry_after)}, 429)
 
 
 @functools.cache
@@ -229,6 +264,19 @@ class Call:
     @property
     def settings(self) -> Settings:
         return self.svc.settings
+
+    def reserve(self, upload_id: str, size: int, lifetime: int) -> None:
+        """Count an upload against the caller's quotas before its URL goes out (a no-op
+        on a stage without quotas); QuotaExceeded when it does not fit."""
+        quotas = self.svc.quotas
+        if quotas is not None:
+            quotas.reserve(quota_owner(AUTH, self.request.context), upload_id, size, lifetime)
+
+    def release(self, key: str) -> None:
+        """Give back the quota an upload of the caller's (at ``key``) reserved: aborted."""
+        quotas, upload_id = self.svc.quotas, upload_id_in(self.space, key)
+        if quotas is not None and upload_id is not None:
+            quotas.release(upload_id)
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -260,6 +308,8 @@ def route(path: str, method: str = "GET") -> Callable[[Callable[..., Any]], Call
                 svc = services()
                 space = key_space(svc.settings.prefix, AUTH, request.context)
                 return view(Call(svc, space, request), **path_params)
+            except QuotaExceeded as exc:
+                return quota_exceeded(exc)
             except ServiceError as exc:
                 raise http_error(exc) from exc
 
@@ -277,7 +327,10 @@ def route(path: str, method: str = "GET") -> Callable[[Callable[..., Any]], Call
 def put_url(call: Call) -> dict[str, Any]:
     """A presigned PUT URL for a new upload: PUT the bytes with exactly `headers`."""
     request = parse_request(call.query, call.settings, PUT_PARAMETERS)
-    return call.svc.presigner.put_ticket(call.space, request).to_response()
+    ticket = call.svc.presigner.put_ticket(call.space, request)
+    # With a size, the URL signs Content-Length: S3 stores no more than that.
+    call.reserve(ticket.upload_id, request.size or call.settings.size_limit, ticket.expires_in)
+    return ticket.to_response()
 
 
 @route("/post-url")
@@ -285,7 +338,19 @@ def post_url(call: Call) -> dict[str, Any]:
     """A presigned POST policy (browser form) for one file of at most `max_bytes`."""
     check_form_upload_allowed(call.settings)
     request = parse_request(call.query, call.settings, POST_PARAMETERS)
-    return call.svc.presigner.post_ticket(call.space, request).to_response()
+    ticket = call.svc.presigner.post_ticket(call.space, request)
+    call.reserve(ticket.upload_id, ticket.max_bytes, ticket.expires_in)
+    return ticket.to_response()
+
+
+@route("/quota")
+def quota(call: Call) -> dict[str, Any]:
+    """The caller's quotas: limits, what is used, and when the day's counts reset."""
+    expect_no_parameters(call.query)
+    quotas = call.svc.quotas
+    if quotas is None:
+        return {"enabled": False}
+    return quotas.usage(quota_owner(AUTH, call.request.context))
 
 
 @route("/uploads/{upload_id}")
@@ -323,6 +388,7 @@ def companion_params(call: Call) -> dict[str, Any]:
     check_form_upload_allowed(call.settings)
     request = companion.parse_params_query(call.query, call.settings)
     ticket = call.svc.presigner.post_ticket(call.space, request, success_status="201")
+    call.reserve(ticket.upload_id, ticket.max_bytes, ticket.expires_in)
     return companion.params_answer(ticket)
 
 
@@ -331,7 +397,8 @@ def multipart_create(call: Call) -> dict[str, Any]:
     """Start a multipart upload: ``{key, uploadId, UUID, ...}``."""
     expect_no_parameters(call.query)
     request, checksum = companion.parse_create(call.body, call.settings)
-    return companion.created_answer(call.svc.multipart.create(call.space, request, checksum))
+    created = call.svc.multipart.create(call.space, request, checksum, call.reserve)
+    return companion.created_answer(created)
 
 
 @route("/s3/multipart/{upload_id}")
@@ -344,7 +411,9 @@ def multipart_parts(call: Call, upload_id: str) -> list[dict[str, Any]]:
 @route("/s3/multipart/{upload_id}", "DELETE")
 def multipart_abort(call: Call, upload_id: str) -> dict[str, Any]:
     """Abort the upload and delete its parts; ``{}``, as Companion answers."""
-    call.svc.multipart.abort(companion.parse_ref(call.space, upload_id, call.query))
+    upload = companion.parse_ref(call.space, upload_id, call.query)
+    call.svc.multipart.abort(upload)
+    call.release(upload.key)
     return {}
 
 
@@ -368,7 +437,7 @@ def multipart_complete(call: Call, upload_id: str) -> dict[str, Any]:
 def uppy_sign(call: Call) -> dict[str, Any]:
     """Uppy 6's signRequest: presign the S3 request Uppy is about to send (uppy_sign.py)."""
     expect_no_parameters(call.query)
-    return call.svc.signer.sign(call.space, uppy.parse(call.body))
+    return call.svc.signer.sign(call.space, uppy.parse(call.body), call.reserve)
 
 
 @route("/s3/multipart/{upload_id}/{part_number}")
@@ -393,7 +462,35 @@ def verifier() -> verify.Verifier:
         secret = settings.webhook_secret
         key = functools.cache(lambda: webhook.read_secret(secret, make_client))
         notify = webhook.Webhook(settings.webhook_url, key).send
-    return verify.Verifier(s3, events, settings, AUTH.required, notify)
+    settle = settle_verdict if settings.quotas_on else None
+    return verify.Verifier(s3, events, settings, AUTH.required, notify, settle)
+
+
+def settle_verdict(verdict: verify.Verdict) -> None:
+    """A verdict's quotas: a verified upload's reservation becomes its stored size, a
+    rejected one's is given back."""
+    quotas = services().quotas
+    if quotas is None or verdict.upload_id is None:
+        return
+    if verdict.verified:
+        quotas.landed(verdict.upload_id, verdict.size)
+    else:
+        quotas.release(verdict.upload_id)
+
+
+def settle_event(detail_type: str, key: str, size: Any) -> str | None:
+    """The quotas of an S3 event the verifier does not judge: an object created on a
+    stage without verification (it counts as it is), or one deleted (its bytes leave
+    the stored total). The upload's id, when the key is one this service issues."""
+    svc = services()
+    issued = issued_key(svc.settings.prefix, key, AUTH.required)
+    if svc.quotas is None or issued is None:
+        return None
+    if detail_type == "Object Deleted":
+        svc.quotas.deleted(issued[1])
+    elif isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+        svc.quotas.landed(issued[1], size)
+    return issued[1]
 
 
 def object_of(detail: Any) -> tuple[str, str | None]:
@@ -417,18 +514,25 @@ def object_of(detail: Any) -> tuple[str, str | None]:
 # events (chalicelib/verifier/verify.py). Registered only on stages with UPLOAD_VERIFY, so that
 # `chalice package` deploys it only there (and only there does importing app.py load the
 # verifier's module); the pattern is read at import, like CORS.
-if verification_on(os.environ):
+if verification_on(os.environ) or quotas_on(os.environ):
     VERIFY_PATTERN = event_pattern(
-        os.environ.get("UPLOAD_BUCKET", ""), os.environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX)
-    )
+        os.environ.get("UPLOAD_BUCKET", ""), os.environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX),
+        deletions=quotas_on(os.environ),
+    )  # fmt: skip
 
     @app.on_cw_event(VERIFY_PATTERN, name="verify_upload")
     def verify_upload(event: CloudWatchEvent) -> dict[str, Any]:
         """Judge one new object: tag it verified, or move it to quarantine; publish the
-        verdict. Its Lambda handler is app.verify_upload."""
+        verdict; settle the owner's quotas. Without verification, only the quotas: what
+        was created or deleted. Its Lambda handler is app.verify_upload."""
         bucket, key = object_of(event.detail)
-        verdict = None if key is None else verifier().verify(bucket, key)
-        return {"verdict": None if verdict is None else verdict.detail()}
+        if key is None or bucket != services().settings.bucket:
+            return {"verdict": None}
+        if event.detail_type == "Object Created" and services().settings.verify:
+            verdict = verifier().verify(bucket, key)
+            return {"verdict": None if verdict is None else verdict.detail()}
+        size = (event.detail.get("object") or {}).get("size")
+        return {"verdict": None, "settled": settle_event(event.detail_type, key, size)}
 
 
 # SnapStart (deploy.snapstart in config.json): Lambda snapshots the function once this
@@ -436,7 +540,9 @@ if verification_on(os.environ):
 # requests would load is loaded now: the route families, and botocore's credential chain,
 # which signs there (a SnapStart function gets its role's credentials from a container
 # endpoint, not from the environment). Nothing is built or fetched: no credentials,
-# client, clock or random state is in the snapshot (docs/deployment.md).
+# client or clock is in the snapshot, and nothing unique depends on `random` (whose
+# state botocore's import brings, for its retry jitter): upload ids come from
+# os.urandom (docs/deployment.md).
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
     import botocore.session  # noqa: F401
 

@@ -60,6 +60,8 @@ def child_environment(base: Mapping[str, str], s3_endpoint: str) -> dict[str, st
     # The verifier's EventBridge and queue: moto's server, or LocalStack, serves them with S3.
     env["AWS_ENDPOINT_URL_EVENTBRIDGE"] = s3_endpoint
     env["AWS_ENDPOINT_URL_SQS"] = s3_endpoint
+    # The quota table (UPLOAD_QUOTA_*): moto's DynamoDB, on the same port as its S3.
+    env["AWS_ENDPOINT_URL_DYNAMODB"] = s3_endpoint
     env["PYTHONUNBUFFERED"] = "1"
     # A short line per request for the person watching; Lambda keeps the EMF line.
     env.setdefault("LOG_FORMAT", "text")
@@ -145,6 +147,33 @@ def create_bucket(settings: Settings, env: Mapping[str, str], origin: str) -> No
         raise RuntimeError(msg) from exc
 
 
+def create_quota_table(settings: Settings, env: Mapping[str, str]) -> None:
+    """The quota table as the stage's template makes it: one string key, ``pk``, and a
+    TTL on ``expires_at`` (chalicelib/quotas/ledger.py)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    dynamodb = boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_REGION"],
+    ).client("dynamodb", endpoint_url=settings.dynamodb_endpoint_url)
+    try:
+        with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+            dynamodb.create_table(
+                TableName=settings.quota_table, BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            )  # fmt: skip
+        dynamodb.update_time_to_live(
+            TableName=settings.quota_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
+    except (BotoCoreError, ClientError) as exc:
+        msg = f"cannot prepare the quota table at {settings.dynamodb_endpoint_url}: {exc}"
+        raise RuntimeError(msg) from exc
+
+
 def start_verifier(stage: str, settings: Settings, env: Mapping[str, str], s3: str) -> Child | None:
     """The verifier's event path (devstack/events.py) on moto or the strict S3, each of
     which runs S3, EventBridge and SQS on one port; None on an S3 of the user's own
@@ -152,7 +181,8 @@ def start_verifier(stage: str, settings: Settings, env: Mapping[str, str], s3: s
     if s3 not in ("moto", "strict"):
         print(
             "devstack: note: uploads are not verified on this S3 (no S3 events here); "
-            "they stay 'uploaded'. S3=moto and S3=strict run the verifier.",
+            "they stay 'uploaded', and quotas keep what they reserved. S3=moto and "
+            "S3=strict run the verifier and the quotas' event path.",
             file=sys.stderr,
         )
         return None
@@ -200,6 +230,13 @@ def ready_message(
             '  curl -X PUT --upload-file README.md "$(echo "$T" | python3 -c '
             '\'import json,sys; print(json.load(sys.stdin)["PUT_URL"])\')"',
         ]
+    if settings.quotas_on:
+        limits = {"files a day": settings.quota_files_per_day,
+                  "bytes a day": settings.quota_bytes_per_day,
+                  "bytes stored": settings.quota_stored_bytes}  # fmt: skip
+        shown = ", ".join(f"{value} {name}" for name, value in limits.items() if value)
+        lines.append(f"  quotas: {shown} per {'user' if auth.required else 'IP'}; "
+                     f"GET {api_url}/quota")  # fmt: skip
     if auth.mode == "none":
         lines.append(
             "devstack: WARNING: AUTH_MODE=none: no authorization; anyone who can reach "
@@ -270,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
             procs.append(s3)
             wait_for_port(args.host, args.s3_port, s3, timeout=30 if args.s3 == "moto" else 120)
         create_bucket(settings, env, origin)
+        if settings.quotas_on:
+            create_quota_table(settings, env)
         verifier = None
-        if settings.verify:
+        if settings.verify or settings.quotas_on:
             verifier = start_verifier(args.stage, settings, env, args.s3_endpoint or args.s3)
             if verifier is not None:
                 procs.append(verifier)
@@ -297,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_port(args.host, args.api_port, api, timeout=60)
         api_url = f"http://{args.host}:{args.api_port}"
         try:
-            page = web.serve(args.host, args.web_port, api_url, auth.mode, verifier is not None,
-                             args.stage)  # fmt: skip
+            page = web.serve(args.host, args.web_port, api_url, auth.mode,
+                             settings.verify and verifier is not None, args.stage)  # fmt: skip
         except OSError as exc:
             msg = f"the upload page cannot listen on port {args.web_port}: {exc}"
             raise RuntimeError(msg) from exc

@@ -46,7 +46,7 @@ def wire(settings: Settings, env: Mapping[str, str]) -> str:
     )
     queue: str = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    pattern = event_pattern(settings.bucket, settings.prefix)
+    pattern = event_pattern(settings.bucket, settings.prefix, deletions=settings.quotas_on)
     events.put_rule(Name=RULE, EventPattern=json.dumps(pattern))
     events.put_targets(Rule=RULE, Targets=[{"Id": "verifier",
                                             "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip

@@ -24,10 +24,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.settings import cors_allow_origin, verification_on
+from chalicelib.core.settings import cors_allow_origin, quotas_on, verification_on
 from infra import policies
 from infra.bytecode import add_bytecode
-from infra.policies import ANY_REGION_BUS, BUCKET_ARN
+from infra.policies import ANY_REGION_BUS, ANY_REGION_TABLE, BUCKET_ARN
 from infra.stages import (
     APP_NAME,
     CONFIG,
@@ -54,6 +54,7 @@ def merge_template(
     policy: dict[str, Any],
     verifier_policy: dict[str, Any] | None = None,
     prefix: str = "put_folder/",
+    quotas: bool = False,
 ) -> dict[str, Any]:
     """The template to merge into Chalice's SAM output for a stage with this CORS origin
     and these deployment settings, its role's ``policy`` (from its policy file), and the
@@ -128,15 +129,52 @@ def merge_template(
                 }
             },
             **alarms(name),
-            "Dashboard": dashboard(name),
+            "Dashboard": dashboard(name, quotas),
         },
     }  # fmt: skip
     if verifier_policy is not None:
         add_verifier(template["Resources"], name, deploy, prefix,
                      parameterized(verifier_policy, bucket))  # fmt: skip
+    if quotas:
+        add_quota_table(template["Resources"], name)
     if deploy.xray:
         add_tracing(template["Resources"])
     return template
+
+
+def add_quota_table(resources: dict[str, Any], name: str) -> None:
+    """The quota table (chalicelib/quotas/ledger.py): on demand, its TTL on
+    ``expires_at``, point-in-time recovery, encrypted; both functions get its name, and
+    alarms watch its throttles and any URL issued uncounted."""
+    resources["QuotaTable"] = {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Metadata": checkov_metadata("QuotaTable"),
+        "Properties": {
+            "TableName": f"{name}-quotas",
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+        },
+    }
+    for function in ("APIHandler", "VerifyUpload"):
+        variables = resources[function]["Properties"]["Environment"]["Variables"]
+        variables["UPLOAD_QUOTA_TABLE"] = {"Ref": "QuotaTable"}
+    table = [{"Name": "TableName", "Value": {"Ref": "QuotaTable"}}]
+    for logical, metric in (("QuotaReadThrottlesAlarm", "ReadThrottleEvents"),
+                            ("QuotaWriteThrottlesAlarm", "WriteThrottleEvents")):  # fmt: skip
+        # Throttled reads or writes: requests waited, or got a 503 (fail closed).
+        resources[logical] = _alarm(name, "AWS/DynamoDB", metric, table,
+                                    {"Statistic": "Sum", "Threshold": 0}, 1)  # fmt: skip
+    # Any URL issued uncounted (UPLOAD_QUOTA_FAIL_OPEN, the table unavailable).
+    resources["QuotaFailOpenAlarm"] = _alarm(
+        name, "presigned-upload", "quota_fail_open", [{"Name": "service", "Value": name}],
+        {"Statistic": "Sum", "Threshold": 0}, 1,
+    )  # fmt: skip
 
 
 def add_verifier(
@@ -220,6 +258,8 @@ def parameterized(value: Any, bucket: str) -> Any:
         return {"Ref": "UploadBucketArn"}
     if value.startswith(arn + "/"):
         return {"Fn::Sub": "${UploadBucketArn}" + value[len(arn) :]}
+    if value.startswith(ANY_REGION_TABLE.format(table="")):
+        return {"Fn::GetAtt": ["QuotaTable", "Arn"]}  # the stage's own table
     if value.startswith(ANY_REGION_BUS.format(bus="")):
         return {"Fn::Sub": "arn:aws:events:${AWS::Region}:${AWS::AccountId}:"
                 + value[len("arn:aws:events:*:*:") :]}  # fmt: skip
@@ -288,6 +328,11 @@ CHECKOV_SKIPS = {
         "CKV_AWS_173": "the environment holds settings, no secret (the webhook key is read "
         "from SSM or Secrets Manager)",
     },
+    "QuotaTable": {
+        "CKV_AWS_119": "encrypted at rest with the AWS managed key (aws/dynamodb); the "
+        "items hold counts and upload ids, no content; a customer key adds cost and a key "
+        "policy",
+    },
     "APIHandlerLogGroup": {
         "CKV_AWS_158": "the log holds no secret (tests/functional/test_logs.py) and "
         "CloudWatch Logs encrypts at rest; a KMS key adds cost and a key policy",
@@ -300,9 +345,10 @@ def checkov_metadata(logical: str) -> dict[str, Any]:
     return {"checkov": {"skip": [{"id": i, "comment": c} for i, c in skips.items()]}}
 
 
-def dashboard(name: str) -> dict[str, Any]:
+def dashboard(name: str, quotas: bool = False) -> dict[str, Any]:
     """A CloudWatch dashboard named after the function: the request log's metrics
-    (chalicelib/core/metrics.py), API Gateway's and Lambda's, and the alarms."""
+    (chalicelib/core/metrics.py), API Gateway's and Lambda's, the quotas' (where on),
+    and the alarms."""
 
     def search(metric: str, stat: str, dimensions: str = "service,route,status_class") -> Any:
         query = (f"SEARCH('{{presigned-upload,{dimensions}}} service=\"{name}\" "
@@ -339,7 +385,16 @@ def dashboard(name: str) -> dict[str, Any]:
             "Maximum",
         ),
     ]
-    alarm_arns = [{"Fn::GetAtt": [logical, "Arn"]} for logical in ALARMS]
+    if quotas:
+        table = ["TableName", f"{name}-quotas"]
+        widgets.append(widget(
+            "Quotas: 429 QuotaExceeded, URLs issued uncounted, table throttles",
+            [["presigned-upload", "errors", "service", name, "error", "QuotaExceeded"],
+             ["presigned-upload", "quota_fail_open", "service", name],
+             *(["AWS/DynamoDB", m, *table] for m in ("ReadThrottleEvents", "WriteThrottleEvents"))],
+        ))  # fmt: skip
+    alarm_arns = [{"Fn::GetAtt": [logical, "Arn"]}
+                  for logical in ALARMS + (QUOTA_ALARMS if quotas else ())]  # fmt: skip
     body = {"widgets": [*widgets, {"type": "alarm", "width": 24, "height": 3, "properties": {
         "title": "Alarms", "alarms": ["@ALARMS@"]}}]}  # fmt: skip
     # The body is one string: the alarms' ARNs are joined into it by CloudFormation.
@@ -364,6 +419,7 @@ def _joined(arns: list[Any]) -> list[Any]:
 
 ALARMS = ("ApiServerErrorRateAlarm", "ApiLatencyP99Alarm", "LambdaThrottlesAlarm",
           "LambdaErrorsAlarm")  # fmt: skip
+QUOTA_ALARMS = ("QuotaReadThrottlesAlarm", "QuotaWriteThrottlesAlarm", "QuotaFailOpenAlarm")
 
 
 def alarms(name: str) -> dict[str, Any]:
@@ -388,7 +444,7 @@ def alarms(name: str) -> dict[str, Any]:
     return {logical: _alarm(name, *spec) for logical, spec in specs.items()}
 
 
-def _alarm(name: str, namespace: str, metric: str, dimensions: list[dict[str, str]],
+def _alarm(name: str, namespace: str, metric: str, dimensions: list[dict[str, Any]],
            statistic: dict[str, Any], periods: int) -> dict[str, Any]:  # fmt: skip
     """One alarm, notifying AlarmTopicArn if given, over 5-minute periods."""
     return {
@@ -416,10 +472,11 @@ def package(stage: str, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     merge = out / "merge.json"
     deploy = DeploySettings.for_stage(stage)
-    verifier = stage_policy(stage, "verify_upload") if verification_on(env) else None
+    events = verification_on(env) or quotas_on(env)
+    verifier = stage_policy(stage, "verify_upload") if events else None
     template = merge_template(
         stage, cors_allow_origin(env), deploy, env["UPLOAD_BUCKET"], stage_policy(stage),
-        verifier, env.get("UPLOAD_PREFIX", "put_folder/"),
+        verifier, env.get("UPLOAD_PREFIX", "put_folder/"), quotas=quotas_on(env),
     )  # fmt: skip
     merge.write_text(json.dumps(template, indent=2) + "\n")
     chalice = Path(sys.executable).with_name("chalice")

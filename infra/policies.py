@@ -32,6 +32,10 @@ LOG_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 # China and GovCloud partitions need their own ARNs (docs/deployment.md).
 BUCKET_ARN = "arn:aws:s3:::{bucket}"
 ANY_REGION_BUS = "arn:aws:events:*:*:event-bus/{bus}"
+ANY_REGION_TABLE = "arn:aws:dynamodb:*:*:table/{table}"
+# The quota table's items the code reads and writes (chalicelib/quotas/ledger.py): a
+# principal's counters and limits (q#...) and each upload's reservation (u#...).
+QUOTA_KEYS = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["q#*", "u#*"]}}
 
 
 class PolicyOutOfDate(Exception):
@@ -92,18 +96,36 @@ def api_policy(stage: str) -> dict[str, Any]:
     if verifying:
         statements.append(_statement("ReadRejectedUploads", ["s3:GetObjectTagging"],
                                      f"{bucket}/{quarantined}"))  # fmt: skip
+    if settings.quotas_on:
+        # A reservation (a transaction of a Put and two Updates), GET /quota (BatchGet),
+        # the limits (Get), and an abort or an expired reservation given back (Delete).
+        # Never Scan or Query.
+        statements.append(_statement(
+            "CountQuotas",
+            ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+             "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            ANY_REGION_TABLE.format(table=settings.quota_table), **QUOTA_KEYS,
+        ))  # fmt: skip
     return _document(*statements)
 
 
 def verifier_policy(stage: str) -> dict[str, Any]:
     """The verifier's role: read and judge what lands, move rejects to quarantine,
-    publish the verdict, and read the webhook's key if there is one."""
+    publish the verdict, and read the webhook's key if there is one; with quotas, settle
+    them (on a stage with quotas and no verification, only that)."""
     settings = settings_of(stage)
+    log = _statement("WriteOwnLogs", LOG_ACTIONS, _log_group(f"{APP_NAME}-{stage}-verify_upload"))
+    quotas = _statement(
+        "SettleQuotas", ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        ANY_REGION_TABLE.format(table=settings.quota_table), **QUOTA_KEYS,
+    )  # fmt: skip
+    if not settings.verify:
+        return _document(log, quotas)
     bucket = BUCKET_ARN.format(bucket=settings.bucket)
     keys = settings.prefix + "*"
     bus = settings.event_bus
     statements = [
-        _statement("WriteOwnLogs", LOG_ACTIONS, _log_group(f"{APP_NAME}-{stage}-verify_upload")),
+        log,
         # HEAD, the ranged GET and the tags; DeleteObject: moving a rejected upload.
         _statement(
             "JudgeUploads",
@@ -133,6 +155,8 @@ def verifier_policy(stage: str) -> dict[str, Any]:
         # the account's aws/ssm key needs no KMS permission; a customer key does.
         parameter = f"arn:aws:ssm:*:*:parameter/{secret.lstrip('/')}"
         statements.append(_statement("ReadWebhookKey", ["ssm:GetParameter"], parameter))
+    if settings.quotas_on:
+        statements.append(quotas)
     return _document(*statements)
 
 

@@ -21,6 +21,7 @@ from chalicelib.core.errors import ConfigError, Unauthenticated
 AUTH_MODES = ("none", "cognito", "iam")
 # A principal becomes one key segment; AWS's identities stay well under this once escaped.
 MAX_PRINCIPAL_LENGTH = 256
+_ADDRESS = re.compile(r"[0-9A-Fa-f.:]{2,45}")  # an IPv4 or IPv6 address's characters
 _POOL_ARN = re.compile(
     r"arn:aws(?:-[a-z]+)*:cognito-idp:[a-z]{2}(?:-[a-z]+)+-\d+:\d{12}:"
     r"userpool/[a-z]{2}(?:-[a-z]+)+-\d+_[0-9A-Za-z]+"
@@ -95,6 +96,18 @@ def principal_segment(value: str) -> str:
     ``AROAEXAMPLE:alice@example.com`` gives ``AROAEXAMPLE_3Aalice_40example_2Ecom``.
     """
     return "".join(c if c in _KEPT else "".join(f"_{b:02X}" for b in c.encode()) for c in value)
+
+
+def quota_owner(config: AuthConfig, context: Mapping[str, Any]) -> str:
+    """Whom a quota counts against: the caller's key-space segment (call after
+    :func:`key_space` has accepted the caller), or on an open stage its source IP as API
+    Gateway reports it."""
+    if config.required:
+        return principal_segment(principal(config, context) or "")
+    address = (context.get("identity") or {}).get("sourceIp")
+    if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
+        address = "unknown"
+    return f"ip-{address}"
 
 
 def key_space(prefix: str, config: AuthConfig, context: Mapping[str, Any]) -> str:

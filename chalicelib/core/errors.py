@@ -38,3 +38,26 @@ class UploadConflict(ServiceError):
 
 class SigningUnavailable(ServiceError):
     """No valid AWS credentials to sign with right now; the caller may retry."""
+
+
+class QuotaExceeded(ServiceError):
+    """Issuing the URL would take the caller past one of its quotas (chalicelib/quotas/).
+
+    ``limit`` names it (``files_per_day``, ``bytes_per_day``, ``stored_bytes`` or
+    ``uploads_in_flight``); ``allowed`` and ``used`` are its figures; ``resets_at`` is when
+    a daily count starts again (None for the others); ``retry_after`` is the seconds to
+    wait before a retry can succeed, at the least."""
+
+    def __init__(self, message: str, limit: str, allowed: int, used: int,
+                 resets_at: str | None, retry_after: int) -> None:  # fmt: skip
+        super().__init__(message)
+        self.limit = limit
+        self.allowed = allowed
+        self.used = used
+        self.resets_at = resets_at
+        self.retry_after = retry_after
+
+
+class QuotaUnavailable(ServiceError):
+    """The quota table did not answer in time, or throttled: no URL is issued uncounted
+    (unless UPLOAD_QUOTA_FAIL_OPEN); the caller may retry."""

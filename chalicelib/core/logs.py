@@ -165,3 +165,10 @@ def log_s3_error(code: str, operation: str, status: int, stream: TextIO | None =
     record = {"level": "ERROR", "s3_error": code[:64], "operation": operation[:64],
               "s3_status": status}  # fmt: skip
     (stream or sys.stdout).write(_ENCODE(record) + "\n")
+
+
+def log_quota_fail_open(reason: str, stream: TextIO | None = None) -> None:
+    """One ERROR line for a URL issued uncounted (UPLOAD_QUOTA_FAIL_OPEN): the quota
+    table did not answer. Never the caller, the URL or the key."""
+    record = {"level": "ERROR", "quota": "fail-open", "reason": reason[:200]}
+    (stream or sys.stdout).write(_ENCODE(record) + "\n")

@@ -8,8 +8,10 @@ carries them. Per request, in the ``presigned-upload`` namespace:
   class (``2xx``, ``4xx``, ``5xx``);
 - ``errors`` (Count), by service and error code (the answer's ``Code``);
 - ``urls_issued`` (every presigned URL or POST policy signed), ``bytes_declared`` (the
-  sizes clients declared when asking for them), ``multipart_completions`` and
-  ``cold_starts``, by service, on the lines where they are not zero.
+  sizes clients declared when asking for them), ``multipart_completions``,
+  ``cold_starts`` and ``quota_fail_open`` (a URL issued uncounted because the quota
+  table did not answer, with UPLOAD_QUOTA_FAIL_OPEN), by service, on the lines where
+  they are not zero.
 
 The services count with :func:`add` while a request runs; the log middleware opens the
 request's counters with :func:`begin` and writes them. The directives are JSON built once
@@ -29,6 +31,7 @@ COUNTED = {
     "bytes_declared": "Bytes",
     "multipart_completions": "Count",
     "cold_starts": "Count",
+    "quota_fail_open": "Count",
 }
 REQUEST_METRICS = [{"Name": "requests", "Unit": "Count"},
                    {"Name": "latency_ms", "Unit": "Milliseconds"}]  # fmt: skip
@@ -46,7 +49,9 @@ def begin() -> dict[str, int]:
     return counters
 
 
-Counted = Literal["urls_issued", "bytes_declared", "multipart_completions", "cold_starts"]
+Counted = Literal[
+    "urls_issued", "bytes_declared", "multipart_completions", "cold_starts", "quota_fail_open"
+]
 
 
 def add(name: Counted, value: int = 1) -> None:

@@ -25,6 +25,11 @@ from chalicelib.core.signing import SigningBackend
 from chalicelib.core.sigv4 import ISO8601, NO_HEADERS, formatted
 from chalicelib.core.tags import UNCLAIMED_XML
 
+# Counts an upload against its caller's quotas before its URL goes out (chalicelib/
+# quotas/): the upload id, the most it can store, and the seconds until its URL (or
+# multipart upload) stops working. Raises QuotaExceeded.
+Reserve = Callable[[str, int, int], None]
+
 
 class PutTicket(NamedTuple):
     """Everything a client needs to PUT one file: the URL and the headers it must send."""

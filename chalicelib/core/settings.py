@@ -22,10 +22,16 @@ DEFAULT_URL_EXPIRES = 300
 # SigV4 presigned URLs cannot be valid for longer than seven days.
 MAX_URL_EXPIRES = 7 * 24 * 3600
 DEFAULT_CORS_ALLOW_ORIGIN = "*"
+DEFAULT_QUOTA_TABLE = "presigned-upload-quotas"
 # S3 refuses a single PUT (or form POST) larger than 5 GiB; bigger files need multipart,
 # up to S3's largest object, 5 TiB.
 MAX_SINGLE_UPLOAD_BYTES = 5 * 1024**3
 MAX_OBJECT_BYTES = 5 * 1024**4
+QUOTA_VARIABLES = ("UPLOAD_QUOTA_FILES_PER_DAY", "UPLOAD_QUOTA_BYTES_PER_DAY",
+                   "UPLOAD_QUOTA_STORED_BYTES")  # fmt: skip
+# How long an unfinished multipart upload holds its quota reservation: the bucket's
+# lifecycle rule discards its parts after deploy.abort_incomplete_multipart_days (1).
+MULTIPART_RESERVATION_SECONDS = 2 * 86400
 
 # Each is used with fullmatch: `$` would let a trailing newline through.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
@@ -46,6 +52,7 @@ _SECRET_ARN = re.compile(
     r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+"
 )
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?")
+_TABLE = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 # A media type (RFC 6838 names) or a wildcard over its subtype: image/png, image/*, */*.
 _TYPE_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
 _TYPE_PATTERN = re.compile(rf"(?:{_TYPE_NAME}/(?:{_TYPE_NAME}|\*))|\*/\*")
@@ -84,6 +91,20 @@ class Settings(NamedTuple):
     # The name of the SSM parameter (SecureString) or the ARN of the Secrets Manager
     # secret holding the webhook's HMAC key: never the key itself.
     webhook_secret: str | None = None
+    # Per-principal quotas (chalicelib/quotas/), each off when unset, counted in a
+    # DynamoDB table; a quota override per principal lives in that table.
+    quota_files_per_day: int | None = None
+    quota_bytes_per_day: int | None = None
+    quota_stored_bytes: int | None = None
+    quota_table: str = DEFAULT_QUOTA_TABLE
+    # DynamoDB unreachable or throttling: refuse (503), or issue the URL uncounted.
+    quota_fail_open: bool = False
+    dynamodb_endpoint_url: str | None = None
+
+    @property
+    def quotas_on(self) -> bool:
+        return (self.quota_files_per_day, self.quota_bytes_per_day,
+                self.quota_stored_bytes) != (None, None, None)  # fmt: skip
 
     @property
     def size_limit(self) -> int:
@@ -119,6 +140,12 @@ class Settings(NamedTuple):
             event_bus=_event_bus(environ),
             webhook_url=_webhook_url(environ),
             webhook_secret=_webhook_secret(environ),
+            quota_files_per_day=_optional_int(environ, "UPLOAD_QUOTA_FILES_PER_DAY", 1, 10**9),
+            quota_bytes_per_day=_optional_int(environ, "UPLOAD_QUOTA_BYTES_PER_DAY", 1, 10**15),
+            quota_stored_bytes=_optional_int(environ, "UPLOAD_QUOTA_STORED_BYTES", 1, 10**15),
+            quota_table=_quota_table(environ),
+            quota_fail_open=_flag(environ, "UPLOAD_QUOTA_FAIL_OPEN"),
+            dynamodb_endpoint_url=_endpoint_url(environ, "AWS_ENDPOINT_URL_DYNAMODB"),
         )
 
 
@@ -135,6 +162,17 @@ def cors_allow_origin(environ: Mapping[str, str]) -> str:
             "like 'https://app.example.com' (scheme, host and optional port, no path)"
         )
     return value
+
+
+def quotas_on(environ: Mapping[str, str]) -> bool:
+    """Whether any UPLOAD_QUOTA_* limit is set, read at import by app.py (the event
+    function then also reconciles what lands) and by `make package` (the table)."""
+    names = (
+        "UPLOAD_QUOTA_FILES_PER_DAY",
+        "UPLOAD_QUOTA_BYTES_PER_DAY",
+        "UPLOAD_QUOTA_STORED_BYTES",
+    )
+    return any(environ.get(name, "").strip() for name in names)
 
 
 def verification_on(environ: Mapping[str, str]) -> bool:
@@ -308,14 +346,24 @@ def _checked_region(name: str, value: str) -> str:
     return value
 
 
-def _endpoint_url(environ: Mapping[str, str]) -> str | None:
-    value = environ.get("AWS_ENDPOINT_URL_S3", "")
+def _endpoint_url(environ: Mapping[str, str], name: str = "AWS_ENDPOINT_URL_S3") -> str | None:
+    value = environ.get(name, "")
     if not value:
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
         raise ConfigError(
-            f"AWS_ENDPOINT_URL_S3={value!r} is invalid; allowed: an http(s) URL with a host "
+            f"{name}={value!r} is invalid; allowed: an http(s) URL with a host "
             "and optional port and no path, like 'http://127.0.0.1:4566'"
         )
     return value.rstrip("/")
+
+
+def _quota_table(environ: Mapping[str, str]) -> str:
+    value = environ.get("UPLOAD_QUOTA_TABLE", "").strip() or DEFAULT_QUOTA_TABLE
+    if not _TABLE.fullmatch(value):
+        raise ConfigError(
+            f"UPLOAD_QUOTA_TABLE={value[:80]!r} is invalid; allowed: a DynamoDB table name, "
+            "3 to 255 letters, digits and _.-"
+        )
+    return value

@@ -290,3 +290,47 @@ class Signer:
         return Signed(
             self._endpoint.post_url(), now.replace(microsecond=0), expires_in, signed_fields
         )
+
+
+def authorization_headers(
+    credentials: Credentials,
+    method: str,
+    host: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    region: str,
+    service: str,
+    now: datetime,
+) -> dict[str, str]:
+    """SigV4 in the ``Authorization`` header, as botocore's ``SigV4Auth`` signs a JSON API
+    call (DynamoDB's, for quotas): ``POST /`` with no query, ``host``, ``headers`` and
+    ``X-Amz-Date`` signed, the body's SHA-256 in the canonical request. Returns the
+    headers to add: ``X-Amz-Date``, ``X-Amz-Security-Token`` (temporary credentials) and
+    ``Authorization``. tests/unit/test_sigv4.py compares them with botocore's."""
+    amz_date = formatted(now.replace(microsecond=0), AMZ_DATE)
+    added = {"X-Amz-Date": amz_date}
+    if credentials.token is not None:
+        added["X-Amz-Security-Token"] = credentials.token
+    canonical = {name.lower(): " ".join(value.split()) for name, value in headers.items()}
+    canonical.update({name.lower(): value for name, value in added.items()})
+    canonical["host"] = host
+    names = sorted(canonical)
+    signed_headers = ";".join(names)
+    canonical_request = "\n".join([
+        method, "/", "", "".join(f"{name}:{canonical[name]}\n" for name in names),
+        signed_headers, hashlib.sha256(body).hexdigest(),
+    ])  # fmt: skip
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    string_to_sign = (
+        f"{ALGORITHM}\n{amz_date}\n{scope}\n"
+        f"{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+    )
+    key = hmac.digest(f"AWS4{credentials.secret_key}".encode(), amz_date[:8].encode(), "sha256")
+    for part in (region, service, "aws4_request"):
+        key = hmac.digest(key, part.encode(), "sha256")
+    signature = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
+    added["Authorization"] = (
+        f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
+        f"SignedHeaders={signed_headers}, Signature={signature}"
+    )
+    return added

@@ -28,7 +28,7 @@ from chalicelib.core.checksums import (
 )
 from chalicelib.core.errors import ServiceError, UploadConflict, UploadNotFound, UploadRejected
 from chalicelib.core.keys import upload_id_in
-from chalicelib.core.presign import PartTicket, Presigner
+from chalicelib.core.presign import PartTicket, Presigner, Reserve
 from chalicelib.core.rules import UploadRequest, object_headers
 from chalicelib.core.s3 import (
     CALL_WORST_CASE,
@@ -37,7 +37,7 @@ from chalicelib.core.s3 import (
     object_params,
     storage_errors,
 )
-from chalicelib.core.settings import Settings
+from chalicelib.core.settings import MULTIPART_RESERVATION_SECONDS, Settings
 from chalicelib.core.tags import UNCLAIMED_HEADER
 
 if TYPE_CHECKING:
@@ -131,12 +131,16 @@ class Multipart:
         self._completer = completer or client
         self._clock = clock
 
-    def create(self, space: str, request: UploadRequest, checksum: str | None = None) -> Created:
+    def create(self, space: str, request: UploadRequest, checksum: str | None = None,
+               reserve: Reserve | None = None) -> Created:  # fmt: skip
         """Start an upload at ``<space><uuid>[.<ext>]``; S3 stores the type and filename
         given now with the object that the completion assembles. With ``checksum``
         (``"SHA256"``), S3 demands and verifies that checksum on every part, and stores
-        the object's composite checksum."""
+        the object's composite checksum. ``reserve`` counts the upload against the
+        caller's quotas first, at the most a completion accepts (UPLOAD_MAX_BYTES)."""
         upload_id, key = self._presigner.new_upload(space, request)
+        if reserve is not None:
+            reserve(upload_id, self._settings.object_size_limit, MULTIPART_RESERVATION_SECONDS)
         params = object_params(object_headers(request))
         if checksum is not None:
             params["ChecksumAlgorithm"] = checksum

@@ -33,7 +33,7 @@ from typing import Any
 
 from chalicelib.core.errors import UploadRejected
 from chalicelib.core.keys import extension
-from chalicelib.core.presign import Presigner
+from chalicelib.core.presign import Presigner, Reserve
 from chalicelib.core.rules import (
     UploadRequest,
     desktop_name_allowed,
@@ -41,7 +41,7 @@ from chalicelib.core.rules import (
     parse_request,
     unicode_text,
 )
-from chalicelib.core.settings import Settings
+from chalicelib.core.settings import MULTIPART_RESERVATION_SECONDS, Settings
 from chalicelib.core.tags import UNCLAIMED_HEADER
 from chalicelib.multipart.companion import owned_key, parse_multipart_id, parse_part_number
 from chalicelib.multipart.service import Multipart, UploadRef
@@ -131,8 +131,11 @@ class RequestSigner:
         self._presigner = presigner
         self._multipart = multipart
 
-    def sign(self, space: str, request: SignRequest) -> dict[str, Any]:
-        """The presigned answer Uppy expects: ``{url, headers?, fields?, key?}``."""
+    def sign(self, space: str, request: SignRequest,
+             reserve: Reserve | None = None) -> dict[str, Any]:  # fmt: skip
+        """The presigned answer Uppy expects: ``{url, headers?, fields?, key?}``. The
+        requests that can create an object (PutObject, CreateMultipartUpload) are counted
+        against the caller's quotas by ``reserve`` before their URL goes out."""
         if self._settings.require_checksum:
             raise UploadRejected(
                 "POST /s3/sign is off because UPLOAD_REQUIRE_CHECKSUM is on: Uppy sends no "
@@ -140,9 +143,9 @@ class RequestSigner:
                 " or /put-url and the /s3/multipart routes with sha256"
             )
         if request.operation == "PutObject":
-            return self._put_object(space, request)
+            return self._put_object(space, request, reserve)
         if request.operation == "CreateMultipartUpload":
-            return self._create(space, request)
+            return self._create(space, request, reserve)
         if request.operation == "DeleteObject":
             raise UploadRejected(
                 "deleting an object is not offered; allowed: PutObject and the multipart "
@@ -163,7 +166,8 @@ class RequestSigner:
         )
         return {"url": url, "headers": headers} if headers else {"url": url}
 
-    def _put_object(self, space: str, request: SignRequest) -> dict[str, Any]:
+    def _put_object(self, space: str, request: SignRequest,
+                    reserve: Reserve | None) -> dict[str, Any]:  # fmt: skip
         """A POST policy: the only way S3 bounds the size of a single file that Uppy
         sends without saying its size."""
         if self._settings.no_overwrite:
@@ -184,9 +188,12 @@ class RequestSigner:
             # one that runs as a program, unless the stage lists its type exactly.
             ext = ""
         ticket = self._presigner.post_ticket(space, upload, extension=ext or None)
+        if reserve is not None:
+            reserve(ticket.upload_id, ticket.max_bytes, ticket.expires_in)
         return {"url": ticket.url, "fields": ticket.fields, "key": ticket.key}
 
-    def _create(self, space: str, request: SignRequest) -> dict[str, Any]:
+    def _create(self, space: str, request: SignRequest,
+                reserve: Reserve | None) -> dict[str, Any]:  # fmt: skip
         ext = extension(request.key)
         guessed = type_of_extension(ext) if ext else None
         params = {} if guessed is None else {"content_type": [guessed]}
@@ -203,7 +210,9 @@ class RequestSigner:
         # as a program, unless the stage lists its type exactly.
         if not desktop_name_allowed(request.key, upload.content_type, self._settings):
             guessed = None
-        _, key = self._presigner.new_upload(space, UploadRequest(), guessed and ext)
+        upload_id, key = self._presigner.new_upload(space, UploadRequest(), guessed and ext)
+        if reserve is not None:
+            reserve(upload_id, self._settings.object_size_limit, MULTIPART_RESERVATION_SECONDS)
         headers = {"Content-Type": upload.content_type} if upload.content_type else {}
         if self._settings.unclaimed_days is not None:
             headers["x-amz-tagging"] = UNCLAIMED_HEADER

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def event_pattern(bucket: str, prefix: str) -> dict[str, Any]:
-    """The EventBridge pattern of the verifier's rule: new objects under the prefix."""
+def event_pattern(bucket: str, prefix: str, deletions: bool = False) -> dict[str, Any]:
+    """The EventBridge pattern of the verifier's rule: new objects under the prefix, and
+    with ``deletions`` (quotas: a deleted upload gives its bytes back) deleted ones."""
     return {
         "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
+        "detail-type": ["Object Created", "Object Deleted"] if deletions else ["Object Created"],
         "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": prefix}]}},
     }

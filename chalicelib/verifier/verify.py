@@ -102,12 +102,14 @@ class Verifier:
         settings: Settings,
         per_principal: bool,
         notify: Callable[[str, dict[str, Any]], object] | None = None,
+        settle: Callable[[Verdict], None] | None = None,
     ) -> None:
         self._s3 = s3
         self._events = events
         self._settings = settings
         self._per_principal = per_principal
         self._notify = notify
+        self._settle = settle
 
     def verify(self, bucket: str, key: str) -> Verdict | None:
         """Judge ``key``; None when there is nothing to do (another bucket, the object is
@@ -126,6 +128,8 @@ class Verifier:
                 return _skipped(key, "judged already")
             verdict = self._judge(key, head)
             self._publish(verdict)  # first: if what follows fails, the retry sends it again
+            if self._settle is not None:  # the quotas, before the tag that ends the retries
+                self._settle(verdict)
             if verdict.verified:
                 held.update({tags.STATUS: tags.VERIFIED, **tags.judged(etag, declared)})
                 with storage_errors(_GONE):

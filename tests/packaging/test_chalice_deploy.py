@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.core.settings import verification_on
+from chalicelib.core.settings import quotas_on, verification_on
 from infra.policies import api_policy, verifier_policy
 from infra.stages import stage_config, stage_environment, stage_names
 from tests.packaging.test_package import ROUTES
@@ -118,8 +118,10 @@ def test_the_verifiers_rule_names_the_bucket_and_invokes_the_verifier(deployed):
     stage, made = deployed
     env = stage_environment(stage)
     function = f"presigned-upload-{stage}-verify_upload"
+    # With quotas (prod), a deleted upload's bytes leave its owner's stored total.
+    kinds = ["Object Created", "Object Deleted"] if quotas_on(env) else ["Object Created"]
     assert made["rules"] == {f"{function}-event": {
-        "EventPattern": {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {
+        "EventPattern": {"source": ["aws.s3"], "detail-type": kinds, "detail": {
             "bucket": {"name": [env["UPLOAD_BUCKET"]]},
             "object": {"key": [{"prefix": env["UPLOAD_PREFIX"]}]}}},
         "Targets": [f"arn:aws:lambda:eu-west-1:123456789012:function:{function}"],

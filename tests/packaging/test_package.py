@@ -19,7 +19,7 @@ import pytest
 
 from chalicelib.core.auth import AuthConfig
 from chalicelib.core.logs import log_format, log_level
-from chalicelib.core.settings import Settings, cors_allow_origin, verification_on
+from chalicelib.core.settings import Settings, cors_allow_origin, quotas_on, verification_on
 from chalicelib.multipart.service import max_part_count
 from devstack.cors import load_template
 from infra.bytecode import runtime_version
@@ -153,6 +153,15 @@ def test_role_may_touch_only_the_stages_prefix(package):
             "Action": ["s3:GetObjectTagging"],
             "Resource": {"Fn::Sub": f"${{UploadBucketArn}}/{quarantine}{keys}"},
         }
+    if quotas_on(env):
+        # Its own table's counters and reservations only; no Scan, no Query.
+        expected["CountQuotas"] = {
+            "Sid": "CountQuotas", "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                       "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            "Resource": {"Fn::GetAtt": ["QuotaTable", "Arn"]},
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["q#*", "u#*"]}},
+        }  # fmt: skip
     assert by_sid == expected
 
 
@@ -160,7 +169,7 @@ def test_the_verifier_is_deployed_exactly_where_verification_is_on(package):
     stage, template, _ = package
     env = stage_environment(stage)
     resources = template["Resources"]
-    if not verification_on(env):
+    if not (verification_on(env) or quotas_on(env)):
         assert not {"VerifyUpload", "VerifyUploadRole", "VerifyUploadLogGroup"} & set(resources)
         return
     function = resources["VerifyUpload"]
@@ -172,7 +181,8 @@ def test_the_verifier_is_deployed_exactly_where_verification_is_on(package):
         "app.verify_upload", name, deploy.python, ["arm64"], 120)  # fmt: skip
     assert properties["Events"] == {"VerifyUploadEvent": {"Type": "CloudWatchEvent",
         "Properties": {"Pattern": {
-            "source": ["aws.s3"], "detail-type": ["Object Created"],
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created", *(["Object Deleted"] if quotas_on(env) else [])],
             "detail": {"bucket": {"name": [{"Ref": "UploadBucket"}]},
                        "object": {"key": [{"prefix": env["UPLOAD_PREFIX"]}]}}}}}}  # fmt: skip
     assert properties["Environment"]["Variables"]["UPLOAD_BUCKET"] == {"Ref": "UploadBucket"}
@@ -196,7 +206,14 @@ def test_the_verifier_may_judge_quarantine_and_publish_and_nothing_else(package)
     prefix = env["UPLOAD_PREFIX"]
     settings = Settings.from_env({**env, "AWS_REGION": "us-east-1"})
     quarantine, bus = settings.quarantine_prefix, settings.event_bus
+    settles = {"SettleQuotas": {
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        "Resource": {"Fn::GetAtt": ["QuotaTable", "Arn"]},
+        "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["q#*", "u#*"]}}},
+    } if quotas_on(env) else {}  # fmt: skip
     assert by_sid == {
+        **settles,
         "WriteOwnLogs": {"Effect": "Allow",
                          "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                          "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/"
@@ -252,7 +269,9 @@ def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
     stage, template, _ = package
     env = stage_environment(stage)
     function = template["Resources"]["APIHandler"]["Properties"]
-    assert function["Environment"]["Variables"] == {**env, "UPLOAD_BUCKET": {"Ref": "UploadBucket"}}
+    table = {"UPLOAD_QUOTA_TABLE": {"Ref": "QuotaTable"}} if quotas_on(env) else {}
+    assert function["Environment"]["Variables"] == {
+        **env, "UPLOAD_BUCKET": {"Ref": "UploadBucket"}, **table}  # fmt: skip
     # Lambda itself provides AWS_REGION; everything else must validate as deployed.
     Settings.from_env({**env, "AWS_REGION": "eu-west-1"})
     cors_allow_origin(env)
@@ -264,6 +283,7 @@ def test_function_gets_exactly_the_stages_settings_and_they_are_valid(package):
 ROUTES = {
     "/put-url": ["get"],
     "/post-url": ["get"],
+    "/quota": ["get"],
     "/uploads/{upload_id}": ["get"],
     "/uploads/{upload_id}/download-url": ["get"],
     "/uploads/{upload_id}/claim": ["post"],
@@ -594,7 +614,7 @@ def test_each_checkov_finding_kept_is_skipped_with_its_reason(package):
     resources = template["Resources"]
     skipped = {
         logical: {s["id"]: s["comment"] for s in resources[logical]["Metadata"]["checkov"]["skip"]}
-        for logical in ("RestAPI", "APIHandler", "APIHandlerLogGroup", "VerifyUpload")
+        for logical in ("RestAPI", "APIHandler", "APIHandlerLogGroup", "VerifyUpload", "QuotaTable")
         if logical in resources
     }
     assert skipped == {logical: CHECKOV_SKIPS[logical] for logical in skipped}
@@ -621,10 +641,12 @@ def test_the_dashboard_shows_the_logs_metrics_the_services_and_the_alarms(packag
     separator, parts = dashboard["DashboardBody"]["Fn::Join"]
     body = json.loads(separator.join(map(resolve, parts)))
     *graphs, alarms = body["widgets"]
+    quotas = quotas_on(stage_environment(stage))
     assert alarms["properties"]["alarms"] == [
         f"arn:aws:cloudwatch:eu-west-1:1:alarm:{a}" for a in (
             "ApiServerErrorRateAlarm", "ApiLatencyP99Alarm", "LambdaThrottlesAlarm",
-            "LambdaErrorsAlarm")]  # fmt: skip
+            "LambdaErrorsAlarm", *(["QuotaReadThrottlesAlarm", "QuotaWriteThrottlesAlarm",
+                                    "QuotaFailOpenAlarm"] if quotas else []))]  # fmt: skip
     assert {g["properties"]["region"] for g in graphs} == {"eu-west-1"}
     shown = [[m[0]["expression"] if isinstance(m[0], dict) else tuple(m[:2])
               for m in g["properties"]["metrics"]] for g in graphs]  # fmt: skip
@@ -639,6 +661,9 @@ def test_the_dashboard_shows_the_logs_metrics_the_services_and_the_alarms(packag
          ("AWS/ApiGateway", "5XXError")],
         [("AWS/Lambda", "ConcurrentExecutions"), ("AWS/Lambda", "Throttles"),
          ("AWS/Lambda", "Errors")],
+        *([[("presigned-upload", "errors"), ("presigned-upload", "quota_fail_open"),
+            ("AWS/DynamoDB", "ReadThrottleEvents"), ("AWS/DynamoDB", "WriteThrottleEvents")]]
+          if quotas else []),
     ]  # fmt: skip
 
 
@@ -676,7 +701,49 @@ def test_alarms_watch_errors_latency_and_throttles_and_notify_the_topic(package)
         "ApiLatencyP99Alarm": ("AWS/ApiGateway", "Latency", "p99", 5000, api),
         "LambdaThrottlesAlarm": ("AWS/Lambda", "Throttles", "Sum", 0, {"FunctionName": name}),
         "LambdaErrorsAlarm": ("AWS/Lambda", "Errors", "Sum", 0, {"FunctionName": name}),
-    }
+        **({
+            "QuotaReadThrottlesAlarm": ("AWS/DynamoDB", "ReadThrottleEvents", "Sum", 0,
+                                        {"TableName": {"Ref": "QuotaTable"}}),
+            "QuotaWriteThrottlesAlarm": ("AWS/DynamoDB", "WriteThrottleEvents", "Sum", 0,
+                                         {"TableName": {"Ref": "QuotaTable"}}),
+            # A URL issued uncounted (UPLOAD_QUOTA_FAIL_OPEN): from the request log's EMF.
+            "QuotaFailOpenAlarm": ("presigned-upload", "quota_fail_open", "Sum", 0,
+                                   {"service": name}),
+        } if quotas_on(stage_environment(stage)) else {}),
+    }  # fmt: skip
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     assert all(p["AlarmActions"] == notify for p in alarms.values())
     assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+
+
+def test_a_stage_with_quotas_gets_its_table_on_demand_with_ttl_recovery_and_encryption(package):
+    stage, template, _ = package
+    table = template["Resources"].get("QuotaTable")
+    if not quotas_on(stage_environment(stage)):
+        assert table is None
+        return
+    assert table == {
+        "Type": "AWS::DynamoDB::Table",
+        # The counts survive a stack's deletion or replacement: they are what users used.
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Metadata": checkov_metadata("QuotaTable"),
+        "Properties": {
+            "TableName": f"presigned-upload-{stage}-quotas",
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+        },
+    }
+    variables = template["Resources"]["VerifyUpload"]["Properties"]["Environment"]["Variables"]
+    assert variables["UPLOAD_QUOTA_TABLE"] == {"Ref": "QuotaTable"}
+
+
+def test_prod_counts_quotas():
+    settings = Settings.from_env({**stage_environment("prod"), "AWS_REGION": "eu-west-1"})
+    assert (settings.quota_files_per_day, settings.quota_bytes_per_day,
+            settings.quota_stored_bytes, settings.quota_fail_open) == (
+        500, 1024**3, 10 * 1024**3, False)  # fmt: skip

@@ -8,6 +8,7 @@ character, at the same instant.
 
 from __future__ import annotations
 
+import json
 import os
 import string
 from contextlib import ExitStack
@@ -16,6 +17,9 @@ from functools import cache
 from unittest import mock
 from urllib.parse import parse_qs, quote, urlsplit
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +27,7 @@ from chalicelib.core.credentials import CredentialSource
 from chalicelib.core.s3 import make_s3_client
 from chalicelib.core.settings import Settings
 from chalicelib.core.signing import MULTIPART_OPERATIONS, BotocoreBackend, SigV4Backend
-from chalicelib.core.sigv4 import Credentials, Endpoint, Signer
+from chalicelib.core.sigv4 import Credentials, Endpoint, Signer, authorization_headers
 
 AWS_EXAMPLE_KEY = "AKIAIOSFODNN7EXAMPLE"
 AWS_EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -327,3 +331,49 @@ def test_dates_are_formatted_once_per_second_and_always_as_strftime_would():
         for fmt in (AMZ_DATE, ISO8601):
             assert formatted(moment, fmt) == moment.strftime(fmt)
     assert formatted(start, AMZ_DATE) is formatted(start.replace(), AMZ_DATE)  # cached
+
+
+# -- header signing of JSON API calls (DynamoDB, for quotas) -------------------------------
+
+json_bodies = st.recursive(
+    st.none() | st.booleans() | st.integers() | key_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(key_text, inner, max_size=4),
+    max_leaves=12,
+).map(lambda value: json.dumps({"Item": value}).encode())
+
+
+@SETTINGS
+@given(region=st.sampled_from(REGIONS), token=st.sampled_from(TOKENS),
+       instant=instants.map(lambda d: d.replace(tzinfo=UTC)), body=json_bodies,
+       target=st.sampled_from(["DynamoDB_20120810.TransactWriteItems",
+                               "DynamoDB_20120810.GetItem"]),
+       host=st.sampled_from(["dynamodb.eu-west-1.amazonaws.com", "127.0.0.1:8001"]))  # fmt: skip
+def test_json_api_calls_are_signed_as_botocores_sigv4auth_signs_them(
+    region, token, instant, body, target, host
+):
+    credentials = Credentials("AKIDEXAMPLE", "wJal/rX+Ut=nFEMI", token)
+    headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target}
+    ours = authorization_headers(credentials, "POST", host, body, headers, region,
+                                 "dynamodb", instant)  # fmt: skip
+    request = AWSRequest("POST", f"https://{host}/", data=body, headers=dict(headers))
+    with frozen_botocore(instant):
+        SigV4Auth(BotoCredentials("AKIDEXAMPLE", "wJal/rX+Ut=nFEMI", token), "dynamodb",
+                  region).add_auth(request)  # fmt: skip
+    theirs = {name: request.headers[name] for name in ours}
+    assert ours == theirs
+    assert sorted(ours) == sorted(["Authorization", "X-Amz-Date"]
+                                  + (["X-Amz-Security-Token"] if token else []))  # fmt: skip
+
+
+def test_reproduces_a_published_sigv4_header_signature():
+    # AWS's SigV4 test suite, "post-vanilla": POST / with no body at 20150830T123600Z.
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    added = authorization_headers(credentials, "POST", "example.amazonaws.com", b"", {},
+                                  "us-east-1", "service",
+                                  datetime(2015, 8, 30, 12, 36, tzinfo=UTC))  # fmt: skip
+    assert added == {
+        "X-Amz-Date": "20150830T123600Z",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
+        "aws4_request, SignedHeaders=host;x-amz-date, "
+        "Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b",
+    }

@@ -1,0 +1,166 @@
+"""DynamoDB's JSON API, called without the AWS SDK.
+
+A cold ``GET /put-url`` on a stage with quotas makes one or two DynamoDB calls; importing
+botocore and building a client for them would cost more than the rest of the request
+at Lambda's share of a CPU (docs/benchmarks.md). DynamoDB's API is one JSON POST per
+operation, signed with SigV4 in the ``Authorization`` header
+(:func:`chalicelib.core.sigv4.authorization_headers`, compared with botocore's in
+tests/unit/test_sigv4.py), so this module sends it with ``http.client`` on one
+keep-alive connection per container.
+
+Time is bounded: each attempt has a 1 s connect and a 2 s read timeout, and a call makes
+at most :data:`ATTEMPTS` attempts (a second one only after a throttle, a 5xx or a lost
+connection), so :data:`CALL_WORST_CASE` bounds a call; :class:`Budget` refuses a call
+that might end past an operation's budget.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from chalicelib.core.credentials import CredentialSource
+from chalicelib.core.errors import ConfigError, QuotaUnavailable, ServiceError
+from chalicelib.core.sigv4 import authorization_headers, dns_suffix
+
+TARGET = "DynamoDB_20120810."
+CONNECT_TIMEOUT = 1.0
+READ_TIMEOUT = 2.0
+ATTEMPTS = 2
+BACKOFF = 0.1
+CALL_WORST_CASE = ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) + BACKOFF  # 6.1 s
+# Errors after which a second attempt may succeed (DynamoDB's own retryable codes).
+RETRYABLE = {"ThrottlingException", "ProvisionedThroughputExceededException",
+             "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable",
+             "TransactionInProgressException"}  # fmt: skip
+# Errors that the deployment must fix: a named 500, never a retry.
+MISCONFIGURED = {"ResourceNotFoundException", "AccessDeniedException",
+                 "UnrecognizedClientException", "MissingAuthenticationTokenException",
+                 "InvalidSignatureException"}  # fmt: skip
+
+
+class DynamoDBError(ServiceError):
+    """DynamoDB refused the request: ``code`` is its error type, ``body`` its answer."""
+
+    def __init__(self, code: str, message: str, body: dict[str, Any]) -> None:
+        super().__init__(f"DynamoDB {code}: {message}")
+        self.code = code
+        self.body = body
+
+
+class Budget:
+    """An operation's time budget: ``reserve`` before each call refuses one that might
+    end past it (a 503: the caller retries)."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def reserve(self, seconds: float = CALL_WORST_CASE) -> None:
+        if self._clock() + seconds > self._end:
+            raise QuotaUnavailable(
+                "the quota table is answering too slowly to finish in time; try again shortly"
+            )
+
+
+def endpoint_for(region: str, endpoint_url: str | None) -> str:
+    """DynamoDB's URL: AWS_ENDPOINT_URL_DYNAMODB (a local DynamoDB) or the region's."""
+    if endpoint_url:
+        return endpoint_url
+    suffix = dns_suffix(region)
+    if suffix is None:
+        raise ConfigError(
+            f"no DynamoDB endpoint is known for region {region!r}; allowed: a region of the "
+            "aws, aws-cn or aws-us-gov partitions, or AWS_ENDPOINT_URL_DYNAMODB"
+        )
+    return f"https://dynamodb.{region}.{suffix}"
+
+
+class DynamoDB:
+    """One operation per :meth:`call`: the answer's JSON, or :class:`DynamoDBError`
+    (a condition failed, a transaction was cancelled), :class:`QuotaUnavailable` (no
+    answer, or throttled twice) or :class:`ConfigError` (the table or the role)."""
+
+    def __init__(self, url: str, region: str, credentials: CredentialSource,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._netloc = parts.netloc
+        default = 443 if self._https else 80
+        self._host = parts.netloc if parts.port not in (None, default) else (parts.hostname or "")
+        self._region = region
+        self._credentials = credentials
+        self._clock = clock
+        self._sleep = sleep
+        # One keep-alive connection per thread: Lambda runs one request at a time, but
+        # `chalice local` serves each on a thread of its own.
+        self._local = threading.local()
+
+    def call(self, operation: str, payload: dict[str, Any], budget: Budget) -> dict[str, Any]:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        for attempt in range(1, ATTEMPTS + 1):
+            budget.reserve(CALL_WORST_CASE - (attempt - 1) * (CONNECT_TIMEOUT + READ_TIMEOUT))
+            try:
+                status, answer = self._send(operation, body)
+            except (OSError, http.client.HTTPException):
+                self._close()  # a stale keep-alive connection, or no answer in time
+                code, answer = "ConnectionError", {}
+            else:
+                if status == 200:
+                    return answer
+                code = str(answer.get("__type", f"HTTP {status}")).rsplit("#", 1)[-1]
+                if code in MISCONFIGURED:
+                    raise ConfigError(
+                        f"DynamoDB refused the quota table's request ({code}); check "
+                        "UPLOAD_QUOTA_TABLE, the table's region and the role's dynamodb: "
+                        "permissions (make policies)"
+                    )
+                if code not in RETRYABLE and status < 500:
+                    message = str(answer.get("message") or answer.get("Message") or "")
+                    raise DynamoDBError(code, message[:200], answer)
+            if attempt < ATTEMPTS:
+                self._sleep(BACKOFF)
+        raise QuotaUnavailable(
+            f"the quota table is unavailable ({code}); no URL is issued uncounted; "
+            "try again shortly"
+        )
+
+    def _send(self, operation: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        headers = {"Content-Type": "application/x-amz-json-1.0",
+                   "X-Amz-Target": TARGET + operation}  # fmt: skip
+        headers.update(authorization_headers(
+            self._credentials.get(), "POST", self._host, body, headers, self._region,
+            "dynamodb", self._clock()))  # fmt: skip
+        connection = getattr(self._local, "connection", None) or self._connect()
+        connection.request("POST", "/", body, headers)
+        response = connection.getresponse()
+        raw = response.read()
+        try:
+            answer = json.loads(raw) if raw else {}
+        except ValueError:
+            answer = {}
+        return response.status, answer if isinstance(answer, dict) else {}
+
+    def _connect(self) -> http.client.HTTPConnection:
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        connection = kind(self._netloc, timeout=CONNECT_TIMEOUT)
+        connection.connect()
+        if connection.sock is not None:
+            connection.sock.settimeout(READ_TIMEOUT)
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._local.connection = connection
+        return connection
+
+    def _close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+        self._local.connection = None

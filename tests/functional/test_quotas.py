@@ -1,0 +1,248 @@
+"""The quota ledger (chalicelib/quotas/) against a real DynamoDB API: moto's server over
+HTTP, which the ledger's own client signs and calls as it would AWS."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from chalicelib.core import metrics
+from chalicelib.core.credentials import CredentialSource
+from chalicelib.core.errors import ConfigError, QuotaExceeded, QuotaUnavailable
+from chalicelib.core.settings import Settings
+from chalicelib.quotas import dynamodb as dynamodb_module
+from chalicelib.quotas.dynamodb import ATTEMPTS, Budget, DynamoDB, DynamoDBError
+from chalicelib.quotas.ledger import Ledger
+from tests.support import free_port
+
+KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+DAY_START = 1796428800  # 2026-12-05T00:00:00Z
+_tables = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+class Clock:
+    def __init__(self, now: float = DAY_START + 3600) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_ledger(endpoint: str, clock: Clock | None = None, **limits: Any) -> Ledger:
+    """A ledger on a table of its own, as devstack creates it."""
+    table = f"quotas-{next(_tables)}"
+    boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
+                 aws_access_key_id="test", aws_secret_access_key="test").create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])  # fmt: skip
+    settings = Settings(bucket="b", region="us-east-1", quota_table=table,
+                        **{f"quota_{k}": v for k, v in limits.items()})  # fmt: skip
+    db = DynamoDB(endpoint, "us-east-1", CredentialSource(KEYS))
+    return Ledger(db, settings, clock=clock or Clock(), sleep=lambda _: None)
+
+
+def used(ledger: Ledger, owner: str = "alice") -> dict[str, int]:
+    figures: dict[str, int] = ledger.usage(owner)["used"]
+    return figures
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def test_the_same_upload_reserved_twice_counts_once(endpoint):
+    ledger = make_ledger(endpoint, files_per_day=5)
+    upload = new_id()
+    ledger.reserve("alice", upload, 100, 300)
+    ledger.reserve("alice", upload, 100, 300)  # a retried call
+    assert used(ledger) == {"files_today": 1, "bytes_today": 100, "stored_bytes": 100,
+                            "uploads_in_flight": 1}  # fmt: skip
+
+
+def test_each_limit_is_named_with_its_figures(endpoint):
+    clock = Clock()
+    ledger = make_ledger(endpoint, clock, files_per_day=3, bytes_per_day=1000, stored_bytes=600)
+    ledger.reserve("alice", new_id(), 500, 300)
+    with pytest.raises(QuotaExceeded) as stored:
+        ledger.reserve("alice", new_id(), 101, 300)
+    assert (stored.value.limit, stored.value.allowed, stored.value.used,
+            stored.value.resets_at, stored.value.retry_after) == ("stored_bytes", 600, 500, None,
+                                                                  3600)  # fmt: skip
+    assert str(stored.value) == (
+        "quota stored_bytes reached: 500 of 600 bytes stored; this upload may store up to 101 "
+        "bytes; room comes back as uploads are deleted, expire or are rejected"
+    )
+    with pytest.raises(QuotaExceeded) as too_big:
+        ledger.reserve("alice", new_id(), 1001, 300)
+    assert (too_big.value.limit, too_big.value.retry_after) == ("bytes_per_day", 82800)
+    ledger.reserve("alice", new_id(), 100, 300)
+    ledger.reserve("alice", new_id(), 0, 300)
+    with pytest.raises(QuotaExceeded) as files:
+        ledger.reserve("alice", new_id(), 0, 300)
+    assert (files.value.limit, files.value.used, files.value.resets_at) == (
+        "files_per_day",
+        3,
+        "2026-12-06T00:00:00Z",
+    )
+    # Nothing refused was counted.
+    assert used(ledger) == {"files_today": 3, "bytes_today": 600, "stored_bytes": 600,
+                            "uploads_in_flight": 3}  # fmt: skip
+
+
+def test_an_operators_override_in_the_table_wins_over_the_stage(endpoint):
+    clock = Clock()
+    ledger = make_ledger(endpoint, clock, files_per_day=1)
+    boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
+                 aws_access_key_id="test", aws_secret_access_key="test").put_item(
+        TableName=ledger._table, Item={"pk": {"S": "q#alice#limits"},
+                                       "files_per_day": {"N": "3"}})  # fmt: skip
+    for _ in range(3):
+        ledger.reserve("alice", new_id(), 1, 300)
+    with pytest.raises(QuotaExceeded):
+        ledger.reserve("alice", new_id(), 1, 300)
+    assert ledger.usage("alice")["limits"] == {"files_per_day": 3, "bytes_per_day": None,
+                                               "stored_bytes": None}  # fmt: skip
+    ledger.reserve("bob", new_id(), 1, 300)  # bob has the stage's 1
+    with pytest.raises(QuotaExceeded):
+        ledger.reserve("bob", new_id(), 1, 300)
+
+
+def test_an_upload_that_never_arrives_gives_its_room_back_when_the_owner_needs_it(endpoint):
+    clock = Clock()
+    ledger = make_ledger(endpoint, clock, stored_bytes=100)
+    ledger.reserve("alice", new_id(), 100, 300)
+    with pytest.raises(QuotaExceeded):
+        ledger.reserve("alice", new_id(), 1, 300)
+    clock.now += 301  # the first URL has expired, unused
+    ledger.reserve("alice", new_id(), 100, 300)
+    assert used(ledger) == {"files_today": 2, "bytes_today": 100, "stored_bytes": 100,
+                            "uploads_in_flight": 1}  # fmt: skip
+
+
+def test_what_lands_replaces_its_reservation_once_and_a_late_expiry_changes_nothing(endpoint):
+    clock = Clock()
+    ledger = make_ledger(endpoint, clock, stored_bytes=1000)
+    upload = new_id()
+    ledger.reserve("alice", upload, 800, 300)
+    ledger.landed(upload, 600)
+    ledger.landed(upload, 600)  # the event, delivered twice
+    assert used(ledger) == {"files_today": 1, "bytes_today": 600, "stored_bytes": 600,
+                            "uploads_in_flight": 0}  # fmt: skip
+    clock.now += 10_000
+    ledger.release(upload)  # a rejection after the landing: the object is stored
+    ledger.reserve("alice", new_id(), 400, 300)  # exactly what is left
+    assert used(ledger)["stored_bytes"] == 1000
+
+
+def test_a_rejected_upload_gives_back_its_bytes_but_not_its_url(endpoint):
+    ledger = make_ledger(endpoint, files_per_day=2, bytes_per_day=1000)
+    upload = new_id()
+    ledger.reserve("alice", upload, 900, 300)
+    ledger.release(upload)
+    ledger.release(upload)  # twice: once
+    assert used(ledger) == {"files_today": 1, "bytes_today": 0, "stored_bytes": 0,
+                            "uploads_in_flight": 0}  # fmt: skip
+    ledger.landed(upload, 900)  # a landing after the release counts nothing
+    assert used(ledger)["stored_bytes"] == 0
+
+
+def test_a_deleted_upload_leaves_the_stored_total_once(endpoint):
+    ledger = make_ledger(endpoint, stored_bytes=1000)
+    upload = new_id()
+    ledger.reserve("alice", upload, 500, 300)
+    ledger.deleted(upload)  # not landed yet: nothing stored to take out
+    ledger.landed(upload, 500)
+    ledger.deleted(upload)
+    ledger.deleted(upload)
+    assert used(ledger) == {"files_today": 1, "bytes_today": 500, "stored_bytes": 0,
+                            "uploads_in_flight": 0}  # fmt: skip
+
+
+def test_a_missing_table_is_a_named_configuration_error(endpoint):
+    settings = Settings(bucket="b", region="us-east-1", quota_table="no-such-table",
+                        quota_files_per_day=1)  # fmt: skip
+    ledger = Ledger(DynamoDB(endpoint, "us-east-1", CredentialSource(KEYS)), settings)
+    with pytest.raises(ConfigError, match=r"^DynamoDB refused the quota table's request "
+                       r"\(ResourceNotFoundException\); check UPLOAD_QUOTA_TABLE"):  # fmt: skip
+        ledger.reserve("alice", new_id(), 1, 300)
+
+
+def test_an_unreachable_table_is_a_503_after_two_attempts_or_with_fail_open_a_counted_pass(
+    monkeypatch,
+):
+    closed = f"http://127.0.0.1:{free_port()}"
+    sent: list[str] = []
+    real = DynamoDB._send
+
+    def counting(self, operation, body):
+        sent.append(operation)
+        return real(self, operation, body)
+
+    monkeypatch.setattr(DynamoDB, "_send", counting)
+    settings = Settings(bucket="b", region="us-east-1", quota_files_per_day=1)
+    db = DynamoDB(closed, "us-east-1", CredentialSource(KEYS), sleep=lambda _: None)
+    with pytest.raises(QuotaUnavailable, match=r"^the quota table is unavailable "
+                       r"\(ConnectionError\); no URL is issued uncounted"):  # fmt: skip
+        Ledger(db, settings).reserve("alice", new_id(), 1, 300)
+    assert sent == ["GetItem"] * ATTEMPTS  # the limits' read, attempted twice
+    sent.clear()
+    log = io.StringIO()
+    monkeypatch.setattr("sys.stdout", log)
+    counters = metrics.begin()
+    Ledger(db, settings._replace(quota_fail_open=True)).reserve("alice", new_id(), 1, 300)
+    assert counters == {"quota_fail_open": 1}
+    assert json.loads(log.getvalue()) == {
+        "level": "ERROR", "quota": "fail-open",
+        "reason": "the quota table is unavailable (ConnectionError); no URL is issued "
+                  "uncounted; try again shortly"}  # fmt: skip
+
+
+def test_a_call_that_could_end_past_the_budget_is_not_started():
+    clock = Clock(0.0)
+    budget = Budget(5.0, clock=clock)
+    with pytest.raises(QuotaUnavailable, match="answering too slowly"):
+        budget.reserve(dynamodb_module.CALL_WORST_CASE)  # 6.1 s > 5 s
+    assert dynamodb_module.CALL_WORST_CASE == 6.1
+
+
+class ConflictingDB:
+    """Cancels ``conflicts`` transactions as a concurrent one would, then lets them by."""
+
+    def __init__(self, real: DynamoDB, conflicts: int) -> None:
+        self._real, self.conflicts = real, conflicts
+
+    def call(self, operation: str, payload: dict[str, Any], budget: Budget) -> dict[str, Any]:
+        if operation == "TransactWriteItems" and self.conflicts:
+            self.conflicts -= 1
+            reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}, {"Code": "None"}]
+            raise DynamoDBError("TransactionCanceledException", "conflict",
+                                {"CancellationReasons": reasons})  # fmt: skip
+        return self._real.call(operation, payload, budget)
+
+
+def test_a_transaction_cancelled_by_a_concurrent_one_is_retried_not_called_a_quota(endpoint):
+    ledger = make_ledger(endpoint, files_per_day=1)
+    ledger._db = ConflictingDB(ledger._db, conflicts=3)  # type: ignore[assignment]
+    ledger.reserve("alice", new_id(), 1, 300)
+    assert used(ledger)["files_today"] == 1
+    ledger._db = ConflictingDB(ledger._db, conflicts=5)  # type: ignore[assignment]
+    with pytest.raises(QuotaUnavailable, match="busy with this caller's other requests"):
+        ledger.reserve("bob", new_id(), 1, 300)
