@@ -67,6 +67,7 @@ test: lint
 bench: install-dev
 	$(BIN)/python -m bench.signing
 	$(BIN)/python -m bench.companion_cpu
+	$(BIN)/python -m bench.quotas
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.upload_throughput
 	$(BIN)/python -m bench.browser_throughput

@@ -150,12 +150,20 @@ export class Uploader {
       const answer = await response.json().catch(() => ({}));
       if (!response.ok) {
         const status = response.status;
-        throw new UploadError(answer.Message || answer.message || response.statusText, {
+        // A quota is not a moment's throttling: retrying cannot help before it resets.
+        const quota = answer.Code === "QuotaExceeded";
+        const error = new UploadError(answer.Message || answer.message || response.statusText, {
           status,
           code: answer.Code || "",
-          retryable: status >= 500 || status === 429,
+          retryable: status >= 500 || (status === 429 && !quota),
           fromApi: true,
         });
+        if (quota) {
+          error.quota = { limit: answer.limit, allowed: answer.allowed, used: answer.used,
+                          resetsAt: answer.resets_at,
+                          retryAfter: Number(response.headers.get("Retry-After")) || null };
+        }
+        throw error;
       }
       return answer;
     }, signal);

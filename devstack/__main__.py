@@ -74,6 +74,13 @@ def exported_settings(base: Mapping[str, str], stage_env: Mapping[str, str]) -> 
     return {name: base[name] for name in stage_env if name in base}
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def wait_for_port(host: str, port: int, proc: Child, timeout: float) -> None:
     """Block until something accepts connections on host:port, or fail if ``proc`` died."""
     deadline = time.monotonic() + timeout
@@ -202,9 +209,11 @@ def dev_token(user: str = "alice") -> str:
 
 
 def has_rules(settings: Settings) -> bool:
-    """Whether a PUT needs more than the URL: a type, a size or a checksum."""
+    """Whether a PUT needs more than the URL: a type, a size or a checksum (a byte quota
+    reserves an undeclared size as the stage's most)."""
     return bool(settings.allowed_types or settings.max_bytes or settings.require_checksum
-                or settings.require_known_types)  # fmt: skip
+                or settings.require_known_types or settings.quota_bytes_per_day
+                or settings.quota_stored_bytes)  # fmt: skip
 
 
 def ready_message(
@@ -231,12 +240,12 @@ def ready_message(
             '\'import json,sys; print(json.load(sys.stdin)["PUT_URL"])\')"',
         ]
     if settings.quotas_on:
-        limits = {"files a day": settings.quota_files_per_day,
+        limits = {"URLs a day": settings.quota_files_per_day,
                   "bytes a day": settings.quota_bytes_per_day,
                   "bytes stored": settings.quota_stored_bytes}  # fmt: skip
-        shown = ", ".join(f"{value} {name}" for name, value in limits.items() if value)
-        lines.append(f"  quotas: {shown} per {'user' if auth.required else 'IP'}; "
-                     f"GET {api_url}/quota")  # fmt: skip
+        shown = ", ".join(f"{name} {value}" for name, value in limits.items() if value)
+        lines.append(f"  quotas per {'user' if auth.required else 'IP'}: {shown}; "
+                     f"see GET {api_url}/quota")  # fmt: skip
     if auth.mode == "none":
         lines.append(
             "devstack: WARNING: AUTH_MODE=none: no authorization; anyone who can reach "
@@ -283,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
 
     s3_endpoint = (args.s3_endpoint or f"http://{args.host}:{args.s3_port}").rstrip("/")
     env = child_environment(os.environ, s3_endpoint)
+    # The strict S3 (or one of the user's) serves no DynamoDB: quotas get a moto server
+    # of their own, started below if the stage has any.
+    dynamodb_port = None if args.s3 == "moto" and args.s3_endpoint is None else _free_port()
+    if dynamodb_port is not None:
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = f"http://{args.host}:{dynamodb_port}"
     overrides = exported_settings(os.environ, stage_environment(args.stage))
     env["DEVSTACK_SETTINGS"] = json.dumps(overrides)
     stage_env = {**env, **stage_environment(args.stage), **overrides}
@@ -308,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_port(args.host, args.s3_port, s3, timeout=30 if args.s3 == "moto" else 120)
         create_bucket(settings, env, origin)
         if settings.quotas_on:
+            if dynamodb_port is not None:
+                table = Child("the quota table (moto's DynamoDB)",
+                              [sys.executable, "-m", "moto.server", "-H", args.host,
+                               "-p", str(dynamodb_port)], env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                procs.append(table)
+                wait_for_port(args.host, dynamodb_port, table, timeout=30)
             create_quota_table(settings, env)
         verifier = None
         if settings.verify or settings.quotas_on:

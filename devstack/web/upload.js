@@ -57,6 +57,33 @@ async function watchVerdict(uploader, box, uuid) {
   verdict.textContent = "· not checked yet";
 }
 
+// The caller's quotas (GET /quota), on stages that have any: what is used of each, and
+// when the day's counts reset. Shown at start, after a sign-in and after each upload.
+async function showQuota(uploader) {
+  const line = document.getElementById("quota");
+  let quota;
+  try {
+    quota = await uploader.call("/quota");
+  } catch {
+    quota = { enabled: false }; // not signed in yet, or the API is down: nothing to show
+  }
+  if (!quota.enabled) {
+    line.hidden = true;
+    return;
+  }
+  const { limits, used } = quota;
+  const parts = [];
+  if (limits.files_per_day) parts.push(`${used.files_today} of ${limits.files_per_day} uploads today`);
+  if (limits.bytes_per_day) {
+    parts.push(`${readableSize(used.bytes_today)} of ${readableSize(limits.bytes_per_day)} today`);
+  }
+  if (limits.stored_bytes) {
+    parts.push(`${readableSize(used.stored_bytes)} of ${readableSize(limits.stored_bytes)} stored`);
+  }
+  line.textContent = `Your quota: ${parts.join(", ")} (the day's counts reset at ${quota.resets_at}).`;
+  line.hidden = false;
+}
+
 async function upload(uploader, file, verifying) {
   const box = document.createElement("div");
   box.className = "upload";
@@ -85,8 +112,10 @@ async function upload(uploader, file, verifying) {
     const result = box.querySelector(".result");
     result.className = "result error";
     result.textContent = `failed: ${error.status ? `${error.status} ` : ""}${error.message}`;
+    if (error.code) box.dataset.code = error.code;
   } finally {
     button.remove();
+    showQuota(uploader);
   }
 }
 
@@ -109,6 +138,7 @@ async function start() {
   if (config.auth !== "none") document.getElementById("signin").hidden = false;
   document.getElementById("dev-signin").addEventListener("click", () => {
     token.value = devToken(document.getElementById("user").value || "alice");
+    showQuota(uploader);
   });
   const uploader = new Uploader({
     api: config.api,
@@ -117,6 +147,7 @@ async function start() {
     partSize: 5 * MiB,
   });
   document.getElementById("threshold").textContent = `${THRESHOLD / MiB} MiB`;
+  showQuota(uploader);
   const drop = document.getElementById("drop");
   const input = document.getElementById("files");
   const take = (files) => [...files].forEach((file) => upload(uploader, file, config.verifying));

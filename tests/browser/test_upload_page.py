@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import sample
-from tests.stack import local_s3
+from tests.stack import local_s3, start_stack, stop_stack
 from tests.support import png
 
 pytestmark = pytest.mark.browser
@@ -92,3 +92,29 @@ def test_uppy_dashboard_uploads_both_sizes_through_the_companion_routes(
         assert key.startswith("put_folder/")
         assert key.endswith("." + f.name.rsplit(".", 1)[1])
         assert stored_bytes(stack, key) == f.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def quota_stack():
+    stack = start_stack("local", env={"UPLOAD_QUOTA_FILES_PER_DAY": "1"})
+    yield stack
+    stop_stack(stack)
+
+
+def test_the_page_shows_the_quota_and_a_429_once_without_retrying(quota_stack, page, tmp_path):
+    first, second = sample(tmp_path, "one.txt", 100), sample(tmp_path, "two.txt", 100)
+    page.goto(quota_stack.page)
+    page.locator("#quota").wait_for(timeout=30_000)
+    assert page.locator("#quota").inner_text().startswith("Your quota: 0 of 1 uploads today")
+    page.set_input_files("#files", str(first))
+    page.locator('.upload[data-name="one.txt"] .status').wait_for(timeout=30_000)
+    page.wait_for_function("document.getElementById('quota').textContent.includes('1 of 1')")
+    page.set_input_files("#files", str(second))
+    box = page.locator('.upload[data-name="two.txt"][data-status="failed"]')
+    box.wait_for(timeout=30_000)
+    assert box.get_attribute("data-code") == "QuotaExceeded"
+    message = box.locator(".result").inner_text()
+    assert message.startswith("failed: 429 quota files_per_day reached: 1 of 1 uploads today; "
+                              "it resets at ")  # fmt: skip
+    # A quota is not throttling: the browser client asked once, and did not retry.
+    assert quota_stack.text().count("/put-url?filename=two.txt") == 1

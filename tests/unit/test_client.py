@@ -10,7 +10,9 @@ import threading
 from dataclasses import asdict, replace
 
 import pytest
+import requests
 
+from presigned_upload.api import Api, ApiError
 from presigned_upload.cli import parser
 from presigned_upload.parts import Part, part_size, plan
 from presigned_upload.state import ResumeState, StateStore
@@ -200,3 +202,46 @@ def test_a_lost_completion_answer_is_found_in_the_status_verified_or_not(tmp_pat
     api.landed = "rejected"
     with pytest.raises(ApiError, match=str(lost[0])):
         uploader._complete(state, [], 10)
+
+
+class Answers(requests.adapters.BaseAdapter):
+    """A transport that answers each request with the next (status, JSON body)."""
+
+    def __init__(self, *answers: tuple[int, dict[str, object]]) -> None:
+        super().__init__()
+        self.answers, self.sent = list(answers), 0
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        self.sent += 1
+        status, body = self.answers.pop(0)
+        response = requests.Response()
+        response.status_code, response._content = status, json.dumps(body).encode()
+        response.url, response.request = request.url, request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def api_answering(*answers: tuple[int, dict[str, object]]) -> tuple[Api, Answers]:
+    transport = Answers(*answers)
+    session = requests.Session()
+    session.mount("http://", transport)
+    return Api("http://api.test", session, sleep=lambda _: None), transport
+
+
+def test_a_quota_429_is_reported_at_once_with_its_message_but_throttling_is_retried():
+    quota: dict[str, object] = {"Code": "QuotaExceeded", "limit": "files_per_day", "allowed": 2,
+             "used": 2,
+             "Message": "quota files_per_day reached: 2 of 2 uploads today; it resets at "
+                        "2026-12-06T00:00:00Z", "resets_at": "2026-12-06T00:00:00Z"}  # fmt: skip
+    api, transport = api_answering((429, quota))
+    with pytest.raises(ApiError) as refused:
+        api.put_url({"size": "10"})
+    assert (str(refused.value), refused.value.status, transport.sent) == (
+        "429: quota files_per_day reached: 2 of 2 uploads today; it resets at "
+        "2026-12-06T00:00:00Z", 429, 1)  # fmt: skip
+    # API Gateway's own throttling (no QuotaExceeded) passes: the next attempt succeeds.
+    throttled: dict[str, object] = {"message": "Too Many Requests"}
+    api, transport = api_answering((429, throttled), (200, {"PUT_URL": "u", "UUID": "x"}))
+    assert (api.put_url({})["UUID"], transport.sent) == ("x", 2)

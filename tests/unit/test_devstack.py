@@ -60,6 +60,9 @@ def test_stage_environment_applies_stage_values_over_the_top_level():
         ),
         "UPLOAD_VERIFY": "true",
         "UPLOAD_UNCLAIMED_DAYS": "7",
+        "UPLOAD_QUOTA_FILES_PER_DAY": "500",
+        "UPLOAD_QUOTA_BYTES_PER_DAY": "1073741824",
+        "UPLOAD_QUOTA_STORED_BYTES": "10737418240",
     }
 
 
@@ -140,6 +143,7 @@ def test_children_get_local_credentials_and_never_a_real_profile():
         "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4566",
         "AWS_ENDPOINT_URL_EVENTBRIDGE": "http://127.0.0.1:4566",
         "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:4566",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:4566",
         "PYTHONUNBUFFERED": "1",
         "LOG_FORMAT": "text",
     }

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from tests.support import PROJECT
+from tests.support import PROJECT, free_port
 
 COLD = """
 import json, os, sys
@@ -125,3 +125,36 @@ def test_a_snapstart_init_loads_every_family_and_the_credential_chain_but_builds
         # Built on the first request after a restore: nothing per container is snapshotted.
         "services built": 0,
     }  # fmt: skip
+
+
+QUOTAS = """
+import json, os, sys
+os.environ.update({"AUTH_MODE": "none", "UPLOAD_BUCKET": "my-uploads", "AWS_REGION": "eu-west-1",
+                   "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret",
+                   "UPLOAD_QUOTA_FILES_PER_DAY": "5",
+                   "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:%d"})
+import app
+before = set(sys.modules)
+event = {"resource": "/put-url", "path": "/put-url", "httpMethod": "GET", "headers": {},
+         "multiValueHeaders": {}, "queryStringParameters": None,
+         "multiValueQueryStringParameters": None, "pathParameters": None,
+         "stageVariables": None, "body": None, "isBase64Encoded": False,
+         "requestContext": {"resourcePath": "/put-url", "httpMethod": "GET", "identity": {}}}
+answer = app.app(event, None)
+loaded = set(sys.modules) - before
+print(json.dumps([answer["statusCode"], json.loads(answer["body"])["Code"],
+                  sorted(m for m in loaded if m.startswith("chalicelib")),
+                  sorted(m.split(".")[0] for m in loaded if m.startswith(("boto", "http")))]))
+"""
+
+
+def test_with_quotas_a_cold_put_url_loads_the_quota_family_but_never_boto3():
+    code = QUOTAS % free_port()  # nothing listens there: the table is unreachable
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True,
+                          text=True, check=True, timeout=60)  # fmt: skip
+    status, error, chalicelib, others = json.loads(done.stdout.strip().splitlines()[-1])
+    # Fail closed: a named 503, no URL issued uncounted.
+    assert (status, error) == (503, "ServiceUnavailableError")
+    assert chalicelib == ["chalicelib.quotas", "chalicelib.quotas.dynamodb",
+                          "chalicelib.quotas.ledger"]  # fmt: skip
+    assert sorted(set(others)) == ["http"]  # http.client: no boto3, no botocore

@@ -1,9 +1,10 @@
 """The service's HTTP API, as the client uses it. The requests session is injected.
 
 Every call is retried, with exponential backoff and jitter, when the network fails or
-the API answers 429 or 5xx: a create retried after a lost answer may leave one unused
-multipart upload, which the bucket's lifecycle rule discards; a completion is safe to
-retry (the service says so).
+the API answers 429 or 5xx; not a 429 ``QuotaExceeded``, whose message says when the
+quota resets. A create retried after a lost answer may leave one unused multipart
+upload, which the bucket's lifecycle rule discards; a completion is safe to retry (the
+service says so).
 """
 
 from __future__ import annotations
@@ -115,10 +116,21 @@ class Api:
                 raise ApiError(0, f"could not send the request to {self._base} "
                                   f"({type(exc).__name__}: {str(exc)[:200]})") from exc  # fmt: skip
             else:
-                if response.status_code not in RETRY_STATUSES or last:
+                if response.status_code not in RETRY_STATUSES or last or _quota(response):
                     return _answer(response)
             self._sleep(min(self._backoff * 2**attempt, 20) * random.uniform(0.5, 1))  # noqa: S311
         raise AssertionError("unreachable")
+
+
+def _quota(response: requests.Response) -> bool:
+    """A 429 QuotaExceeded: a quota, not a moment's throttling; no retry can succeed
+    before it resets (its message says when)."""
+    if response.status_code != 429:
+        return False
+    try:
+        return bool(response.json().get("Code") == "QuotaExceeded")
+    except (ValueError, AttributeError):
+        return False
 
 
 def _answer(response: requests.Response) -> Any:
