@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.e2e.test_events import settled
-from tests.stack import Stack, start_stack, stop_stack
+from tests.stack import Stack, local_s3, start_stack, stop_stack
 from tests.support import png, unsigned_jwt
 
 QUOTAS = {"UPLOAD_QUOTA_FILES_PER_DAY": "2", "UPLOAD_QUOTA_BYTES_PER_DAY": "5000",
@@ -136,3 +136,24 @@ def test_each_user_sees_only_their_own_quota(stack):
     assert used(stack, grace) == {"files_today": 0, "bytes_today": 0, "stored_bytes": 0,
                                   "uploads_in_flight": 0}  # fmt: skip
     assert requests.get(f"{stack.api}/quota", timeout=10).status_code == 401
+
+
+def test_a_deleted_upload_leaves_the_stored_total_through_s3s_event(stack):
+    henry = as_user("henry-deleted")
+    data = png(4)
+    ticket = put_url(stack, henry, size=len(data), content_type="image/png").json()
+    requests.put(ticket["PUT_URL"], data=data, headers=ticket["headers"], timeout=10)
+    assert settled(stack, ticket["UUID"], http=henry)["status"] == "verified"
+    assert used(stack, henry)["stored_bytes"] == len(data)
+    # The unclaimed-days lifecycle rule, or an operator: S3's "Object Deleted" event.
+    local_s3(stack).delete_object(Bucket="uploads-local", Key=ticket["key"])
+    deadline = time.monotonic() + 15
+    while used(stack, henry)["stored_bytes"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert used(stack, henry) == {"files_today": 1, "bytes_today": len(data), "stored_bytes": 0,
+                                  "uploads_in_flight": 0}  # fmt: skip
+
+
+def test_quota_takes_no_parameters(stack):
+    answer = as_user("ivy-params").get(f"{stack.api}/quota", params={"user": "alice"}, timeout=10)
+    assert (answer.status_code, answer.json()["Code"]) == (400, "BadRequestError")
