@@ -7,12 +7,10 @@ import io
 import itertools
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from chalicelib.core import metrics
 from chalicelib.core.credentials import CredentialSource
@@ -28,13 +26,10 @@ DAY_START = 1796428800  # 2026-12-05T00:00:00Z
 _tables = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+@pytest.fixture
+def endpoint(s3_endpoint: str) -> str:
+    """moto's server (conftest.py's, which serves DynamoDB as well as S3)."""
+    return s3_endpoint
 
 
 class Clock:
