@@ -157,10 +157,10 @@ class Ledger:
         day_conditions, values = [], {":one": _n(1), ":size": _n(pending.size),
                                       ":ttl": _n(_day_end(now) + DAY_KEEP_SECONDS)}  # fmt: skip
         if limits.files_per_day is not None:
-            day_conditions.append("files <= :files_room")
+            day_conditions.append("(attribute_not_exists(files) OR files <= :files_room)")
             values[":files_room"] = _n(limits.files_per_day - 1)
         if limits.bytes_per_day is not None:
-            day_conditions.append("#bytes <= :bytes_room")
+            day_conditions.append("(attribute_not_exists(#bytes) OR #bytes <= :bytes_room)")
             values[":bytes_room"] = _n(limits.bytes_per_day - pending.size)
         stored_values = {":size": _n(pending.size), ":entry": {"SS": [pending.entry()]},
                          ":max_pending": _n(MAX_PENDING)}  # fmt: skip
@@ -177,8 +177,10 @@ class Ledger:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if day_conditions:
-            day_update["ConditionExpression"] = (
-                f"attribute_not_exists(pk) OR ({' AND '.join(day_conditions)})")  # fmt: skip
+            # Each condition is in parentheses already: DynamoDB refuses redundant ones.
+            joined = " AND ".join(day_conditions)
+            both = joined if len(day_conditions) == 1 else f"({joined})"
+            day_update["ConditionExpression"] = f"attribute_not_exists(pk) OR {both}"
         return {
             "TransactItems": [
                 {"Put": {

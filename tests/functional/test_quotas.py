@@ -241,3 +241,14 @@ def test_a_transaction_cancelled_by_a_concurrent_one_is_retried_not_called_a_quo
     ledger._db = ConflictingDB(ledger._db, conflicts=5)  # type: ignore[assignment]
     with pytest.raises(QuotaUnavailable, match="busy with this caller's other requests"):
         ledger.reserve("bob", new_id(), 1, 300)
+
+
+def test_a_day_counter_holding_only_given_back_bytes_does_not_block_the_first_url(endpoint):
+    # A settlement adds to a day's bytes (ADD creates the item): a counter without files.
+    ledger = make_ledger(endpoint, files_per_day=1, bytes_per_day=100)
+    boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
+                 aws_access_key_id="test", aws_secret_access_key="test").put_item(
+        TableName=ledger._table, Item={"pk": {"S": "q#alice#day#2026-12-05"},
+                                       "bytes": {"N": "-5"}})  # fmt: skip
+    ledger.reserve("alice", new_id(), 100, 300)
+    assert used(ledger)["files_today"] == 1
