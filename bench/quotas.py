@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from bench.cpu_share import CpuShare, available
 from bench.signing import COLD_APP, ENV, EVENT
 from bench.stack import PROJECT, free_port
+from chalicelib.core.settings import Settings
+from devstack.__main__ import create_quota_table
 
 TABLE = "bench-quotas"
 QUOTAS = {"UPLOAD_QUOTA_FILES_PER_DAY": "1000000000", "UPLOAD_QUOTA_BYTES_PER_DAY": str(10**15),
@@ -38,9 +40,7 @@ QUOTAS = {"UPLOAD_QUOTA_FILES_PER_DAY": "1000000000", "UPLOAD_QUOTA_BYTES_PER_DA
 @contextlib.contextmanager
 def dynamodb() -> Iterator[str]:
     """moto's server on loopback, a process of its own (its CPU is not the service's),
-    with the quota table, as `make run` makes it."""
-    import boto3
-
+    with the quota table, made by `make run`'s own code."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -51,11 +51,10 @@ def dynamodb() -> Iterator[str]:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             break
         time.sleep(0.1)
-    boto3.client("dynamodb", region_name=ENV["AWS_REGION"], endpoint_url=url,
-                 aws_access_key_id="test", aws_secret_access_key="test").create_table(
-        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])  # fmt: skip
+    settings = Settings(bucket=ENV["UPLOAD_BUCKET"], region=ENV["AWS_REGION"],
+                        quota_table=TABLE, dynamodb_endpoint_url=url)  # fmt: skip
+    create_quota_table(settings, {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                                  "AWS_REGION": ENV["AWS_REGION"]})  # fmt: skip
     try:
         yield url
     finally:

@@ -39,6 +39,16 @@ def formatted(moment: datetime, fmt: str) -> str:
     return moment.strftime(fmt)
 
 
+@functools.lru_cache(maxsize=8)
+def signing_key(secret_key: str, day: str, region: str, service: str) -> bytes:
+    """SigV4's signing key: four HMACs, the same for a day's signatures with one secret,
+    region and service, so derived once a day for each (S3's URLs, DynamoDB's calls)."""
+    key = hmac.digest(f"AWS4{secret_key}".encode(), day.encode(), "sha256")
+    for part in (region, service, "aws4_request"):
+        key = hmac.digest(key, part.encode(), "sha256")
+    return key
+
+
 # The partitions whose S3 endpoints this module builds itself, by botocore's own region
 # patterns (botocore/data/partitions.json), and their DNS suffixes. Any other region
 # (aws-eusc, the ISO partitions, one added later) is signed by botocore, whose endpoint
@@ -185,9 +195,7 @@ class Signer:
         cached = self._scope_cache
         if cached is not None and cached.day == day and cached.credentials == credentials:
             return cached
-        key = hmac.digest(f"AWS4{credentials.secret_key}".encode(), day.encode(), "sha256")
-        for part in (self._region, "s3", "aws4_request"):
-            key = hmac.digest(key, part.encode(), "sha256")
+        key = signing_key(credentials.secret_key, day, self._region, "s3")
         scope = f"{day}/{self._region}/s3/aws4_request"
         token = None if credentials.token is None else _encode(credentials.token)
         fresh = _Scope(credentials, day, key, scope,
@@ -325,9 +333,7 @@ def authorization_headers(
         f"{ALGORITHM}\n{amz_date}\n{scope}\n"
         f"{hashlib.sha256(canonical_request.encode()).hexdigest()}"
     )
-    key = hmac.digest(f"AWS4{credentials.secret_key}".encode(), amz_date[:8].encode(), "sha256")
-    for part in (region, service, "aws4_request"):
-        key = hmac.digest(key, part.encode(), "sha256")
+    key = signing_key(credentials.secret_key, amz_date[:8], region, service)
     signature = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
     added["Authorization"] = (
         f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "

@@ -19,6 +19,7 @@ from chalicelib.core.settings import Settings
 from chalicelib.quotas import dynamodb as dynamodb_module
 from chalicelib.quotas.dynamodb import ATTEMPTS, Budget, DynamoDB, DynamoDBError
 from chalicelib.quotas.ledger import Ledger
+from devstack.__main__ import create_quota_table
 from tests.support import free_port
 
 KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
@@ -41,15 +42,11 @@ class Clock:
 
 
 def make_ledger(endpoint: str, clock: Clock | None = None, **limits: Any) -> Ledger:
-    """A ledger on a table of its own, as devstack creates it."""
-    table = f"quotas-{next(_tables)}"
-    boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
-                 aws_access_key_id="test", aws_secret_access_key="test").create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])  # fmt: skip
-    settings = Settings(bucket="b", region="us-east-1", quota_table=table,
+    """A ledger on a table of its own, created by devstack's own code (`make run`'s)."""
+    settings = Settings(bucket="b", region="us-east-1", quota_table=f"quotas-{next(_tables)}",
+                        dynamodb_endpoint_url=endpoint,
                         **{f"quota_{k}": v for k, v in limits.items()})  # fmt: skip
+    create_quota_table(settings, {**KEYS, "AWS_REGION": "us-east-1"})
     db = DynamoDB(endpoint, "us-east-1", CredentialSource(KEYS))
     return Ledger(db, settings, clock=clock or Clock(), sleep=lambda _: None)
 
