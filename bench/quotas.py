@@ -42,7 +42,7 @@ def dynamodb() -> Iterator[str]:
     """moto's server on loopback, a process of its own (its CPU is not the service's),
     with the quota table, made by `make run`'s own code."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "devstack.moto_server", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

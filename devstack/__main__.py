@@ -127,7 +127,7 @@ def start_s3(kind: str, host: str, port: int, env: Mapping[str, str]) -> Child:
     else:
         environ = dict(env)
         name = "the local S3 (moto)"
-        args = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+        args = [sys.executable, "-m", "devstack.moto_server", "-H", host, "-p", str(port)]
     # Its access log would print every signed URL; errors show as its exit status.
     return Child(name, args, environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.quotas_on:
             if dynamodb_port is not None:
                 table = Child("the quota table (moto's DynamoDB)",
-                              [sys.executable, "-m", "moto.server", "-H", args.host,
+                              [sys.executable, "-m", "devstack.moto_server", "-H", args.host,
                                "-p", str(dynamodb_port)], env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
                 procs.append(table)

@@ -9,9 +9,9 @@ import boto3
 import pytest
 import requests
 from chalice.test import Client
-from moto.server import ThreadedMotoServer
 
-from tests.support import LOCAL_AWS_ENV, REAL_AWS_VARS, free_port, load_app
+from devstack.moto_server import Server
+from tests.support import LOCAL_AWS_ENV, REAL_AWS_VARS, load_app
 
 BUCKET = "uploads-local"  # the `local` stage's UPLOAD_BUCKET
 # app.py as the `local` stage (AUTH_MODE=none) imports it.
@@ -20,11 +20,8 @@ app_module = load_app("local")
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with Server() as url:
+        yield url
 
 
 @pytest.fixture

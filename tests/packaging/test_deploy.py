@@ -22,8 +22,8 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto.server import ThreadedMotoServer
 
+from devstack.moto_server import Server
 from infra.deploy import Deployer
 from infra.pythons import find_python
 from tests.support import free_port
@@ -306,11 +306,8 @@ def expect_unchanged(stub, name, template, parameters, outputs):
 
 @pytest.fixture
 def moto_endpoint():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with Server() as url:
+        yield url
 
 
 def test_the_api_stack_is_wired_from_the_bucket_stacks_outputs(moto_endpoint, tmp_path):
