@@ -67,11 +67,12 @@ from chalicelib.core.settings import (
     DEFAULT_PREFIX,
     Settings,
     cors_allow_origin,
+    malware_scan_on,
     quotas_on,
     verification_on,
 )
 from chalicelib.core.signing import backend_for
-from chalicelib.verifier import event_pattern
+from chalicelib.verifier import SCAN_SOURCE, event_pattern
 
 # The route families beyond GET /put-url are imported on first use: a cold /put-url
 # never loads the multipart, Companion, status or verifier code (chalicelib/core/lazy.py).
@@ -463,7 +464,8 @@ def verifier() -> verify.Verifier:
         key = functools.cache(lambda: webhook.read_secret(secret, make_client))
         notify = webhook.Webhook(settings.webhook_url, key).send
     settle = settle_verdict if settings.quotas_on else None
-    return verify.Verifier(s3, events, settings, AUTH.required, notify, settle)
+    service = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", verify.SERVICE)
+    return verify.Verifier(s3, events, settings, AUTH.required, notify, settle, service)
 
 
 def settle_verdict(verdict: verify.Verdict) -> None:
@@ -500,14 +502,25 @@ def object_of(detail: Any) -> tuple[str, str | None]:
         bucket, key = detail["bucket"]["name"], detail["object"]["key"]
     except (KeyError, TypeError):
         return "", None
-    if not isinstance(bucket, str) or not isinstance(key, str):
-        return "", None
-    try:
-        if len(key.encode()) > 1024:  # S3's limit, in UTF-8 bytes
-            return "", None
-    except UnicodeEncodeError:  # a lone surrogate: no S3 key
+    if not isinstance(bucket, str) or not isinstance(key, str) or not s3_key(key):
         return "", None
     return bucket, key
+
+
+def object_of_scan(scan: verify.ScanResult) -> str | None:
+    """The key of a scan result, when it is one S3 could hold and in this bucket."""
+    if scan.bucket != services().settings.bucket or not s3_key(scan.key):
+        return None
+    return scan.key
+
+
+def s3_key(key: str) -> bool:
+    """Whether ``key`` could be an S3 key: at most 1024 bytes of UTF-8 (a lone surrogate
+    has none)."""
+    try:
+        return 0 < len(key.encode()) <= 1024
+    except UnicodeEncodeError:
+        return False
 
 
 # What lands is checked by a second function in the same app, on S3's "Object Created"
@@ -517,14 +530,21 @@ def object_of(detail: Any) -> tuple[str, str | None]:
 if verification_on(os.environ) or quotas_on(os.environ):
     VERIFY_PATTERN = event_pattern(
         os.environ.get("UPLOAD_BUCKET", ""), os.environ.get("UPLOAD_PREFIX", DEFAULT_PREFIX),
-        deletions=quotas_on(os.environ),
+        deletions=quotas_on(os.environ), scans=malware_scan_on(os.environ),
     )  # fmt: skip
 
     @app.on_cw_event(VERIFY_PATTERN, name="verify_upload")
     def verify_upload(event: CloudWatchEvent) -> dict[str, Any]:
         """Judge one new object: tag it verified, or move it to quarantine; publish the
-        verdict; settle the owner's quotas. Without verification, only the quotas: what
-        was created or deleted. Its Lambda handler is app.verify_upload."""
+        verdict; settle the owner's quotas. With UPLOAD_MALWARE_SCAN, GuardDuty's scan
+        results come here too. Without verification, only the quotas: what was created
+        or deleted. Its Lambda handler is app.verify_upload."""
+        if event.source == SCAN_SOURCE:
+            scan = verify.ScanResult.parse(event.detail)
+            if scan is None or object_of_scan(scan) is None:
+                return {"verdict": None}
+            verdict = verifier().scanned(scan)
+            return {"verdict": None if verdict is None else verdict.detail()}
         bucket, key = object_of(event.detail)
         if key is None or bucket != services().settings.bucket:
             return {"verdict": None}

@@ -443,7 +443,7 @@ export class Uploader {
     } catch (error) {
       if (!error.fromApi || !MAYBE_COMPLETED.includes(error.status)) throw error;
       const status = await this.call(`/uploads/${record.UUID}`, { signal }).catch(() => ({}));
-      if (["uploaded", "verified"].includes(status.status) && status.size === file.size) {
+      if (["uploaded", "scanning", "verified"].includes(status.status) && status.size === file.size) {
         return status;
       }
       throw error;

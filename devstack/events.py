@@ -1,6 +1,6 @@
 """The verifier's event path, locally: S3 -> EventBridge -> a queue -> the Chalice handler.
 
-    python -m devstack.events --stage local --queue-url URL
+    python -m devstack.events --stage local --queue-url URL [--scan-queue-url URL]
 
 :func:`wire` does what the bucket template and `chalice package` do in AWS, on moto's
 server: it turns on the bucket's EventBridge notifications and adds a rule with the app's
@@ -8,6 +8,9 @@ own pattern (app.py's VERIFY_PATTERN), whose target is an SQS queue (Lambda is n
 by moto). :func:`main` is the worker `make run` starts: it takes each message off the
 queue and runs app.py's ``verify_upload`` through Chalice's own local invocation
 (``chalice.test.Client.lambda_.invoke``), with the stage's settings, as Lambda would.
+With UPLOAD_MALWARE_SCAN, the same worker runs the stand-in for GuardDuty's malware scan
+(devstack/scanner.py) on a queue of its own: its results reach the verifier through the
+rule, as GuardDuty's do in AWS.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from chalicelib.core.settings import Settings
 from chalicelib.verifier import event_pattern
+from devstack import scanner
 from infra.stages import stage_environment
 
 RULE = "presigned-upload-verify"
@@ -46,7 +50,8 @@ def wire(settings: Settings, env: Mapping[str, str]) -> str:
     )
     queue: str = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    pattern = event_pattern(settings.bucket, settings.prefix, deletions=settings.quotas_on)
+    pattern = event_pattern(settings.bucket, settings.prefix, deletions=settings.quotas_on,
+                            scans=settings.malware_scan)  # fmt: skip
     events.put_rule(Name=RULE, EventPattern=json.dumps(pattern))
     events.put_targets(Rule=RULE, Targets=[{"Id": "verifier",
                                             "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
@@ -57,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.events", description=__doc__)
     parser.add_argument("--stage", required=True)
     parser.add_argument("--queue-url", required=True)
+    parser.add_argument("--scan-queue-url", help="the stand-in scanner's queue (scanner.wire)")
     args = parser.parse_args(argv)
     # The stage's settings, then what the user exported (as devstack.chalice_local does),
     # before app.py is imported: it reads some of them then.
@@ -67,25 +73,45 @@ def main(argv: list[str] | None = None) -> int:
 
     import app
 
-    sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"])
+    endpoint = os.environ["AWS_ENDPOINT_URL_S3"]
+    sqs = boto3.client("sqs", endpoint_url=endpoint)
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    bus = boto3.client("events", endpoint_url=endpoint)
+    clamd = scanner.clamd_socket()
     with Client(app.app, stage_name=args.stage) as client:
         os.environ.update(overrides)  # the Client applied config.json's values again
 
-        def invoke(event: Any) -> Any:
-            return client.lambda_.invoke("verify_upload", event).payload
+        def verify(event: Any) -> str | None:
+            answer = client.lambda_.invoke("verify_upload", event).payload
+            verdict = answer.get("verdict") if isinstance(answer, dict) else None
+            if verdict is None:
+                return None
+            return f"{verdict['key']}: {'verified' if verdict['reason'] is None else 'rejected'}"
+
+        def scan(event: Any) -> str | None:
+            found = (event.get("detail") or {}) if isinstance(event, dict) else {}
+            bucket = (found.get("bucket") or {}).get("name")
+            key = (found.get("object") or {}).get("key")
+            if not isinstance(bucket, str) or not isinstance(key, str):
+                return None
+            status = scanner.scan_object(s3, bus, bucket, key, clamd)
+            return None if status is None else f"{key}: scanned, {status} (stand-in scanner)"
 
         while True:
-            drain(sqs, args.queue_url, invoke)
+            drain(sqs, args.queue_url, verify)
+            if args.scan_queue_url:
+                drain(sqs, args.scan_queue_url, scan, "stand-in scanner")
 
 
 # Lambda runs an event's handler at most three times (two retries), then drops it.
 MAX_RECEIVES = 3
 
 
-def drain(sqs: Any, queue_url: str, invoke: Callable[[Any], Any]) -> None:
-    """Run the verifier on the messages waiting in the queue (one receive). A message
-    that is not JSON is dropped at once; one whose run fails is left to come back, and
-    dropped after its third, each said on stderr."""
+def drain(sqs: Any, queue_url: str, invoke: Callable[[Any], str | None],
+          name: str = "verifier") -> None:  # fmt: skip
+    """Run ``invoke`` on the messages waiting in the queue (one receive), saying on
+    stderr what it returns. A message that is not JSON is dropped at once; one whose run
+    fails is left to come back, and dropped after its third, each said on stderr."""
     got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                               AttributeNames=["ApproximateReceiveCount"])  # fmt: skip
     for message in got.get("Messages", []):
@@ -101,16 +127,14 @@ def drain(sqs: Any, queue_url: str, invoke: Callable[[Any], Any]) -> None:
         except Exception as exc:
             received = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
             if received >= MAX_RECEIVES:
-                _say(f"verifier failed {received} times, dropped the event: {exc!r}")
+                _say(f"{name} failed {received} times, dropped the event: {exc!r}")
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=handle)
             else:
-                _say(f"verifier failed (attempt {received} of {MAX_RECEIVES}): {exc!r}")
+                _say(f"{name} failed (attempt {received} of {MAX_RECEIVES}): {exc!r}")
             continue
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=handle)
-        verdict = answer.get("verdict") if isinstance(answer, dict) else None
-        if verdict is not None:
-            state = "verified" if verdict["reason"] is None else "rejected"
-            _say(f"{verdict['key']}: {state}")
+        if answer is not None:
+            _say(answer)
 
 
 def _say(what: str) -> None:

@@ -128,10 +128,12 @@ def warnings(stage: str, env: dict[str, str]) -> list[str]:
 def bucket_parameters(stage: str, env: dict[str, str]) -> dict[str, str]:
     """The bucket stack's parameters from the stage's settings."""
     settings = Settings.from_env({**env, "AWS_REGION": "us-east-1"})
-    abort_days = DeploySettings.for_stage(stage).abort_incomplete_multipart_days
+    deploy = DeploySettings.for_stage(stage)
     parameters = {"BucketName": env["UPLOAD_BUCKET"], "AllowedOrigin": env["CORS_ALLOW_ORIGIN"],
                   "QuarantinePrefix": settings.quarantine_prefix,
-                  "AbortIncompleteMultipartAfterDays": str(abort_days)}  # fmt: skip
+                  "AbortIncompleteMultipartAfterDays": str(deploy.abort_incomplete_multipart_days),
+                  "MalwareScan": str(deploy.malware_scan).lower(),
+                  "UploadPrefix": settings.prefix}  # fmt: skip
     if settings.unclaimed_days is not None:
         parameters["UnclaimedUploadDays"] = str(settings.unclaimed_days)
     return parameters

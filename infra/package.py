@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.core.settings import cors_allow_origin, quotas_on, verification_on
+from chalicelib.verifier import event_pattern
 from infra import policies
 from infra.bytecode import add_bytecode
 from infra.policies import ANY_REGION_BUS, ANY_REGION_TABLE, BUCKET_ARN
@@ -129,12 +130,14 @@ def merge_template(
                 }
             },
             **alarms(name),
-            "Dashboard": dashboard(name, quotas),
+            "Dashboard": dashboard(name, quotas, deploy.malware_scan),
         },
     }  # fmt: skip
     if verifier_policy is not None:
         add_verifier(template["Resources"], name, deploy, prefix,
-                     parameterized(verifier_policy, bucket))  # fmt: skip
+                     parameterized(verifier_policy, bucket), quotas)  # fmt: skip
+        if deploy.malware_scan:
+            add_scan_alarms(template["Resources"], name)
     if quotas:
         add_quota_table(template["Resources"], name)
     if deploy.xray:
@@ -179,11 +182,14 @@ def add_quota_table(resources: dict[str, Any], name: str) -> None:
 
 def add_verifier(
     resources: dict[str, Any], name: str, deploy: DeploySettings, prefix: str,
-    policy: dict[str, Any],
+    policy: dict[str, Any], quotas: bool = False,
 ) -> None:  # fmt: skip
-    """The verifier (app.py's verify_upload, on S3's events): named, on the same runtime
-    and architecture, its own log group, its own role from its own policy file, its rule
-    matching the bucket parameter, and an alarm on its errors."""
+    """The verifier (app.py's verify_upload, on S3's events, and with malware_scan on
+    GuardDuty's scan results): named, on the same runtime and architecture, its own log
+    group, its own role from its own policy file, its rule (app.py's own pattern) matching
+    the bucket parameter, and an alarm on its errors."""
+    pattern = event_pattern({"Ref": "UploadBucket"}, prefix, deletions=quotas,
+                            scans=deploy.malware_scan)  # fmt: skip
     function = f"{name}-verify_upload"
     resources["VerifyUpload"] = {
         "DependsOn": ["VerifyUploadLogGroup"],
@@ -193,9 +199,7 @@ def add_verifier(
             "Runtime": deploy.python,
             "Architectures": ["arm64"],
             "Environment": {"Variables": {"UPLOAD_BUCKET": {"Ref": "UploadBucket"}}},
-            "Events": {"VerifyUploadEvent": {"Properties": {"Pattern": {"detail": {
-                "bucket": {"name": [{"Ref": "UploadBucket"}]},
-                "object": {"key": [{"prefix": prefix}]}}}}}},
+            "Events": {"VerifyUploadEvent": {"Properties": {"Pattern": pattern}}},
         },
     }  # fmt: skip
     resources["VerifyUploadLogGroup"] = {
@@ -213,6 +217,16 @@ def add_verifier(
         name, "AWS/Lambda", "Errors",
         [{"Name": "FunctionName", "Value": function}], {"Statistic": "Sum", "Threshold": 0}, 1,
     )  # fmt: skip
+
+
+def add_scan_alarms(resources: dict[str, Any], name: str) -> None:
+    """Alarms on the verifier's scan metrics (chalicelib/verifier/verify.py): any upload
+    GuardDuty found a threat in, and any scan that ended without a result (UNSUPPORTED,
+    ACCESS_DENIED, FAILED), which UPLOAD_UNSCANNED rejects or lets through."""
+    service = [{"Name": "service", "Value": f"{name}-verify_upload"}]
+    for logical, metric in SCAN_ALARMS.items():
+        resources[logical] = _alarm(name, "presigned-upload", metric, service,
+                                    {"Statistic": "Sum", "Threshold": 0}, 1)  # fmt: skip
 
 
 def add_snapstart(template: dict[str, Any]) -> None:
@@ -345,10 +359,10 @@ def checkov_metadata(logical: str) -> dict[str, Any]:
     return {"checkov": {"skip": [{"id": i, "comment": c} for i, c in skips.items()]}}
 
 
-def dashboard(name: str, quotas: bool = False) -> dict[str, Any]:
+def dashboard(name: str, quotas: bool = False, scans: bool = False) -> dict[str, Any]:
     """A CloudWatch dashboard named after the function: the request log's metrics
-    (chalicelib/core/metrics.py), API Gateway's and Lambda's, the quotas' (where on),
-    and the alarms."""
+    (chalicelib/core/metrics.py), API Gateway's and Lambda's, the quotas' and the malware
+    scan's (where on), and the alarms."""
 
     def search(metric: str, stat: str, dimensions: str = "service,route,status_class") -> Any:
         query = (f"SEARCH('{{presigned-upload,{dimensions}}} service=\"{name}\" "
@@ -393,8 +407,14 @@ def dashboard(name: str, quotas: bool = False) -> dict[str, Any]:
              ["presigned-upload", "quota_fail_open", "service", name],
              *(["AWS/DynamoDB", m, *table] for m in ("ReadThrottleEvents", "WriteThrottleEvents"))],
         ))  # fmt: skip
-    alarm_arns = [{"Fn::GetAtt": [logical, "Arn"]}
-                  for logical in ALARMS + (QUOTA_ALARMS if quotas else ())]  # fmt: skip
+    if scans:
+        widgets.append(widget(
+            "Malware scan: threats found, uploads without a scan result",
+            [["presigned-upload", m, "service", f"{name}-verify_upload"]
+             for m in SCAN_ALARMS.values()],
+        ))  # fmt: skip
+    shown = ALARMS + (QUOTA_ALARMS if quotas else ()) + (tuple(SCAN_ALARMS) if scans else ())
+    alarm_arns = [{"Fn::GetAtt": [logical, "Arn"]} for logical in shown]
     body = {"widgets": [*widgets, {"type": "alarm", "width": 24, "height": 3, "properties": {
         "title": "Alarms", "alarms": ["@ALARMS@"]}}]}  # fmt: skip
     # The body is one string: the alarms' ARNs are joined into it by CloudFormation.
@@ -420,6 +440,7 @@ def _joined(arns: list[Any]) -> list[Any]:
 ALARMS = ("ApiServerErrorRateAlarm", "ApiLatencyP99Alarm", "LambdaThrottlesAlarm",
           "LambdaErrorsAlarm")  # fmt: skip
 QUOTA_ALARMS = ("QuotaReadThrottlesAlarm", "QuotaWriteThrottlesAlarm", "QuotaFailOpenAlarm")
+SCAN_ALARMS = {"MalwareFoundAlarm": "malware_found", "UnscannedUploadsAlarm": "unscanned"}
 
 
 def alarms(name: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from chalicelib.core.settings import malware_scan_on
+
 PROJECT = Path(__file__).resolve().parent.parent
 CONFIG = PROJECT / ".chalice" / "config.json"
 
@@ -60,6 +62,9 @@ class DeploySettings:
     # Lambda SnapStart for the API function: each deploy publishes a version, snapshotted
     # after its init, and API Gateway invokes it through the alias "live" (docs/deployment.md).
     snapstart: bool = False
+    # GuardDuty Malware Protection for S3 on the upload prefix (the bucket stack's plan);
+    # the stage's UPLOAD_MALWARE_SCAN must say the same, as the functions read that.
+    malware_scan: bool = False
 
     @classmethod
     def for_stage(cls, stage: str) -> DeploySettings:
@@ -76,7 +81,7 @@ class DeploySettings:
                 f"{stage}: deploy.log_retention_days {settings.log_retention_days!r}; "
                 f"allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
             )
-        for name in ("xray", "allow_open", "allow_any_origin", "snapstart"):
+        for name in ("xray", "allow_open", "allow_any_origin", "snapstart", "malware_scan"):
             if not isinstance(getattr(settings, name), bool):
                 raise ValueError(
                     f"{stage}: deploy.{name} {getattr(settings, name)!r}; allowed: true, false"
@@ -86,4 +91,9 @@ class DeploySettings:
             value = getattr(settings, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{stage}: deploy.{name} {value!r}; allowed: a whole number >= 1")
+        if settings.malware_scan != malware_scan_on(stage_environment(stage)):
+            raise ValueError(
+                f"{stage}: deploy.malware_scan and UPLOAD_MALWARE_SCAN differ; allowed: both "
+                "on (GuardDuty scans, and the verdict waits for it) or both off"
+            )
         return settings

@@ -27,6 +27,8 @@ DEFAULT_QUOTA_TABLE = "presigned-upload-quotas"
 # up to S3's largest object, 5 TiB.
 MAX_SINGLE_UPLOAD_BYTES = 5 * 1024**3
 MAX_OBJECT_BYTES = 5 * 1024**4
+# What a scan that ended without a result (UNSUPPORTED, ACCESS_DENIED, FAILED) gets.
+UNSCANNED_CHOICES = ("reject", "allow")
 QUOTA_VARIABLES = ("UPLOAD_QUOTA_FILES_PER_DAY", "UPLOAD_QUOTA_BYTES_PER_DAY",
                    "UPLOAD_QUOTA_STORED_BYTES")  # fmt: skip
 # How long an unfinished multipart upload holds its quota reservation: the bucket's
@@ -85,6 +87,11 @@ class Settings(NamedTuple):
     # Uploads carry the tag upload-claimed=false; the bucket's lifecycle rule deletes them
     # after this many days unless claimed (POST /uploads/{uuid}/claim).
     unclaimed_days: int | None = None
+    # The verdict waits for GuardDuty's malware scan too (docs/security.md): verified only
+    # once the scan found no threat in these very bytes.
+    malware_scan: bool = False
+    # A scan that ended UNSUPPORTED, ACCESS_DENIED or FAILED: reject, or allow.
+    unscanned: str = "reject"
     # Where the verifier publishes "Upload Verified" / "Upload Rejected".
     event_bus: str = "default"
     webhook_url: str | None = None
@@ -137,6 +144,8 @@ class Settings(NamedTuple):
             verify=_flag(environ, "UPLOAD_VERIFY"),
             quarantine_prefix=_quarantine_prefix(environ),
             unclaimed_days=_optional_int(environ, "UPLOAD_UNCLAIMED_DAYS", 1, 3650),
+            malware_scan=_malware_scan(environ),
+            unscanned=_choice(environ, "UPLOAD_UNSCANNED", UNSCANNED_CHOICES),
             event_bus=_event_bus(environ),
             webhook_url=_webhook_url(environ),
             webhook_secret=_webhook_secret(environ),
@@ -181,6 +190,12 @@ def verification_on(environ: Mapping[str, str]) -> bool:
     return _flag(environ, "UPLOAD_VERIFY")
 
 
+def malware_scan_on(environ: Mapping[str, str]) -> bool:
+    """UPLOAD_MALWARE_SCAN, read at import by app.py (whether the verifier's rule also
+    takes GuardDuty's scan results) and by infra/package.py."""
+    return _flag(environ, "UPLOAD_MALWARE_SCAN")
+
+
 def _require_checksum(environ: Mapping[str, str]) -> bool:
     """UPLOAD_REQUIRE_CHECKSUM; UPLOAD_REQUIRE_MD5 is its old name, still read so that a
     deployment configured with it keeps the rule (now met by md5 or sha256)."""
@@ -202,6 +217,16 @@ def _quarantine_prefix(environ: Mapping[str, str]) -> str:
             "reach it)"
         )
     return value
+
+
+def _malware_scan(environ: Mapping[str, str]) -> bool:
+    on = _flag(environ, "UPLOAD_MALWARE_SCAN")
+    if on and not _flag(environ, "UPLOAD_VERIFY"):
+        raise ConfigError(
+            "UPLOAD_MALWARE_SCAN needs UPLOAD_VERIFY=true: the scan's result is part of the "
+            "verifier's verdict; allowed: set both, or neither"
+        )
+    return on
 
 
 def _event_bus(environ: Mapping[str, str]) -> str:

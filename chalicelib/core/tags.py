@@ -24,6 +24,9 @@ CLAIMED = "upload-claimed"
 ETAG = "upload-etag"
 TYPE = "upload-type"
 VERIFIED, REJECTED = "verified", "rejected"
+# Not a tag: what GET /uploads/{uuid} says of a stored upload whose verdict awaits the
+# malware scan (UPLOAD_MALWARE_SCAN).
+SCANNING = "scanning"
 # The x-amz-tagging header of a PUT (URL-encoded query form), and the same as the XML
 # form field of a POST policy.
 UNCLAIMED_HEADER = f"{CLAIMED}=false"

@@ -32,7 +32,9 @@ class StoredUpload:
     last_modified: datetime
     filename: str | None
     checksum: StoredChecksum | None = None
-    # "verified" once the verifier passed it (UPLOAD_VERIFY), else None: just "uploaded".
+    # "verified" once the verifier passed it (UPLOAD_VERIFY), "scanning" until then with
+    # UPLOAD_MALWARE_SCAN (the type check and the scan are not both in), else None:
+    # just "uploaded".
     verdict: str | None = None
     # The object's tags, when they were read (the verdict's, a claim's).
     tags: dict[str, str] = field(default_factory=dict)
@@ -68,7 +70,8 @@ class UploadStatus:
         self._clock = clock
 
     def status(self, space: str, upload_id: str) -> dict[str, Any]:
-        """``uploaded`` (or, with UPLOAD_VERIFY, ``verified``) with the object's metadata,
+        """``uploaded`` (or, with UPLOAD_VERIFY, ``verified``; with UPLOAD_MALWARE_SCAN,
+        ``scanning`` until then) with the object's metadata,
         ``rejected`` with the verifier's reason, or ``pending``. ``pending`` also covers
         ids never issued, and other callers' ids: with no state of its own, the service
         cannot tell those apart, and must not say that someone else's upload exists."""
@@ -152,7 +155,11 @@ class UploadStatus:
             held, head["ETag"], head.get("ContentType")
         )
         return StoredUpload(
-            verdict=tags.VERIFIED if verified else None,
+            verdict=tags.VERIFIED
+            if verified
+            else tags.SCANNING
+            if self._settings.malware_scan
+            else None,
             tags=held,
             upload_id=upload_id,
             key=key,

@@ -12,6 +12,19 @@ bytes (one ranged GET), and decides:
   download route. Objects over :data:`QUARANTINE_COPY_LIMIT` are not copied (a copy that
   size could outlast the function): an empty marker with the tags takes their place.
 
+With UPLOAD_MALWARE_SCAN the verdict has a second check: GuardDuty Malware Protection for
+S3 scans each new object and publishes its result (:class:`ScanResult`), which this
+verifier also receives. An upload is ``verified`` only when its type check has passed and
+the scan of these very bytes (its ETag) found no threat; a threat rejects it with the
+reason ``malware``; a scan without a result (UNSUPPORTED, ACCESS_DENIED, FAILED) rejects
+it with the reason ``unscanned``, or with UPLOAD_UNSCANNED=allow lets the type check
+decide. Until both are in, the object is left as it is (GET /uploads/{uuid} says
+``scanning``). Either event may come first, and each may come twice: the "Object
+Created" event rejects an upload whose type check fails at once, and otherwise waits;
+the scan result runs the type check again itself and decides. So only the scan's event
+ever writes a ``verified`` verdict, whatever the order, and the type check's reason comes
+first in both orders.
+
 Each verdict is published as an EventBridge event (``source: presigned-upload``,
 ``detail-type: Upload Verified | Upload Rejected``) on UPLOAD_EVENT_BUS, and sent to
 UPLOAD_WEBHOOK_URL if set (chalicelib/verifier/webhook.py). The event goes out before the object
@@ -28,11 +41,12 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.core import tags
+from chalicelib.core import metrics, tags
 from chalicelib.core.checksums import stored_checksum
 from chalicelib.core.errors import ServiceError
 from chalicelib.core.keys import issued_key
@@ -52,6 +66,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 SOURCE = "presigned-upload"
+SERVICE = "presigned-upload-verifier"  # the metrics' service, outside Lambda
+# GuardDuty's scan results (scanResultDetails.scanResultStatus).
+NO_THREATS_FOUND, THREATS_FOUND = "NO_THREATS_FOUND", "THREATS_FOUND"
+UNSCANNED = ("UNSUPPORTED", "ACCESS_DENIED", "FAILED")
 DETAIL_TYPES = {True: "Upload Verified", False: "Upload Rejected"}
 QUARANTINE_COPY_LIMIT = 100 * 1024 * 1024
 
@@ -72,6 +90,8 @@ class Verdict:
     etag: str
     checksum: dict[str, str] | None
     reason: str | None
+    # GuardDuty's scan result for these bytes, with UPLOAD_MALWARE_SCAN.
+    scan: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -88,7 +108,38 @@ class Verdict:
             "etag": self.etag,
             "checksum": self.checksum,
             "reason": self.reason,
+            "scan": self.scan,
         }
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """GuardDuty's result for one object: its event's ``s3ObjectDetails`` and
+    ``scanResultDetails``."""
+
+    bucket: str
+    key: str
+    etag: str
+    status: str
+    threats: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, detail: Any) -> ScanResult | None:
+        """The result in an event's detail, or None if it is not one (the handler must
+        not crash on an odd event)."""
+        try:
+            found = detail["s3ObjectDetails"]
+            bucket, key, etag = found["bucketName"], found["objectKey"], found["eTag"]
+            status = detail["scanResultDetails"]["scanResultStatus"]
+            threats = detail["scanResultDetails"].get("threats") or []
+        except (KeyError, TypeError, AttributeError):
+            return None
+        if not all(isinstance(v, str) for v in (bucket, key, etag, status)):
+            return None
+        if not isinstance(threats, list):
+            threats = []
+        names = tuple(str(t.get("name"))[:100] for t in threats[:5] if isinstance(t, dict))
+        return cls(bucket, key, etag.strip('"'), status[:40], names)
 
 
 class Verifier:
@@ -103,6 +154,7 @@ class Verifier:
         per_principal: bool,
         notify: Callable[[str, dict[str, Any]], object] | None = None,
         settle: Callable[[Verdict], None] | None = None,
+        service: str = SERVICE,
     ) -> None:
         self._s3 = s3
         self._events = events
@@ -110,13 +162,26 @@ class Verifier:
         self._per_principal = per_principal
         self._notify = notify
         self._settle = settle
+        self._service = service
 
     def verify(self, bucket: str, key: str) -> Verdict | None:
-        """Judge ``key``; None when there is nothing to do (another bucket, the object is
-        gone or was replaced meanwhile, or these bytes and type were judged already),
-        each logged. A refusal by S3 (a 403 among them: the role may list the prefix, so
-        a missing object is a 404) or EventBridge raises: Lambda retries, and the
-        verifier's Errors alarm fires."""
+        """Judge ``key`` (S3's "Object Created"); None when there is nothing to do
+        (another bucket, the object is gone or was replaced meanwhile, these bytes and
+        type were judged already, or their type check passed and the malware scan is
+        awaited), each logged. A refusal by S3 (a 403 among them: the role may list the
+        prefix, so a missing object is a 404) or EventBridge raises: Lambda retries, and
+        the verifier's Errors alarm fires."""
+        return self._decide(bucket, key, None)
+
+    def scanned(self, result: ScanResult) -> Verdict | None:
+        """Judge the object GuardDuty scanned, its type check included; None as for
+        :meth:`verify`, and when the object holds other bytes than those scanned (the new
+        bytes' own scan follows)."""
+        if not self._settings.malware_scan:
+            return _skipped(result.key, "a scan result, but UPLOAD_MALWARE_SCAN is off")
+        return self._decide(result.bucket, result.key, result)
+
+    def _decide(self, bucket: str, key: str, scan: ScanResult | None) -> Verdict | None:
         if bucket != self._settings.bucket:
             return _skipped(key, "another bucket")
         try:
@@ -124,9 +189,13 @@ class Verifier:
                 head = self._s3().head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
                 held = tags.as_dict(self._s3().get_object_tagging(Bucket=bucket, Key=key)["TagSet"])
             etag, declared = head["ETag"], head.get("ContentType")
+            if scan is not None and scan.etag != etag.strip('"'):
+                return _skipped(key, "scanned bytes replaced since (the new ones' scan follows)")
             if tags.about(held, etag, declared):
                 return _skipped(key, "judged already")
-            verdict = self._judge(key, head)
+            verdict = self._judge(key, head, scan)
+            if verdict is None:
+                return _skipped(key, "type check passed; waiting for the malware scan")
             self._publish(verdict)  # first: if what follows fails, the retry sends it again
             if self._settle is not None:  # the quotas, before the tag that ends the retries
                 self._settle(verdict)
@@ -141,12 +210,15 @@ class Verifier:
                 self._quarantine(key, etag, verdict.size, verdict.reason)
         except _Gone:
             return _skipped(key, "gone, or replaced since the event (its own event follows)")
-        _log(verdict)
+        _log(verdict, self._service)
         if self._notify is not None:
             self._notify(DETAIL_TYPES[verdict.verified], verdict.detail())  # never raises
         return verdict
 
-    def _judge(self, key: str, head: HeadObjectOutputTypeDef) -> Verdict:
+    def _judge(self, key: str, head: HeadObjectOutputTypeDef,
+               scan: ScanResult | None) -> Verdict | None:  # fmt: skip
+        """The verdict on these bytes; None when their type check passed and the malware
+        scan (UPLOAD_MALWARE_SCAN) is still to come."""
         issued = issued_key(self._settings.prefix, key, self._per_principal)
         principal, upload_id = issued if issued else (None, None)
         size, declared = head["ContentLength"], head.get("ContentType")
@@ -164,8 +236,13 @@ class Verifier:
                 or extension_problem(key, filename, declared, self._settings)
                 or content_problem(head_bytes, declared, self._settings)
             )
+        if reason is None and self._settings.malware_scan:
+            if scan is None:
+                return None
+            reason = scan_problem(scan, self._settings.unscanned)
         return Verdict(upload_id, key, principal, size, declared, head["ETag"].strip('"'),
-                       checksum.to_response() if checksum else None, reason)  # fmt: skip
+                       checksum.to_response() if checksum else None, reason,
+                       scan.status if scan else None)  # fmt: skip
 
     def _first_bytes(self, key: str, etag: str, size: int) -> bytes:
         if size == 0:
@@ -291,6 +368,20 @@ _GONE: dict[str, ServiceError] = {
 }
 
 
+def scan_problem(scan: ScanResult, unscanned: str) -> str | None:
+    """Why GuardDuty's result rejects the upload, or None: a threat always does; a scan
+    without a result (UNSUPPORTED, ACCESS_DENIED, FAILED, or one this code does not know)
+    does unless UPLOAD_UNSCANNED is ``allow``."""
+    if scan.status == NO_THREATS_FOUND:
+        return None
+    if scan.status == THREATS_FOUND:
+        named = f" ({', '.join(scan.threats)})" if scan.threats else ""
+        return f"malware: GuardDuty found a threat{named}"
+    if unscanned == "allow" and scan.status in UNSCANNED:
+        return None
+    return f"unscanned: the malware scan ended {scan.status}, without a result"
+
+
 def _skipped(key: str, why: str) -> Verdict | None:
     """No verdict, and a line that says why (a silent no-op would hide a fault)."""
     record = {"level": "INFO", "verdict": None, "key": key[:300], "skipped": why}
@@ -298,9 +389,26 @@ def _skipped(key: str, why: str) -> Verdict | None:
     return None
 
 
-def _log(verdict: Verdict) -> None:
-    record = {"level": "INFO" if verdict.verified else "WARNING",
-              "verdict": tags.VERIFIED if verdict.verified else tags.REJECTED,
-              "UUID": verdict.upload_id, "key": verdict.key[:300], "size": verdict.size,
-              "reason": verdict.reason}  # fmt: skip
+def _log(verdict: Verdict, service: str) -> None:
+    """The verdict's line; one with a scan result carries its metric (EMF, as the API's
+    request lines do): ``malware_found`` or ``unscanned``, by service."""
+    record: dict[str, Any] = {"level": "INFO" if verdict.verified else "WARNING",
+                              "verdict": tags.VERIFIED if verdict.verified else tags.REJECTED,
+                              "UUID": verdict.upload_id, "key": verdict.key[:300],
+                              "size": verdict.size, "reason": verdict.reason}  # fmt: skip
+    if verdict.scan is not None:
+        record["scan"] = verdict.scan
+        metric = scan_metric(verdict.scan)
+        if metric is not None:
+            record = {"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [
+                         {"Namespace": metrics.NAMESPACE, "Dimensions": [["service"]],
+                          "Metrics": [{"Name": metric, "Unit": "Count"}]}]},
+                      "service": service, metric: 1, **record}  # fmt: skip
     sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def scan_metric(status: str) -> str | None:
+    """The metric a scan result counts in: ``malware_found``, ``unscanned`` or none."""
+    if status == NO_THREATS_FOUND:
+        return None
+    return "malware_found" if status == THREATS_FOUND else "unscanned"

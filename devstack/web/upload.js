@@ -39,13 +39,18 @@ function show(box, done, status) {
 }
 
 // With the verifier running (config.verifying), the API's status turns `verified` or
-// `rejected` a moment after the upload: ask it until it does. data-status stays the
-// upload's own outcome; data-verdict is the verifier's.
+// `rejected` a moment after the upload (`scanning` before, with the malware scan on):
+// ask it until it does. data-status stays the upload's own outcome; data-verdict is the
+// verifier's, and data-scanning says the page showed the scan in progress.
 async function watchVerdict(uploader, box, uuid) {
   const verdict = box.querySelector(".verdict");
   verdict.textContent = "· checking…";
-  for (let attempt = 0; attempt < 60; attempt += 1) {
+  for (let attempt = 0; attempt < 120; attempt += 1) {
     const status = await uploader.call(`/uploads/${uuid}`);
+    if (status.status === "scanning") {
+      box.dataset.scanning = "shown";
+      verdict.textContent = "· scanning for malware…";
+    }
     if (status.status === "verified" || status.status === "rejected") {
       box.dataset.verdict = status.status;
       verdict.className = `verdict ${status.status}`;

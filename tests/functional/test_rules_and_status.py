@@ -127,7 +127,7 @@ def test_status_is_pending_until_the_upload_lands_then_reports_it(api, s3, stric
     head = s3.head_object(Bucket=BUCKET, Key=body["key"])
     assert after == {
         "UUID": body["UUID"],
-        "status": "uploaded",
+        "status": "scanning",  # landed; the `local` stage's verdict awaits a malware scan
         "key": body["key"],
         "size": len(PNG),
         "content_type": "image/png",
@@ -142,7 +142,7 @@ def test_status_finds_uploads_without_an_extension(api, s3):
     body = api.http.get("/put-url").json_body
     requests.put(body["PUT_URL"], data=b"abc", timeout=10)
     after = api.http.get(f"/uploads/{body['UUID']}").json_body
-    assert (after["status"], after["key"], after["size"]) == ("uploaded", body["key"], 3)
+    assert (after["status"], after["key"], after["size"]) == ("scanning", body["key"], 3)
     assert after["filename"] is None
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.core.settings import quotas_on, verification_on
+from chalicelib.core.settings import malware_scan_on, quotas_on, verification_on
 from infra.policies import api_policy, verifier_policy
 from infra.stages import stage_config, stage_environment, stage_names
 from tests.packaging.test_package import ROUTES
@@ -120,10 +120,17 @@ def test_the_verifiers_rule_names_the_bucket_and_invokes_the_verifier(deployed):
     function = f"presigned-upload-{stage}-verify_upload"
     # With quotas (prod), a deleted upload's bytes leave its owner's stored total.
     kinds = ["Object Created", "Object Deleted"] if quotas_on(env) else ["Object Created"]
+    bucket, prefix = env["UPLOAD_BUCKET"], env["UPLOAD_PREFIX"]
+    s3 = {"source": ["aws.s3"], "detail-type": kinds, "detail": {
+        "bucket": {"name": [bucket]}, "object": {"key": [{"prefix": prefix}]}}}  # fmt: skip
+    # With the malware scan (prod), GuardDuty's scan results for the prefix too.
+    scans = {"source": ["aws.guardduty"],
+             "detail-type": ["GuardDuty Malware Protection Object Scan Result"],
+             "detail": {"s3ObjectDetails": {"bucketName": [bucket],
+                                            "objectKey": [{"prefix": prefix}]}}}  # fmt: skip
+    pattern = {"$or": [s3, scans]} if malware_scan_on(env) else s3
     assert made["rules"] == {f"{function}-event": {
-        "EventPattern": {"source": ["aws.s3"], "detail-type": kinds, "detail": {
-            "bucket": {"name": [env["UPLOAD_BUCKET"]]},
-            "object": {"key": [{"prefix": env["UPLOAD_PREFIX"]}]}}},
+        "EventPattern": pattern,
         "Targets": [f"arn:aws:lambda:eu-west-1:123456789012:function:{function}"],
     }}  # fmt: skip
     assert made["functions"][function]["Invokers"] == [{"Service": "events.amazonaws.com"}]

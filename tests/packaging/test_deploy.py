@@ -232,7 +232,7 @@ def test_a_dry_run_checks_and_packages_offline_and_prints_the_plan(project):
         "1. deploy stack presigned-upload-prod-bucket from infra/bucket.yaml: "
         "BucketName=acme-uploads-prod AllowedOrigin=https://app.acme.com "
         "QuarantinePrefix=quarantine/ AbortIncompleteMultipartAfterDays=1 "
-        "UnclaimedUploadDays=7",
+        "MalwareScan=true UploadPrefix=put_folder/ UnclaimedUploadDays=7",
         "2. read presigned-upload-prod-bucket's outputs BucketName and BucketArn",
         "3. create or reuse the artifacts bucket presigned-upload-artifacts-<account>-<region>;"
         " upload build/prod/deployment.zip and build/prod/sam.json",
@@ -334,7 +334,8 @@ def test_the_api_stack_is_wired_from_the_bucket_stacks_outputs(moto_endpoint, tm
                       {"BucketName": "acme-uploads-prod",
                        "AllowedOrigin": "https://app.acme.com",
                        "QuarantinePrefix": "quarantine/",
-                       "AbortIncompleteMultipartAfterDays": "1", "UnclaimedUploadDays": "3"},
+                       "AbortIncompleteMultipartAfterDays": "1", "MalwareScan": "true",
+                       "UploadPrefix": "put_folder/", "UnclaimedUploadDays": "3"},
                       bucket_outputs)  # fmt: skip
         expect_unchanged(stub, "presigned-upload-prod", {"TemplateURL": ANY},
                          {"UploadBucket": "acme-uploads-prod-x1",

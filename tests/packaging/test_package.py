@@ -179,12 +179,21 @@ def test_the_verifier_is_deployed_exactly_where_verification_is_on(package):
     assert (properties["Handler"], properties["FunctionName"], properties["Runtime"],
             properties["Architectures"], properties["Timeout"]) == (
         "app.verify_upload", name, deploy.python, ["arm64"], 120)  # fmt: skip
-    assert properties["Events"] == {"VerifyUploadEvent": {"Type": "CloudWatchEvent",
-        "Properties": {"Pattern": {
-            "source": ["aws.s3"],
-            "detail-type": ["Object Created", *(["Object Deleted"] if quotas_on(env) else [])],
-            "detail": {"bucket": {"name": [{"Ref": "UploadBucket"}]},
-                       "object": {"key": [{"prefix": env["UPLOAD_PREFIX"]}]}}}}}}  # fmt: skip
+    bucket, prefix = {"Ref": "UploadBucket"}, env["UPLOAD_PREFIX"]
+    s3 = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created", *(["Object Deleted"] if quotas_on(env) else [])],
+        "detail": {"bucket": {"name": [bucket]}, "object": {"key": [{"prefix": prefix}]}},
+    }
+    # With the malware scan, GuardDuty's results for the bucket parameter's prefix too.
+    scans = {
+        "source": ["aws.guardduty"],
+        "detail-type": ["GuardDuty Malware Protection Object Scan Result"],
+        "detail": {"s3ObjectDetails": {"bucketName": [bucket], "objectKey": [{"prefix": prefix}]}},
+    }
+    pattern = {"$or": [s3, scans]} if deploy.malware_scan else s3
+    event = {"Type": "CloudWatchEvent", "Properties": {"Pattern": pattern}}
+    assert properties["Events"] == {"VerifyUploadEvent": event}
     assert properties["Environment"]["Variables"]["UPLOAD_BUCKET"] == {"Ref": "UploadBucket"}
     assert function["DependsOn"][0] == "VerifyUploadLogGroup"
     retention = deploy.log_retention_days
@@ -642,11 +651,13 @@ def test_the_dashboard_shows_the_logs_metrics_the_services_and_the_alarms(packag
     body = json.loads(separator.join(map(resolve, parts)))
     *graphs, alarms = body["widgets"]
     quotas = quotas_on(stage_environment(stage))
+    scans = DeploySettings.for_stage(stage).malware_scan
     assert alarms["properties"]["alarms"] == [
         f"arn:aws:cloudwatch:eu-west-1:1:alarm:{a}" for a in (
             "ApiServerErrorRateAlarm", "ApiLatencyP99Alarm", "LambdaThrottlesAlarm",
             "LambdaErrorsAlarm", *(["QuotaReadThrottlesAlarm", "QuotaWriteThrottlesAlarm",
-                                    "QuotaFailOpenAlarm"] if quotas else []))]  # fmt: skip
+                                    "QuotaFailOpenAlarm"] if quotas else []),
+            *(["MalwareFoundAlarm", "UnscannedUploadsAlarm"] if scans else []))]  # fmt: skip
     assert {g["properties"]["region"] for g in graphs} == {"eu-west-1"}
     shown = [[m[0]["expression"] if isinstance(m[0], dict) else tuple(m[:2])
               for m in g["properties"]["metrics"]] for g in graphs]  # fmt: skip
@@ -664,6 +675,8 @@ def test_the_dashboard_shows_the_logs_metrics_the_services_and_the_alarms(packag
         *([[("presigned-upload", "errors"), ("presigned-upload", "quota_fail_open"),
             ("AWS/DynamoDB", "ReadThrottleEvents"), ("AWS/DynamoDB", "WriteThrottleEvents")]]
           if quotas else []),
+        *([[("presigned-upload", "malware_found"), ("presigned-upload", "unscanned")]]
+          if scans else []),
     ]  # fmt: skip
 
 
@@ -710,6 +723,14 @@ def test_alarms_watch_errors_latency_and_throttles_and_notify_the_topic(package)
             "QuotaFailOpenAlarm": ("presigned-upload", "quota_fail_open", "Sum", 0,
                                    {"service": name}),
         } if quotas_on(stage_environment(stage)) else {}),
+        **({
+            # From the verifier's verdict lines (EMF): a threat found, a scan without a
+            # result (UNSUPPORTED, ACCESS_DENIED, FAILED).
+            "MalwareFoundAlarm": ("presigned-upload", "malware_found", "Sum", 0,
+                                  {"service": f"{name}-verify_upload"}),
+            "UnscannedUploadsAlarm": ("presigned-upload", "unscanned", "Sum", 0,
+                                      {"service": f"{name}-verify_upload"}),
+        } if DeploySettings.for_stage(stage).malware_scan else {}),
     }  # fmt: skip
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     assert all(p["AlarmActions"] == notify for p in alarms.values())
@@ -747,3 +768,56 @@ def test_prod_counts_quotas():
     assert (settings.quota_files_per_day, settings.quota_bytes_per_day,
             settings.quota_stored_bytes, settings.quota_fail_open) == (
         500, 1024**3, 10 * 1024**3, False)  # fmt: skip
+
+
+def test_the_bucket_stack_scans_the_upload_prefix_with_guardduty_when_asked():
+    doc = load_template()
+    assert doc["Conditions"] == {"ScanUploads": {"!Equals": [{"!Ref": "MalwareScan"}, "true"]}}
+    assert doc["Parameters"]["MalwareScan"]["Default"] == "false"
+    plan = doc["Resources"]["MalwareProtectionPlan"]
+    assert (plan["Type"], plan["Condition"]) == ("AWS::GuardDuty::MalwareProtectionPlan",
+                                                 "ScanUploads")  # fmt: skip
+    assert plan["Properties"] == {
+        "Role": {"!GetAtt": "MalwareProtectionRole.Arn"},
+        "ProtectedResource": {"S3Bucket": {"BucketName": {"!Ref": "UploadBucket"},
+                                           "ObjectPrefixes": [{"!Ref": "UploadPrefix"}]}},
+        "Actions": {"Tagging": {"Status": "ENABLED"}},
+    }  # fmt: skip
+    role = doc["Resources"]["MalwareProtectionRole"]
+    assert role["Condition"] == "ScanUploads"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+        "Service": "malware-protection-plan.guardduty.amazonaws.com"}}  # fmt: skip
+    (policy,) = role["Properties"]["Policies"]
+    granted = {
+        s["Sid"]: (s["Action"], s["Resource"]) for s in policy["PolicyDocument"]["Statement"]
+    }
+    rule = {"!Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/"
+                    "DO-NOT-DELETE-AmazonGuardDutyMalwareProtectionS3*"}  # fmt: skip
+    objects, bucket = {"!Sub": "${UploadBucket.Arn}/*"}, {"!GetAtt": "UploadBucket.Arn"}
+    # AWS's documented role for a plan, without KMS (the bucket is SSE-S3).
+    assert granted == {
+        "AllowManagedRuleToSendS3EventsToGuardDuty": (
+            ["events:PutRule", "events:DeleteRule", "events:PutTargets", "events:RemoveTargets"],
+            rule),
+        "AllowGuardDutyToMonitorEventBridgeManagedRule": (
+            ["events:DescribeRule", "events:ListTargetsByRule"], rule),
+        "AllowPostScanTag": (["s3:PutObjectTagging", "s3:GetObjectTagging",
+                              "s3:PutObjectVersionTagging", "s3:GetObjectVersionTagging"], objects),
+        "AllowEnableS3EventBridgeEvents": (
+            ["s3:PutBucketNotification", "s3:GetBucketNotification"], bucket),
+        "AllowPutValidationObject": (
+            "s3:PutObject",
+            {"!Sub": "${UploadBucket.Arn}/malware-protection-resource-validation-object"}),
+        "AllowCheckBucketOwnership": ("s3:ListBucket", bucket),
+        "AllowMalwareScan": (["s3:GetObject", "s3:GetObjectVersion"], objects),
+    }  # fmt: skip
+
+
+def test_make_deploy_gives_prod_its_malware_scan_and_the_stages_prefix():
+    from infra.deploy import bucket_parameters
+
+    for stage in ("prod", "dev"):
+        parameters = bucket_parameters(stage, stage_environment(stage))
+        expected = "true" if stage == "prod" else "false"
+        assert (parameters["MalwareScan"], parameters["UploadPrefix"]) == (expected, "put_folder/")

@@ -16,16 +16,17 @@ def config(tmp_path, monkeypatch):
     path = tmp_path / "config.json"
     monkeypatch.setattr(stages, "CONFIG", path)
 
-    def write(deploy):
-        path.write_text(json.dumps({"app_name": "a", "stages": {"prod": {"deploy": deploy}}}))
+    def write(deploy, env=None):
+        stage = {"deploy": deploy, "environment_variables": env or {}}
+        path.write_text(json.dumps({"app_name": "a", "stages": {"prod": stage}}))
 
     return write
 
 
-def test_prod_runs_python_3_12_keeps_logs_90_days_and_is_throttled():
+def test_prod_runs_python_3_12_keeps_logs_90_days_is_throttled_and_scans_for_malware():
     assert DeploySettings.for_stage("prod") == DeploySettings(
         python="python3.12", log_retention_days=90, throttle_rate_limit=50,
-        throttle_burst_limit=100,
+        throttle_burst_limit=100, malware_scan=True,
     )  # fmt: skip
 
 
@@ -57,9 +58,23 @@ def test_dev_allows_any_origin_by_name_and_nothing_else():
      ({"abort_incomplete_multipart_days": 0}, "prod: deploy.abort_incomplete_multipart_days 0; "
                                               "allowed: a whole number >= 1"),
      ({"allow_any_origin": "true"}, "prod: deploy.allow_any_origin 'true'; allowed: true, false"),
+     ({"malware_scan": "true"}, "prod: deploy.malware_scan 'true'; allowed: true, false"),
      ({"runtime": "python3.12"}, "prod: unknown deploy setting 'runtime'")],
 )  # fmt: skip
 def test_bad_deploy_settings_are_refused_by_name(config, deploy, message):
     config(deploy)
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         DeploySettings.for_stage("prod")
+
+
+@pytest.mark.parametrize(("deploy", "env"), [({"malware_scan": True}, {}),
+                                             ({}, {"UPLOAD_MALWARE_SCAN": "true"})])  # fmt: skip
+def test_the_malware_scan_is_on_in_both_places_or_in_neither(config, deploy, env):
+    # The plan (deploy.malware_scan) scans; the functions (UPLOAD_MALWARE_SCAN) wait for it.
+    config(deploy, env)
+    message = ("prod: deploy.malware_scan and UPLOAD_MALWARE_SCAN differ; allowed: both on "
+               "(GuardDuty scans, and the verdict waits for it) or both off")  # fmt: skip
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        DeploySettings.for_stage("prod")
+    config({"malware_scan": True}, {"UPLOAD_MALWARE_SCAN": "true", "UPLOAD_VERIFY": "true"})
+    assert DeploySettings.for_stage("prod").malware_scan is True

@@ -30,6 +30,8 @@ from presigned_upload.parts import DEFAULT_PART_SIZE, DEFAULT_THRESHOLD, Part, p
 from presigned_upload.state import ResumeState, StateStore
 
 T = TypeVar("T")
+# What GET /uploads/{uuid} says of an upload whose bytes are in S3.
+LANDED = ("uploaded", "scanning", "verified")
 READ_BLOCK = 1024 * 1024
 
 
@@ -339,7 +341,7 @@ class Uploader:
                 raise
             status = self._api.status(state.uuid)
             # "verified" too: where the service checks uploads, it may have done so by now.
-            if status.get("status") in ("uploaded", "verified") and status.get("size") == size:
+            if status.get("status") in LANDED and status.get("size") == size:
                 return status
             raise
 
@@ -356,7 +358,7 @@ class Uploader:
             raise TransferError(
                 f"the upload {state.uuid} was completed, then rejected: {status.get('reason')}"
             )
-        if status.get("status") in ("uploaded", "verified") and status.get("size") == size:
+        if status.get("status") in LANDED and status.get("size") == size:
             return status
         raise TransferError(
             "the interrupted upload no longer exists (aborted or expired) and nothing was "
