@@ -63,6 +63,7 @@ def test_stage_environment_applies_stage_values_over_the_top_level():
         "UPLOAD_QUOTA_FILES_PER_DAY": "500",
         "UPLOAD_QUOTA_BYTES_PER_DAY": "1073741824",
         "UPLOAD_QUOTA_STORED_BYTES": "10737418240",
+        "UPLOAD_MALWARE_SCAN": "true",
     }
 
 

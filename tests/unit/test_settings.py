@@ -246,3 +246,19 @@ def test_max_bytes_must_fit_s3s_largest_object(raw, message):
 def test_single_uploads_stop_at_5_gib_and_multipart_at_the_limit(raw, single, any_route):
     loaded = settings() if raw is None else settings(UPLOAD_MAX_BYTES=raw)
     assert (loaded.size_limit, loaded.object_size_limit) == (single, any_route)
+
+
+def test_the_malware_scan_is_off_by_default_and_needs_verification():
+    assert (settings().malware_scan, settings().unscanned) == (False, "reject")
+    assert error(UPLOAD_MALWARE_SCAN="true") == (
+        "UPLOAD_MALWARE_SCAN needs UPLOAD_VERIFY=true: the scan's result is part of the "
+        "verifier's verdict; allowed: set both, or neither"
+    )
+    on = settings(UPLOAD_MALWARE_SCAN="true", UPLOAD_VERIFY="true", UPLOAD_UNSCANNED="Allow")
+    assert (on.malware_scan, on.unscanned) == (True, "allow")
+
+
+def test_an_unknown_unscanned_choice_is_refused():
+    assert error(UPLOAD_UNSCANNED="ignore") == (
+        "UPLOAD_UNSCANNED='ignore' is invalid; allowed: reject, allow"
+    )
