@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(overrides)  # the Client applied config.json's values again
 
         def verify(event: Any) -> str | None:
+            if isinstance(event, dict):
+                # EventBridge's every event names the account; moto's PutEvents (the
+                # stand-in scanner's) leaves it out, and Chalice needs it.
+                event.setdefault("account", LOCAL_ACCOUNT)
             answer = client.lambda_.invoke("verify_upload", event).payload
             verdict = answer.get("verdict") if isinstance(answer, dict) else None
             if verdict is None:
@@ -103,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 drain(sqs, args.scan_queue_url, scan, "stand-in scanner")
 
 
+LOCAL_ACCOUNT = "123456789012"  # moto's account
 # Lambda runs an event's handler at most three times (two retries), then drops it.
 MAX_RECEIVES = 3
 

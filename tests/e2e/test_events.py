@@ -27,16 +27,18 @@ def upload(stack: Stack, data: bytes, content_type: str) -> dict[str, Any]:
 
 
 def settled(
-    stack: Stack, upload_id: str, seconds: float = 15, http: Any = requests
+    stack: Stack, upload_id: str, seconds: float = 30, http: Any = requests
 ) -> dict[str, Any]:
-    """The status once the verifier has answered (the page polls the same way); ``http``
-    is a requests session where the caller must send a token."""
+    """The status once the verifier has answered (the page polls the same way): after the
+    type check, and on a stage that scans, the malware scan. ``http`` is a requests
+    session where the caller must send a token."""
     deadline = time.monotonic() + seconds
     while True:
         answer = http.get(f"{stack.api}/uploads/{upload_id}", timeout=10)
         assert answer.status_code == 200, answer.text
         status: dict[str, Any] = answer.json()
-        if status["status"] not in ("pending", "uploaded") or time.monotonic() > deadline:
+        waiting = ("pending", "uploaded", "scanning")
+        if status["status"] not in waiting or time.monotonic() > deadline:
             return status
         time.sleep(0.2)
 
