@@ -42,6 +42,12 @@ def tag_value(text: str) -> str:
     return _NOT_ALLOWED.sub(" ", text)[:256]
 
 
+def readable_value(text: str) -> str:
+    """``text`` as a valid tag value that reads well: each run of other characters becomes
+    one space, cut to 256."""
+    return " ".join(_NOT_ALLOWED.sub(" ", text).split())[:256]
+
+
 def etag_value(etag: str) -> str:
     """An ETag as a tag value (no quotes)."""
     return tag_value(etag.strip('"'))

@@ -375,8 +375,10 @@ def scan_problem(scan: ScanResult, unscanned: str) -> str | None:
     if scan.status == NO_THREATS_FOUND:
         return None
     if scan.status == THREATS_FOUND:
-        named = f" ({', '.join(scan.threats)})" if scan.threats else ""
-        return f"malware: GuardDuty found a threat{named}"
+        # In the words a tag can hold, so that the status route's reason (read from the
+        # quarantine's tag) is the event's.
+        named = " / ".join(filter(None, map(tags.readable_value, scan.threats)))
+        return tags.readable_value(f"malware: GuardDuty found {named or 'a threat'}")
     if unscanned == "allow" and scan.status in UNSCANNED:
         return None
     return f"unscanned: the malware scan ended {scan.status}, without a result"

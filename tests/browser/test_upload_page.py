@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.scanner import EICAR
 from tests.browser.conftest import sample
 from tests.stack import local_s3, start_stack, stop_stack
 from tests.support import png
@@ -53,6 +54,23 @@ def test_the_page_shows_each_uploads_verdict(stack, page, tmp_path):
             "uploaded", verdict)  # fmt: skip
     assert page.locator('.upload[data-name="fake.png"] .verdict').inner_text() == (
         "· rejected: markup: the content is an HTML or SVG or XML document but declared image/png"
+    )
+
+
+def test_the_page_shows_scanning_then_the_malware_verdict(stack, page, tmp_path):
+    # The `local` stage scans: the stack's stand-in for GuardDuty flags the EICAR file.
+    (tmp_path / "eicar.txt").write_bytes(EICAR)
+    (tmp_path / "notes.txt").write_bytes(b"clean words\n")
+    page.goto(stack.page)
+    page.set_input_files("#files", [str(tmp_path / "eicar.txt"), str(tmp_path / "notes.txt")])
+    for name, verdict in (("eicar.txt", "rejected"), ("notes.txt", "verified")):
+        box = page.locator(f'.upload[data-name="{name}"][data-verdict]')
+        box.wait_for(timeout=30_000)
+        # The page said "scanning" before the verdict came.
+        assert (box.get_attribute("data-scanning"), box.get_attribute("data-verdict")) == (
+            "shown", verdict)  # fmt: skip
+    assert page.locator('.upload[data-name="eicar.txt"] .verdict').inner_text() == (
+        "· rejected: malware: GuardDuty found EICAR-Test-File not a virus"
     )
 
 
