@@ -502,23 +502,20 @@ def object_of(detail: Any) -> tuple[str, str | None]:
         bucket, key = detail["bucket"]["name"], detail["object"]["key"]
     except (KeyError, TypeError):
         return "", None
-    if not isinstance(bucket, str) or not isinstance(key, str) or not s3_key(key):
+    if not isinstance(bucket, str) or not isinstance(key, str):
         return "", None
     return bucket, key
 
 
-def object_of_scan(scan: verify.ScanResult) -> str | None:
-    """The key of a scan result, when it is one S3 could hold and in this bucket."""
-    if scan.bucket != services().settings.bucket or not s3_key(scan.key):
-        return None
-    return scan.key
-
-
-def s3_key(key: str) -> bool:
-    """Whether ``key`` could be an S3 key: at most 1024 bytes of UTF-8 (a lone surrogate
-    has none)."""
+def ours(bucket: str, key: str) -> bool:
+    """Whether an event's object is an upload's: in this bucket, under the upload prefix
+    (the rule's pattern says so too, but the handler does not rely on it), and a key S3
+    could hold: at most 1024 bytes of UTF-8 (a lone surrogate has none)."""
+    settings = services().settings
+    if bucket != settings.bucket or not key.startswith(settings.prefix):
+        return False
     try:
-        return 0 < len(key.encode()) <= 1024
+        return len(key.encode()) <= 1024
     except UnicodeEncodeError:
         return False
 
@@ -541,12 +538,13 @@ if verification_on(os.environ) or quotas_on(os.environ):
         or deleted. Its Lambda handler is app.verify_upload."""
         if event.source == SCAN_SOURCE:
             scan = verify.ScanResult.parse(event.detail)
-            if scan is None or object_of_scan(scan) is None:
+            if scan is None or not ours(scan.bucket, scan.key):
+                verify.skipped_event(event.detail_type, "not a scan result of an upload here")
                 return {"verdict": None}
             verdict = verifier().scanned(scan)
             return {"verdict": None if verdict is None else verdict.detail()}
         bucket, key = object_of(event.detail)
-        if key is None or bucket != services().settings.bucket:
+        if key is None or not ours(bucket, key):
             return {"verdict": None}
         if event.detail_type == "Object Created" and services().settings.verify:
             verdict = verifier().verify(bucket, key)

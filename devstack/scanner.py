@@ -125,15 +125,20 @@ def scan_object(s3: Any, events: Any, bucket: str, key: str, clamd: str | None) 
             # IfMatch: the bytes scanned are those of the ETag the event will name.
             got = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])
             status, threats = scan(got["Body"].read(), clamd)
-        held = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
-        tagged = [t for t in held if t["Key"] != TAG] + [{"Key": TAG, "Value": status}]
-        s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tagged})
+        tag(s3, bucket, key, status)
     except s3.exceptions.ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "412", "PreconditionFailed"):
             return None
         raise
     events.put_events(Entries=[scan_event(bucket, key, head["ETag"], status, threats)])
     return status
+
+
+def tag(s3: Any, bucket: str, key: str, status: str) -> None:
+    """Tag the object with the result, keeping its other tags, as GuardDuty does."""
+    held = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+    tagged = [t for t in held if t["Key"] != TAG] + [{"Key": TAG, "Value": status}]
+    s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tagged})
 
 
 def scan_event(bucket: str, key: str, etag: str, status: str,

@@ -86,7 +86,15 @@ def check_stage(stage: str) -> dict[str, str]:
     try:
         deploy = DeploySettings.for_stage(stage)
         problems += [text for text, allowed in openings(stage, env, deploy) if not allowed]
-        Settings.from_env({**env, "AWS_REGION": "us-east-1"})  # Lambda provides the region
+        settings = Settings.from_env({**env, "AWS_REGION": "us-east-1"})  # Lambda gives one
+        if settings.malware_scan and not settings.no_overwrite:
+            # A scan names the bytes by their ETag, an MD5: without If-None-Match, a second
+            # PUT of colliding bytes to the same URL would carry the first one's verdict.
+            problems.append(
+                "UPLOAD_MALWARE_SCAN needs UPLOAD_NO_OVERWRITE=true on a deployed stage: a "
+                "scan result names the bytes by their MD5 ETag, and colliding bytes PUT again "
+                "to the same URL would take the first one's verdict"
+            )
         cors_allow_origin(env)
         AuthConfig.from_env(env)
         policies.check(stage)

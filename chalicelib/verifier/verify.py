@@ -70,8 +70,14 @@ SERVICE = "presigned-upload-verifier"  # the metrics' service, outside Lambda
 # GuardDuty's scan results (scanResultDetails.scanResultStatus).
 NO_THREATS_FOUND, THREATS_FOUND = "NO_THREATS_FOUND", "THREATS_FOUND"
 UNSCANNED = ("UNSUPPORTED", "ACCESS_DENIED", "FAILED")
+GUARDDUTY_TAG = "GuardDutyMalwareScanStatus"  # the result, as GuardDuty tags the object
+SCAN_TAG_WAITS = (0.5, 1.0, 2.0)  # seconds between looks for that tag, then a retry
 DETAIL_TYPES = {True: "Upload Verified", False: "Upload Rejected"}
 QUARANTINE_COPY_LIMIT = 100 * 1024 * 1024
+
+
+class ScanTagPending(ServiceError):
+    """GuardDuty has not tagged the object with the result yet; Lambda retries."""
 
 
 class PublishFailed(ServiceError):
@@ -155,6 +161,7 @@ class Verifier:
         notify: Callable[[str, dict[str, Any]], object] | None = None,
         settle: Callable[[Verdict], None] | None = None,
         service: str = SERVICE,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._s3 = s3
         self._events = events
@@ -163,6 +170,7 @@ class Verifier:
         self._notify = notify
         self._settle = settle
         self._service = service
+        self._sleep = sleep
 
     def verify(self, bucket: str, key: str) -> Verdict | None:
         """Judge ``key`` (S3's "Object Created"); None when there is nothing to do
@@ -191,11 +199,16 @@ class Verifier:
             etag, declared = head["ETag"], head.get("ContentType")
             if scan is not None and scan.etag != etag.strip('"'):
                 return _skipped(key, "scanned bytes replaced since (the new ones' scan follows)")
-            if tags.about(held, etag, declared):
+            # A threat found in bytes verified already (a later scan, with newer
+            # signatures) judges them again; any other event leaves a verdict as it is.
+            threat = scan is not None and scan.status == THREATS_FOUND
+            if tags.about(held, etag, declared) and not threat:
                 return _skipped(key, "judged already")
             verdict = self._judge(key, head, scan)
             if verdict is None:
                 return _skipped(key, "type check passed; waiting for the malware scan")
+            if scan is not None and verdict.verified:
+                held = self._after_guardduty_tagged(key, scan, held)
             self._publish(verdict)  # first: if what follows fails, the retry sends it again
             if self._settle is not None:  # the quotas, before the tag that ends the retries
                 self._settle(verdict)
@@ -214,6 +227,27 @@ class Verifier:
         if self._notify is not None:
             self._notify(DETAIL_TYPES[verdict.verified], verdict.detail())  # never raises
         return verdict
+
+    def _after_guardduty_tagged(self, key: str, scan: ScanResult,
+                                held: dict[str, str]) -> dict[str, str]:  # fmt: skip
+        """The object's tags once GuardDuty's own tag names this result. GuardDuty reads
+        and rewrites the whole tag set, as the verdict does, and AWS does not say whether
+        it tags before or after it publishes the result: a verdict written first could be
+        wiped by its tagging, leaving the upload ``scanning``. So the verdict waits for
+        that tag (briefly, then Lambda's retries); with it there, nothing follows."""
+        for pause in (*SCAN_TAG_WAITS, None):
+            if held.get(GUARDDUTY_TAG) == scan.status:
+                return held
+            if pause is None:
+                raise ScanTagPending(
+                    f"GuardDuty's tag {GUARDDUTY_TAG} does not say {scan.status} yet; "
+                    "Lambda retries the event"
+                )
+            self._sleep(pause)
+            with storage_errors(_GONE):
+                found = self._s3().get_object_tagging(Bucket=self._settings.bucket, Key=key)
+            held = tags.as_dict(found["TagSet"])
+        raise AssertionError("unreachable")
 
     def _judge(self, key: str, head: HeadObjectOutputTypeDef,
                scan: ScanResult | None) -> Verdict | None:  # fmt: skip
@@ -236,13 +270,14 @@ class Verifier:
                 or extension_problem(key, filename, declared, self._settings)
                 or content_problem(head_bytes, declared, self._settings)
             )
+        scanned = None  # the scan's result, when the scan decided (never the type check)
         if reason is None and self._settings.malware_scan:
             if scan is None:
                 return None
-            reason = scan_problem(scan, self._settings.unscanned)
+            reason, scanned = scan_problem(scan, self._settings.unscanned), scan.status
         return Verdict(upload_id, key, principal, size, declared, head["ETag"].strip('"'),
                        checksum.to_response() if checksum else None, reason,
-                       scan.status if scan else None)  # fmt: skip
+                       scanned)  # fmt: skip
 
     def _first_bytes(self, key: str, etag: str, size: int) -> bytes:
         if size == 0:
@@ -381,7 +416,14 @@ def scan_problem(scan: ScanResult, unscanned: str) -> str | None:
         return tags.readable_value(f"malware: GuardDuty found {named or 'a threat'}")
     if unscanned == "allow" and scan.status in UNSCANNED:
         return None
-    return f"unscanned: the malware scan ended {scan.status}, without a result"
+    return tags.readable_value(f"unscanned: the malware scan ended {scan.status} without a result")
+
+
+def skipped_event(detail_type: str, why: str) -> None:
+    """A line for an event that names no object to judge (a silent no-op would hide a
+    lost scan result)."""
+    record = {"level": "WARNING", "verdict": None, "event": detail_type[:100], "skipped": why}
+    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
 def _skipped(key: str, why: str) -> Verdict | None:

@@ -78,8 +78,8 @@ def scan_event(api: Client, key: str, etag: str, status: str = "NO_THREATS_FOUND
 def verify(api: Client, key: str, scan: str | None = "NO_THREATS_FOUND") -> dict[str, Any]:
     """Run the verifier on ``key`` as the `local` stage's events do, through Chalice's
     local invocation: S3's "Object Created", then (unless ``scan`` is None) GuardDuty's
-    result ``scan`` for the bytes stored now. The answer of the one that decided, else
-    the last one's."""
+    result ``scan`` for the bytes stored now (tagged first, as by GuardDuty). The answer
+    of the one that decided, else the last one's."""
     answer: dict[str, Any] = api.lambda_.invoke("verify_upload", s3_event(api, key)).payload
     if answer["verdict"] is not None or scan is None:
         return answer
@@ -88,6 +88,7 @@ def verify(api: Client, key: str, scan: str | None = "NO_THREATS_FOUND") -> dict
         etag = s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
     except s3.exceptions.ClientError:
         return answer  # gone: there is nothing for GuardDuty to scan
+    scanner.tag(s3, BUCKET, key, scan)  # GuardDuty tags the object, then publishes
     scanned: dict[str, Any] = api.lambda_.invoke(
         "verify_upload", scan_event(api, key, etag, scan)).payload  # fmt: skip
     return scanned

@@ -56,8 +56,13 @@ def test_a_real_png_is_verified_tagged_published_and_downloadable(api, s3, subsc
         "UUID": body["UUID"], "key": body["key"], "principal": None, "size": len(png()),
         "content_type": "image/png", "etag": etag, "checksum": None, "reason": None,
         "scan": "NO_THREATS_FOUND"}}  # fmt: skip
+    # The `local` stage scans for malware: GuardDuty's tag is there too.
     assert tags_of(s3, body["key"]) == {
-        "upload-status": "verified", "upload-etag": etag, "upload-type": "image/png"}  # fmt: skip
+        "upload-status": "verified",
+        "upload-etag": etag,
+        "upload-type": "image/png",
+        "GuardDutyMalwareScanStatus": "NO_THREATS_FOUND",
+    }
     status = api.http.get(f"/uploads/{body['UUID']}").json_body
     assert (status["status"], status["key"]) == ("verified", body["key"])
     assert api.http.get(f"/uploads/{body['UUID']}/download-url").status_code == 200
@@ -356,7 +361,8 @@ def test_when_eventbridge_is_down_the_object_is_left_unjudged_for_the_retry(api,
     app_module.verifier.cache_clear()
     with pytest.raises(Exception, match="could not be reached"):
         verify(api, body["key"])
-    assert tags_of(s3, body["key"]) == {}  # Lambda's retry will judge it
+    # Lambda's retry will judge it: nothing but GuardDuty's own tag is there.
+    assert tags_of(s3, body["key"]) == {"GuardDutyMalwareScanStatus": "NO_THREATS_FOUND"}
 
 
 def test_a_download_before_the_verdict_is_a_409_that_says_to_wait(api, s3):
@@ -413,7 +419,8 @@ def test_uploads_are_stored_unclaimed_and_a_claim_keeps_them(prod_api, s3):
         200, {"UUID": body["UUID"], "key": body["key"], "claimed": True})  # fmt: skip
     assert tags_of(s3, body["key"]) == {
         "upload-claimed": "true", "upload-status": "verified", "upload-type": "image/png",
-        "upload-etag": hashlib.md5(png(), usedforsecurity=False).hexdigest()}  # fmt: skip
+        "upload-etag": hashlib.md5(png(), usedforsecurity=False).hexdigest(),
+        "GuardDutyMalwareScanStatus": "NO_THREATS_FOUND"}  # fmt: skip
     # Someone else's upload: as if it did not exist.
     bob = prod_api.http.post(claim, headers=auth(BOB))
     assert (bob.status_code, bob.json_body["Code"]) == (404, "NotFoundError")

@@ -214,6 +214,16 @@ def test_an_invalid_setting_is_refused_by_name(project):
     assert done.stderr.splitlines()[1].startswith("- UPLOAD_MAX_BYTES='ten'")
 
 
+def test_a_malware_scan_without_no_overwrite_is_refused(project):
+    root, write = project
+    write("prod", {**OWN_PROD, "UPLOAD_NO_OVERWRITE": "false"})
+    done = run_deploy(root, "--stage", "prod", "--dry-run")
+    assert (done.returncode, done.stderr.splitlines()[1:]) == (2, [
+        "- UPLOAD_MALWARE_SCAN needs UPLOAD_NO_OVERWRITE=true on a deployed stage: a scan "
+        "result names the bytes by their MD5 ETag, and colliding bytes PUT again to the "
+        "same URL would take the first one's verdict"])  # fmt: skip
+
+
 def test_local_stages_are_not_deployed(project):
     root, _ = project
     done = run_deploy(root, "--stage", "local", "--dry-run")
