@@ -1,8 +1,9 @@
-// presigned-upload's browser client: a plain ES module, no build step, no dependencies.
+// presigned-upload's browser client: a plain ES module, no build step, no dependencies;
+// the npm package presigned-upload-browser (types in presigned-upload.d.ts).
 //
-//   import { Uploader } from "./presigned-upload.js";
+//   import { Uploader } from "presigned-upload-browser";   // or "./presigned-upload.js"
 //   const uploader = new Uploader({ api: "https://api.example.com/api", getToken });
-//   const result = await uploader.upload(file, { onProgress, signal });
+//   const result = await uploader.upload(file, { onProgress, signal, waitForVerdict: true });
 //
 // Files up to `threshold` go in one presigned PUT; larger ones in parallel parts. Every
 // PUT and part carries its SHA-256 (computed by WebCrypto in a Worker, off the page's
@@ -12,7 +13,8 @@
 // `storage` (localStorage): uploading the same file again sends only the parts S3 does
 // not already hold with the same SHA-256. A kept upload is forgotten after `resumeDays`
 // (the bucket discards unfinished uploads then), once it succeeds, and once the API
-// refuses it for good.
+// refuses it for good. With `waitForVerdict`, `upload` also waits for the stage's
+// verifier (type check, malware scan) and resolves with its verdict.
 
 export const MiB = 1024 * 1024;
 const MIN_PART_SIZE = 5 * MiB;
@@ -26,6 +28,9 @@ const REFUSED_FOR_GOOD = [400, 404];
 // A completion answered so may have stored the object all the same (a lost answer, a
 // retry that raced the first): the upload's status tells.
 const MAYBE_COMPLETED = [404, 409, 503, 504];
+// What GET /uploads/{uuid} says of an upload whose bytes are in S3, and of one judged.
+const LANDED = ["uploaded", "scanning", "verified"];
+const SETTLED = ["verified", "rejected"];
 
 /** The API's refusal ({"Code", "Message"}), S3's, or the network's, as one error;
  * `fromApi` tells the API's from S3's. */
@@ -86,6 +91,8 @@ export class Uploader {
    * @param {Storage|null} [options.storage] where resumable uploads are kept
    * @param {number} [options.resumeDays] how long a kept upload may be resumed (default
    *   1: the bucket's `deploy.abort_incomplete_multipart_days`)
+   * @param {string|URL|null} [options.workerUrl] where the SHA-256 Worker's script is
+   *   (default: sha256-worker.js next to this module, which bundlers ship)
    */
   constructor({
     api,
@@ -97,7 +104,7 @@ export class Uploader {
     backoffMs = 500,
     storage = globalThis.localStorage ?? null,
     resumeDays = 1,
-    workerUrl = new URL("./sha256-worker.js", import.meta.url),
+    workerUrl = null,
   }) {
     this.api = api.replace(/\/+$/, "");
     this.getToken = getToken;
@@ -114,15 +121,43 @@ export class Uploader {
     this.nextId = 0;
   }
 
-  /** Upload one File; resolves to {UUID, key, mode, parts, resumedParts, checksum}.
-   * `onProgress({loaded, total})` reports bytes sent; `signal` (an AbortSignal) cancels,
-   * and a cancelled multipart upload is aborted in S3 too. */
-  async upload(file, { onProgress = () => {}, signal } = {}) {
+  /** Upload one File; resolves to {UUID, key, mode, parts, resumedParts, checksum}, and
+   * with `waitForVerdict` (true, or {timeoutMs, intervalMs}) `verdict` too: the upload's
+   * status once `verified` or `rejected` (see `verdict`). `onProgress({loaded, total})`
+   * reports bytes sent; `signal` (an AbortSignal) cancels, and a cancelled multipart
+   * upload is aborted in S3 too. */
+  async upload(file, { onProgress = () => {}, signal, waitForVerdict = false } = {}) {
     if (signal?.aborted) throw cancelled();
     const report = (loaded) => onProgress({ loaded, total: file.size });
-    return file.size <= this.threshold
+    const result = await (file.size <= this.threshold
       ? this.single(file, report, signal)
-      : this.multipart(file, report, signal);
+      : this.multipart(file, report, signal));
+    if (!waitForVerdict) return result;
+    const options = typeof waitForVerdict === "object" ? waitForVerdict : {};
+    return { ...result, verdict: await this.verdict(result.UUID, { ...options, signal }) };
+  }
+
+  /** The upload's status (GET /uploads/{uuid}) once the stage's verifier has judged it,
+   * `verified` or `rejected` with its `reason`: asked every `intervalMs` (default 1000)
+   * for at most `timeoutMs` (default 120000), then the last status as it is (`scanning`
+   * or `uploaded`: not judged yet; on a stage without UPLOAD_VERIFY, never). */
+  async verdict(uuid, { timeoutMs = 120000, intervalMs = 1000, signal } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await this.call(`/uploads/${encodeURIComponent(uuid)}`, { signal });
+      if (SETTLED.includes(status.status) || Date.now() + intervalMs > deadline) return status;
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          signal?.removeEventListener("abort", stop);
+          resolve();
+        }, intervalMs);
+        const stop = () => {
+          clearTimeout(timer);
+          reject(cancelled());
+        };
+        signal?.addEventListener("abort", stop, { once: true });
+      });
+    }
   }
 
   // -- the API -------------------------------------------------------------------------
@@ -238,7 +273,12 @@ export class Uploader {
   sha256(blob) {
     if (this.worker === null) {
       try {
-        this.worker = new Worker(this.workerUrl, { type: "module" });
+        // Written just so, `new Worker(new URL("./sha256-worker.js", import.meta.url))`
+        // is what Vite, webpack 5 and Parcel find and ship with a bundle; with esbuild,
+        // the Worker is an entry point of its own, output next to the bundle.
+        this.worker = this.workerUrl
+          ? new Worker(this.workerUrl, { type: "module" })
+          : new Worker(new URL("./sha256-worker.js", import.meta.url), { type: "module" });
         this.worker.onmessage = ({ data }) => {
           const { resolve, reject } = this.pending.get(data.id);
           this.pending.delete(data.id);
@@ -443,7 +483,7 @@ export class Uploader {
     } catch (error) {
       if (!error.fromApi || !MAYBE_COMPLETED.includes(error.status)) throw error;
       const status = await this.call(`/uploads/${record.UUID}`, { signal }).catch(() => ({}));
-      if (["uploaded", "scanning", "verified"].includes(status.status) && status.size === file.size) {
+      if (LANDED.includes(status.status) && status.size === file.size) {
         return status;
       }
       throw error;

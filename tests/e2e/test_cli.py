@@ -20,9 +20,10 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from devstack.scanner import EICAR
 from presigned_upload.cli import main
 from tests.stack import PROJECT, local_s3
-from tests.support import Answer, ForwardingProxy, free_port
+from tests.support import Answer, ForwardingProxy, free_port, unsigned_jwt
 
 pytestmark = pytest.mark.e2e
 MiB = 1024**2
@@ -272,7 +273,10 @@ def test_an_api_that_cannot_be_reached_is_retried_then_one_line(tmp_path):
      (["--token", "eyJ\nx"], "the token holds characters an Authorization header cannot "
       "carry; allowed: printable ASCII, like a JWT"),
      (["--token", "jwt-ü"], "the token holds characters an Authorization header cannot "
-      "carry; allowed: printable ASCII, like a JWT")],
+      "carry; allowed: printable ASCII, like a JWT"),
+     (["--wait", "--wait-timeout", "0"], "--wait-timeout: seconds, more than 0 and at most "
+      "86400"),
+     (["--wait-timeout", "nan"], "--wait-timeout: seconds, more than 0 and at most 86400")],
 )  # fmt: skip
 def test_a_malformed_option_is_one_line_and_no_request(tmp_path, args, message):
     f = tmp_path / "a.txt"
@@ -344,3 +348,41 @@ def test_ctrl_c_during_the_completion_prints_the_hint_and_resume_reports_the_upl
         1,
         f"upload: error: no interrupted upload of {f} to resume\n",
     )
+
+
+# --- --wait: the verdict ---------------------------------------------------------------
+
+
+def test_wait_reports_verified_and_exits_0(stack, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_bytes(b"a clean text file\n")
+    code, result, err = run(stack, tmp_path, str(f), "--wait")
+    assert (code, err) == (0, "")
+    # The `local` stage checks the type, then waits for its (stand-in) malware scan.
+    verdict = result["verdict"]
+    assert (verdict["UUID"], verdict["status"], verdict["size"]) == (
+        result["UUID"], "verified", 18)  # fmt: skip
+
+
+def test_wait_exits_3_on_a_rejection_and_says_why(stack, tmp_path):
+    f = tmp_path / "eicar.txt"
+    f.write_bytes(EICAR)
+    code, result, err = run(stack, tmp_path, str(f), "--wait")
+    reason = "malware: GuardDuty found EICAR-Test-File not a virus"
+    assert (code, err) == (3, f"upload: rejected: {reason}\n")
+    assert result["verdict"] == {"UUID": result["UUID"], "status": "rejected", "reason": reason}
+
+
+def test_wait_without_a_verdict_in_time_exits_4(cognito_stack, tmp_path):
+    # local-cognito verifies nothing: its uploads stay "uploaded".
+    f = tmp_path / "notes.txt"
+    f.write_bytes(b"words\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "presigned_upload", "upload", str(f), "--api", cognito_stack.api,
+         "--token", unsigned_jwt({"sub": "waiter", "cognito:username": "waiter"}),
+         "--wait", "--wait-timeout", "1.5", "--no-progress"],
+        cwd=PROJECT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 4
+    assert proc.stderr == "upload: no verdict within 1.5 s (status: uploaded)\n"
+    assert proc.stdout.startswith(f"uploaded {f} -> put_folder/waiter/")

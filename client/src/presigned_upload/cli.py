@@ -1,11 +1,13 @@
 """Upload a file through the presigned-upload API, straight to S3.
 
-    presigned-upload upload FILE [--api URL] [--token TOKEN] [--resume] [--json] ...
+    presigned-upload upload FILE [--api URL] [--token TOKEN] [--resume] [--wait] [--json] ...
 
 Files up to --threshold go in one presigned PUT; larger ones in parallel parts
 (multipart), each retried with backoff. Ctrl-C leaves a multipart upload resumable
-(run the same command with --resume), or aborts it with --abort-on-interrupt.
-Exit status: 0 uploaded, 1 failed, 130 interrupted.
+(run the same command with --resume), or aborts it with --abort-on-interrupt. --wait
+then waits for the stage's verdict (type check, malware scan).
+Exit status: 0 uploaded (with --wait: verified), 1 failed, 3 rejected (--wait), 4 no
+verdict within --wait-timeout (--wait), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from presigned_upload.transfer import (
     TransferError,
     Uploader,
 )
+from presigned_upload.verdict import DEFAULT_TIMEOUT, wait_for_verdict
 
 MiB = 1024**2
 _HEADER_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
@@ -109,6 +112,18 @@ def parser() -> argparse.ArgumentParser:
         help="on Ctrl-C, abort the multipart upload instead of keeping it",
     )
     up.add_argument("--state-dir", type=Path, help="where resume state is kept")
+    up.add_argument(
+        "--wait",
+        action="store_true",
+        help="then wait for the stage's verdict (verified or rejected); exit 3 if rejected",
+    )
+    up.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"with --wait: give up after this long, exit 4 (default {DEFAULT_TIMEOUT:.0f})",
+    )
     up.add_argument("--json", action="store_true", help="print the result as JSON")
     up.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -127,6 +142,8 @@ def problem(args: argparse.Namespace) -> str | None:
         return f"{args.file} is not a file"
     if args.concurrency < 1 or args.part_size < 5 or args.retries < 0:
         return "--concurrency >= 1, --part-size >= 5, --retries >= 0"
+    if not 0 < args.wait_timeout <= 86400:
+        return "--wait-timeout: seconds, more than 0 and at most 86400"
     api = urlsplit(args.api)
     if api.scheme not in ("http", "https") or not api.hostname:
         return (f"--api {args.api[:80]!r} is not a URL; allowed: http(s)://host[:port][/path], "
@@ -222,16 +239,46 @@ def _upload(args: argparse.Namespace, http: requests.Session | None) -> int:
     bar.close()
     seconds = time.monotonic() - started
     result["seconds"] = round(seconds, 3)
+    if not args.json:
+        if result.get("already_complete"):
+            print(f"{args.file} was already uploaded -> {result['key']} (UUID "
+                  f"{result['UUID']}); its completion had been interrupted")  # fmt: skip
+        else:
+            rate = size / MiB / seconds if seconds else 0.0
+            print(f"uploaded {args.file} -> {result['key']} (UUID {result['UUID']}), "
+                  f"{size} bytes in {seconds:.1f} s, {rate:.1f} MiB/s")  # fmt: skip
+    code = 0
+    if args.wait:
+        code = _wait(args, api, result)
     if args.json:
         print(json.dumps(result))
-    elif result.get("already_complete"):
-        print(f"{args.file} was already uploaded -> {result['key']} (UUID {result['UUID']}); "
-              "its completion had been interrupted")  # fmt: skip
-    else:
-        rate = size / MiB / seconds if seconds else 0.0
-        print(f"uploaded {args.file} -> {result['key']} (UUID {result['UUID']}), "
-              f"{size} bytes in {seconds:.1f} s, {rate:.1f} MiB/s")  # fmt: skip
-    return 0
+    return code
+
+
+def _wait(args: argparse.Namespace, api: Api, result: dict[str, object]) -> int:
+    """Wait for the verdict, put it in ``result``, say it; the exit status."""
+    try:
+        verdict = wait_for_verdict(api, str(result["UUID"]), args.wait_timeout)
+    except ApiError as exc:
+        print(f"upload: error: uploaded, but its status could not be read: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    except KeyboardInterrupt:
+        print("\nupload: interrupted while waiting for the verdict (the upload is done)",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    result["verdict"] = verdict
+    status = verdict.get("status")
+    if status == "verified":
+        if not args.json:
+            print("verified")
+        return 0
+    if status == "rejected":
+        print(f"upload: rejected: {verdict.get('reason', '')}", file=sys.stderr)
+        return 3
+    print(f"upload: no verdict within {args.wait_timeout:g} s (status: {status})",
+          file=sys.stderr)  # fmt: skip
+    return 4
 
 
 def main_exit() -> None:

@@ -1,0 +1,48 @@
+// useUpload(): one file at a time through presigned-upload-browser, with its progress,
+// a cancel, the verdict of the stage's verifier, and the API's refusals (a 429
+// QuotaExceeded carries its figures).
+import { useCallback, useEffect, useRef, useState } from "react";
+import { UploadError, type UploadResult, type UploadStatus, type Uploader } from "presigned-upload-browser";
+
+export type UploadState =
+  | { phase: "idle" }
+  | { phase: "uploading"; loaded: number; total: number }
+  | { phase: "checking"; total: number } // every byte sent: completing, then the verdict
+  | { phase: "done"; result: UploadResult; verdict: UploadStatus }
+  | { phase: "cancelled" }
+  | { phase: "failed"; error: UploadError };
+
+export function useUpload(uploader: Uploader) {
+  const [state, setState] = useState<UploadState>({ phase: "idle" });
+  const running = useRef<AbortController | null>(null);
+
+  const start = useCallback(
+    async (file: File) => {
+      running.current?.abort();
+      const controller = new AbortController();
+      running.current = controller;
+      setState({ phase: "uploading", loaded: 0, total: file.size });
+      try {
+        const result = await uploader.upload(file, {
+          signal: controller.signal,
+          onProgress: ({ loaded, total }) =>
+            setState(loaded < total ? { phase: "uploading", loaded, total } : { phase: "checking", total }),
+          waitForVerdict: { timeoutMs: 60_000 },
+        });
+        // waitForVerdict: the result carries the verdict (or the last status at the timeout).
+        setState({ phase: "done", result, verdict: result.verdict ?? { UUID: result.UUID, status: "pending" } });
+      } catch (error) {
+        if (error instanceof UploadError && error.code === "Cancelled") setState({ phase: "cancelled" });
+        else setState({ phase: "failed", error: error instanceof UploadError ? error : new UploadError(String(error)) });
+      } finally {
+        if (running.current === controller) running.current = null;
+      }
+    },
+    [uploader],
+  );
+
+  const cancel = useCallback(() => running.current?.abort(), []);
+  useEffect(() => () => running.current?.abort(), []); // leaving the page cancels too
+
+  return { state, start, cancel };
+}
