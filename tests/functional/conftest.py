@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 import pytest
@@ -62,6 +63,14 @@ def s3_event(api: Client, key: str, bucket: str = BUCKET) -> dict[str, Any]:
         detail={"version": "0", "bucket": {"name": bucket}, "object": {"key": key, "size": 0},
                 "reason": "PutObject"},
     )  # fmt: skip
+
+
+def put(api: Client, data: bytes, **params: str) -> dict[str, Any]:
+    """GET /put-url with ``params``, then PUT ``data`` to the URL; the ticket."""
+    body: dict[str, Any] = api.http.get("/put-url?" + urlencode(params)).json_body
+    response = requests.put(body["PUT_URL"], data=data, headers=body["headers"], timeout=10)
+    assert response.status_code == 200, response.text
+    return body
 
 
 def scan_event(api: Client, key: str, etag: str, status: str = "NO_THREATS_FOUND",

@@ -25,7 +25,7 @@ from chalice.test import Client
 
 from chalicelib.verifier.verify import stored_header_problem
 from chalicelib.verifier.webhook import Webhook
-from tests.functional.conftest import BUCKET, app_module, s3_event, verify
+from tests.functional.conftest import BUCKET, app_module, put, s3_event, verify
 from tests.support import free_port, load_app, png, subscribe, unsigned_jwt
 
 HTML = b"<!DOCTYPE html><html><script>alert(document.cookie)</script></html>"
@@ -35,13 +35,6 @@ HTML = b"<!DOCTYPE html><html><script>alert(document.cookie)</script></html>"
 def subscriber(s3, s3_endpoint):
     """An app's subscription to the verdicts (a rule into a queue)."""
     return subscribe(s3_endpoint, "app-verdicts")
-
-
-def put(api: Client, data: bytes, **params: str) -> dict[str, Any]:
-    body: dict[str, Any] = api.http.get("/put-url?" + urlencode(params)).json_body
-    response = requests.put(body["PUT_URL"], data=data, headers=body["headers"], timeout=10)
-    assert response.status_code == 200, response.text
-    return body
 
 
 def tags_of(s3, key: str) -> dict[str, str]:
