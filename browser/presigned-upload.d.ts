@@ -14,7 +14,7 @@ export interface UploaderOptions {
   /** The API's base URL, like `https://abc.execute-api.eu-west-1.amazonaws.com/api`. */
   api: string;
   /** Sent as `Authorization` on every API call (a Cognito ID token, say); none if null. */
-  getToken?: () => string | null | Promise<string | null>;
+  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
   /** Files larger than this go multipart (default 8 MiB). */
   threshold?: number;
   /** The part size of a multipart upload (default 8 MiB; at least 5 MiB, and raised so
@@ -37,9 +37,10 @@ export interface UploaderOptions {
 }
 
 export interface WaitForVerdict {
-  /** Give up after this long, resolving with the last status (default 120000 ms). */
+  /** Ask a last time after this long, then resolve with that status (default 120000 ms;
+   * more than 0, else a RangeError). */
   timeoutMs?: number;
-  /** Ask this often (default 1000 ms). */
+  /** Ask this often (default 1000 ms; more than 0). */
   intervalMs?: number;
 }
 
@@ -54,7 +55,7 @@ export interface UploadOptions {
 
 /** The checksum S3 stored, as GET /uploads/{uuid} and a completion report it. */
 export interface StoredChecksum {
-  algorithm: "SHA256" | "MD5" | "CRC32" | "CRC32C" | "CRC64NVME" | "SHA1";
+  algorithm: "SHA256" | "CRC32" | "CRC32C" | "CRC64NVME" | "SHA1";
   value: string;
   type: "FULL_OBJECT" | "COMPOSITE";
 }
@@ -107,8 +108,9 @@ export interface QuotaDetails {
   limit: "files_per_day" | "bytes_per_day" | "stored_bytes" | "uploads_in_flight";
   allowed: number;
   used: number;
-  /** When the day's counts reset (ISO 8601, UTC). */
-  resetsAt: string;
+  /** When the day's counts reset (ISO 8601, UTC); null for the limits that do not
+   * reset (stored_bytes, uploads_in_flight). */
+  resetsAt: string | null;
   /** Seconds, from the Retry-After header. */
   retryAfter: number | null;
 }
@@ -159,6 +161,9 @@ export declare class UploadError extends Error {
   fromApi: boolean;
   /** With code "QuotaExceeded": which limit, and when it resets. */
   quota?: QuotaDetails;
+  /** Set when the file was stored but waiting for its verdict failed (or was
+   * cancelled): what `upload` would have resolved with. */
+  result?: UploadResult;
   constructor(
     message: string,
     options?: { status?: number; code?: string; retryable?: boolean; expired?: boolean;

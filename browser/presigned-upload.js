@@ -134,23 +134,38 @@ export class Uploader {
       : this.multipart(file, report, signal));
     if (!waitForVerdict) return result;
     const options = typeof waitForVerdict === "object" ? waitForVerdict : {};
-    return { ...result, verdict: await this.verdict(result.UUID, { ...options, signal }) };
+    try {
+      return { ...result, verdict: await this.verdict(result.UUID, { ...options, signal }) };
+    } catch (error) {
+      // The file is stored all the same: the error carries what upload() would have
+      // resolved with, so that its UUID is not lost.
+      error.result = result;
+      throw error;
+    }
   }
 
   /** The upload's status (GET /uploads/{uuid}) once the stage's verifier has judged it,
-   * `verified` or `rejected` with its `reason`: asked every `intervalMs` (default 1000)
-   * for at most `timeoutMs` (default 120000), then the last status as it is (`scanning`
-   * or `uploaded`: not judged yet; on a stage without UPLOAD_VERIFY, never). */
+   * `verified` or `rejected` with its `reason`: asked every `intervalMs` (default 1000),
+   * the last time at `timeoutMs` (default 120000), then the last status as it is
+   * (`scanning` or `uploaded`: not judged yet; on a stage without UPLOAD_VERIFY, never). */
   async verdict(uuid, { timeoutMs = 120000, intervalMs = 1000, signal } = {}) {
+    for (const [name, value] of [["timeoutMs", timeoutMs], ["intervalMs", intervalMs]]) {
+      if (!(Number.isFinite(value) && value > 0)) {
+        throw new RangeError(`${name} ${value}: allowed: milliseconds, more than 0`);
+      }
+    }
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const status = await this.call(`/uploads/${encodeURIComponent(uuid)}`, { signal });
-      if (SETTLED.includes(status.status) || Date.now() + intervalMs > deadline) return status;
+      const left = deadline - Date.now();
+      if (SETTLED.includes(status.status) || left <= 0) return status;
+      if (signal?.aborted) throw cancelled();
       await new Promise((resolve, reject) => {
+        // The last question is asked at the deadline itself.
         const timer = setTimeout(() => {
           signal?.removeEventListener("abort", stop);
           resolve();
-        }, intervalMs);
+        }, Math.min(intervalMs, left));
         const stop = () => {
           clearTimeout(timer);
           reject(cancelled());

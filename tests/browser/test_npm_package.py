@@ -94,8 +94,10 @@ def test_the_package_ships_its_module_types_and_worker_and_nothing_else(tarball)
     with tarfile.open(tarball) as packed:
         names = sorted(packed.getnames())
         manifest = json.loads(packed.extractfile("package/package.json").read())  # type: ignore[union-attr]
-    assert names == ["package/package.json", "package/presigned-upload.d.ts",
+        license_text = packed.extractfile("package/LICENSE").read()  # type: ignore[union-attr]
+    assert names == ["package/LICENSE", "package/package.json", "package/presigned-upload.d.ts",
                      "package/presigned-upload.js", "package/sha256-worker.js"]  # fmt: skip
+    assert license_text == (PROJECT / "LICENSE").read_bytes()  # the project's, not a fork
     assert (manifest["name"], manifest["license"], manifest["type"], manifest["sideEffects"]) == (
         "presigned-upload-browser", "MIT", "module", False)  # fmt: skip
     assert manifest["exports"]["."] == {"types": "./presigned-upload.d.ts",
@@ -188,8 +190,11 @@ def test_cancel_stops_the_upload_and_aborts_it_in_s3(page, bundle, stack, tmp_pa
     page.click("#cancel")
     found = outcome(page)
     assert (found["phase"], found["text"]) == ("cancelled", "Cancelled.")
-    listed = local_s3(stack).list_multipart_uploads(Bucket=BUCKET, Prefix="put_folder/npm-cancel/")
+    # Cancelled while parts were going out: no upload left in S3, and no object.
+    s3 = local_s3(stack)
+    listed = s3.list_multipart_uploads(Bucket=BUCKET, Prefix="put_folder/npm-cancel/")
     assert listed.get("Uploads", []) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="put_folder/npm-cancel/")
 
 
 def test_a_quota_refusal_shows_its_figures(page, bundle, stack, tmp_path):

@@ -276,7 +276,9 @@ def test_an_api_that_cannot_be_reached_is_retried_then_one_line(tmp_path):
       "carry; allowed: printable ASCII, like a JWT"),
      (["--wait", "--wait-timeout", "0"], "--wait-timeout: seconds, more than 0 and at most "
       "86400"),
-     (["--wait-timeout", "nan"], "--wait-timeout: seconds, more than 0 and at most 86400")],
+     (["--wait-timeout", "nan"], "--wait-timeout: seconds, more than 0 and at most 86400"),
+     (["--wait-timeout", "30"], "--wait-timeout without --wait; allowed: --wait "
+      "--wait-timeout SECONDS")],
 )  # fmt: skip
 def test_a_malformed_option_is_one_line_and_no_request(tmp_path, args, message):
     f = tmp_path / "a.txt"

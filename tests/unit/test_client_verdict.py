@@ -39,8 +39,8 @@ def test_it_asks_until_the_verdict_through_scanning():
     assert (api.asked, api.slept) == (4, [1.0, 1.0, 1.0])
 
 
-def test_at_the_timeout_it_returns_the_last_status_without_sleeping_past_it():
+def test_it_asks_a_last_time_at_the_timeout_then_returns_that_status():
     api = Answers(*["scanning"] * 10)
     assert wait(api, 3.5) == {"UUID": "u1", "status": "scanning"}
-    # Asked at 0, 1, 2 and 3 s; a fifth question would come after the 3.5 s.
-    assert (api.asked, api.slept, api.now) == (4, [1.0, 1.0, 1.0], 3.0)
+    # Asked at 0, 1, 2, 3 and 3.5 s: never earlier than the timeout, never after it.
+    assert (api.asked, api.slept, api.now) == (5, [1.0, 1.0, 1.0, 0.5], 3.5)

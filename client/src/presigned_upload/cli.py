@@ -120,7 +120,6 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--wait-timeout",
         type=float,
-        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"with --wait: give up after this long, exit 4 (default {DEFAULT_TIMEOUT:.0f})",
     )
@@ -142,8 +141,11 @@ def problem(args: argparse.Namespace) -> str | None:
         return f"{args.file} is not a file"
     if args.concurrency < 1 or args.part_size < 5 or args.retries < 0:
         return "--concurrency >= 1, --part-size >= 5, --retries >= 0"
-    if not 0 < args.wait_timeout <= 86400:
-        return "--wait-timeout: seconds, more than 0 and at most 86400"
+    if args.wait_timeout is not None:
+        if not 0 < args.wait_timeout <= 86400:
+            return "--wait-timeout: seconds, more than 0 and at most 86400"
+        if not args.wait:
+            return "--wait-timeout without --wait; allowed: --wait --wait-timeout SECONDS"
     api = urlsplit(args.api)
     if api.scheme not in ("http", "https") or not api.hostname:
         return (f"--api {args.api[:80]!r} is not a URL; allowed: http(s)://host[:port][/path], "
@@ -245,8 +247,9 @@ def _upload(args: argparse.Namespace, http: requests.Session | None) -> int:
                   f"{result['UUID']}); its completion had been interrupted")  # fmt: skip
         else:
             rate = size / MiB / seconds if seconds else 0.0
+            # Flushed: with --wait, the verdict may take a while to follow.
             print(f"uploaded {args.file} -> {result['key']} (UUID {result['UUID']}), "
-                  f"{size} bytes in {seconds:.1f} s, {rate:.1f} MiB/s")  # fmt: skip
+                  f"{size} bytes in {seconds:.1f} s, {rate:.1f} MiB/s", flush=True)  # fmt: skip
     code = 0
     if args.wait:
         code = _wait(args, api, result)
@@ -257,8 +260,9 @@ def _upload(args: argparse.Namespace, http: requests.Session | None) -> int:
 
 def _wait(args: argparse.Namespace, api: Api, result: dict[str, object]) -> int:
     """Wait for the verdict, put it in ``result``, say it; the exit status."""
+    timeout = DEFAULT_TIMEOUT if args.wait_timeout is None else args.wait_timeout
     try:
-        verdict = wait_for_verdict(api, str(result["UUID"]), args.wait_timeout)
+        verdict = wait_for_verdict(api, str(result["UUID"]), timeout)
     except ApiError as exc:
         print(f"upload: error: uploaded, but its status could not be read: {exc}",
               file=sys.stderr)  # fmt: skip
@@ -276,7 +280,7 @@ def _wait(args: argparse.Namespace, api: Api, result: dict[str, object]) -> int:
     if status == "rejected":
         print(f"upload: rejected: {verdict.get('reason', '')}", file=sys.stderr)
         return 3
-    print(f"upload: no verdict within {args.wait_timeout:g} s (status: {status})",
+    print(f"upload: no verdict within {timeout:g} s (status: {status})",
           file=sys.stderr)  # fmt: skip
     return 4
 

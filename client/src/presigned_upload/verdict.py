@@ -18,12 +18,13 @@ def wait_for_verdict(api: Api, upload_id: str, timeout: float = DEFAULT_TIMEOUT,
                      interval: float = INTERVAL,
                      clock: Callable[[], float] = time.monotonic,
                      sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:  # fmt: skip
-    """The upload's status once ``verified`` or ``rejected``; after ``timeout`` seconds,
-    the last status as it is (``uploaded`` or ``scanning``: not judged yet; on a stage
-    without UPLOAD_VERIFY, never). ApiError if the API refuses."""
+    """The upload's status once ``verified`` or ``rejected``; else, asked a last time at
+    ``timeout`` seconds, the status as it is (``uploaded`` or ``scanning``: not judged
+    yet; on a stage without UPLOAD_VERIFY, never). ApiError if the API refuses."""
     deadline = clock() + timeout
     while True:
         status = api.status(upload_id)
-        if status.get("status") in SETTLED or clock() + interval > deadline:
+        left = deadline - clock()
+        if status.get("status") in SETTLED or left <= 0:
             return status
-        sleep(interval)
+        sleep(min(interval, left))

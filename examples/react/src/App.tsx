@@ -6,6 +6,7 @@ export function App({ uploader }: { uploader: Uploader }) {
   const { state, start, cancel } = useUpload(uploader);
   const choose = (event: ChangeEvent<HTMLInputElement>) => {
     const file = event.target.files?.[0];
+    event.target.value = ""; // so that choosing the same file again starts again
     if (file) void start(file);
   };
   const busy = state.phase === "uploading" || state.phase === "checking";
@@ -13,7 +14,7 @@ export function App({ uploader }: { uploader: Uploader }) {
     <main>
       <h1>Upload a file</h1>
       <input id="file" type="file" onChange={choose} disabled={busy} />
-      {busy && (
+      {state.phase === "uploading" && (
         <button id="cancel" type="button" onClick={cancel}>
           cancel
         </button>
@@ -36,10 +37,11 @@ function Outcome({ state }: { state: UploadState }) {
     case "done": {
       const { result, verdict } = state;
       const words =
+        verdict === null ? "stored; not judged yet" :
         verdict.status === "verified" ? "verified" :
         verdict.status === "rejected" ? `rejected: ${verdict.reason}` : `not judged yet (${verdict.status})`;
       return (
-        <p id="outcome" data-phase="done" data-uuid={result.UUID} data-verdict={verdict.status}
+        <p id="outcome" data-phase="done" data-uuid={result.UUID} data-verdict={verdict?.status ?? ""}
            data-checksum={result.checksum?.value ?? ""} data-mode={result.mode}>
           {result.mode === "multipart" ? `${result.parts} parts` : "one PUT"}, {words}
         </p>
@@ -51,7 +53,8 @@ function Outcome({ state }: { state: UploadState }) {
       return (
         <p id="outcome" data-phase="failed" data-code={error.code}>
           {quota
-            ? `Quota reached: ${quota.used} of ${quota.allowed} (${quota.limit}); it resets at ${quota.resetsAt}.`
+            ? `Quota reached: ${quota.used} of ${quota.allowed} (${quota.limit})` +
+              (quota.resetsAt ? `; it resets at ${quota.resetsAt}.` : ".")
             : `Failed: ${error.message}`}
         </p>
       );

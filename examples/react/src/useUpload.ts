@@ -8,7 +8,8 @@ export type UploadState =
   | { phase: "idle" }
   | { phase: "uploading"; loaded: number; total: number }
   | { phase: "checking"; total: number } // every byte sent: completing, then the verdict
-  | { phase: "done"; result: UploadResult; verdict: UploadStatus }
+  // verdict: null when the file is stored but its verdict was not waited for to the end
+  | { phase: "done"; result: UploadResult; verdict: UploadStatus | null }
   | { phase: "cancelled" }
   | { phase: "failed"; error: UploadError };
 
@@ -21,19 +22,28 @@ export function useUpload(uploader: Uploader) {
       running.current?.abort();
       const controller = new AbortController();
       running.current = controller;
-      setState({ phase: "uploading", loaded: 0, total: file.size });
+      // Only the latest run may set the state: one that start() replaced stays quiet.
+      const show = (next: UploadState) => {
+        if (running.current === controller) setState(next);
+      };
+      show({ phase: "uploading", loaded: 0, total: file.size });
       try {
         const result = await uploader.upload(file, {
           signal: controller.signal,
           onProgress: ({ loaded, total }) =>
-            setState(loaded < total ? { phase: "uploading", loaded, total } : { phase: "checking", total }),
+            show(loaded < total ? { phase: "uploading", loaded, total } : { phase: "checking", total }),
           waitForVerdict: { timeoutMs: 60_000 },
         });
         // waitForVerdict: the result carries the verdict (or the last status at the timeout).
-        setState({ phase: "done", result, verdict: result.verdict ?? { UUID: result.UUID, status: "pending" } });
+        show({ phase: "done", result, verdict: result.verdict ?? null });
       } catch (error) {
-        if (error instanceof UploadError && error.code === "Cancelled") setState({ phase: "cancelled" });
-        else setState({ phase: "failed", error: error instanceof UploadError ? error : new UploadError(String(error)) });
+        if (error instanceof UploadError && error.result) {
+          show({ phase: "done", result: error.result, verdict: null }); // stored, not judged yet
+        } else if (error instanceof UploadError && error.code === "Cancelled") {
+          show({ phase: "cancelled" });
+        } else {
+          show({ phase: "failed", error: error instanceof UploadError ? error : new UploadError(String(error)) });
+        }
       } finally {
         if (running.current === controller) running.current = null;
       }
@@ -42,7 +52,9 @@ export function useUpload(uploader: Uploader) {
   );
 
   const cancel = useCallback(() => running.current?.abort(), []);
-  useEffect(() => () => running.current?.abort(), []); // leaving the page cancels too
+  // Unmounting cancels. A reload does not: the upload is kept, and choosing the same file
+  // again resumes it.
+  useEffect(() => () => running.current?.abort(), []);
 
   return { state, start, cancel };
 }
