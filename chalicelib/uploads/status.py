@@ -122,6 +122,12 @@ class UploadStatus:
             )
         return {"UUID": upload.upload_id, "key": upload.key, "claimed": True}
 
+    @property
+    def _unjudged(self) -> str | None:
+        """What a stored upload not verified (yet) is: ``scanning`` where the verdict
+        waits for a malware scan, else plain ``uploaded`` (None)."""
+        return tags.SCANNING if self._settings.malware_scan else None
+
     def _tags(self, key: str, deadline: Deadline) -> dict[str, str]:
         s3 = deadline.reserve(CALL_WORST_CASE, self._client)
         with storage_errors(_gone(key)):
@@ -155,11 +161,7 @@ class UploadStatus:
             held, head["ETag"], head.get("ContentType")
         )
         return StoredUpload(
-            verdict=tags.VERIFIED
-            if verified
-            else tags.SCANNING
-            if self._settings.malware_scan
-            else None,
+            verdict=tags.VERIFIED if verified else self._unjudged,
             tags=held,
             upload_id=upload_id,
             key=key,
