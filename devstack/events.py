@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             key = (found.get("object") or {}).get("key")
             if not isinstance(bucket, str) or not isinstance(key, str):
                 return None
+            time.sleep(scanner.SCAN_SECONDS)
             status = scanner.scan_object(s3, bus, bucket, key, clamd)
             return None if status is None else f"{key}: scanned, {status} (stand-in scanner)"
 

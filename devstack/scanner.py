@@ -36,6 +36,9 @@ QUEUE = "presigned-upload-stand-in-scanner"
 TAG = "GuardDutyMalwareScanStatus"
 # Kept small: a local stand-in reads the whole object (GuardDuty's limit is 100 GB).
 MAX_SCAN_BYTES = 64 * 1024 * 1024
+# A scan takes GuardDuty seconds; the stand-in takes one, so that a page polling the
+# status sees `scanning` before the verdict, as it would in AWS.
+SCAN_SECONDS = 1.0
 # The EICAR test file, in two halves so that no antivirus flags this source file.
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$" + rb"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_NAME = "EICAR-Test-File (not a virus)"
