@@ -29,11 +29,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.core.settings import Settings
-from chalicelib.verifier import SCAN_DETAIL_TYPE, SCAN_SOURCE
+from chalicelib.verifier import GUARDDUTY_TAG, SCAN_DETAIL_TYPE, SCAN_SOURCE, event_pattern
 
 RULE = "presigned-upload-stand-in-scanner"
 QUEUE = "presigned-upload-stand-in-scanner"
-TAG = "GuardDutyMalwareScanStatus"
 # Kept small: a local stand-in reads the whole object (GuardDuty's limit is 100 GB).
 MAX_SCAN_BYTES = 64 * 1024 * 1024
 # A scan takes GuardDuty seconds; the stand-in takes one, so that a page polling the
@@ -107,9 +106,7 @@ def wire(settings: Settings, env: Mapping[str, str]) -> str:
     events = session.client("events", endpoint_url=settings.endpoint_url)
     queue: str = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    pattern = {"source": ["aws.s3"], "detail-type": ["Object Created"],
-               "detail": {"bucket": {"name": [settings.bucket]},
-                          "object": {"key": [{"prefix": settings.prefix}]}}}  # fmt: skip
+    pattern = event_pattern(settings.bucket, settings.prefix)  # the new uploads
     events.put_rule(Name=RULE, EventPattern=json.dumps(pattern))
     events.put_targets(Rule=RULE, Targets=[{"Id": "scanner",
                                             "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
@@ -140,7 +137,9 @@ def scan_object(s3: Any, events: Any, bucket: str, key: str, clamd: str | None) 
 def tag(s3: Any, bucket: str, key: str, status: str) -> None:
     """Tag the object with the result, keeping its other tags, as GuardDuty does."""
     held = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
-    tagged = [t for t in held if t["Key"] != TAG] + [{"Key": TAG, "Value": status}]
+    tagged = [t for t in held if t["Key"] != GUARDDUTY_TAG] + [
+        {"Key": GUARDDUTY_TAG, "Value": status}
+    ]
     s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tagged})
 
 

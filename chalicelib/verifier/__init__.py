@@ -13,6 +13,7 @@ from typing import Any
 # on the account's default bus (docs/security.md).
 SCAN_SOURCE = "aws.guardduty"
 SCAN_DETAIL_TYPE = "GuardDuty Malware Protection Object Scan Result"
+GUARDDUTY_TAG = "GuardDutyMalwareScanStatus"  # the result, as GuardDuty tags the object
 
 
 def event_pattern(bucket: Any, prefix: str, deletions: bool = False,

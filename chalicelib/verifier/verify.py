@@ -59,6 +59,7 @@ from chalicelib.core.rules import (
 )
 from chalicelib.core.s3 import storage_errors
 from chalicelib.core.settings import Settings
+from chalicelib.verifier import GUARDDUTY_TAG
 from chalicelib.verifier.sniff import HEAD_BYTES, content_problem, extension_problem
 
 if TYPE_CHECKING:
@@ -70,7 +71,6 @@ SERVICE = "presigned-upload-verifier"  # the metrics' service, outside Lambda
 # GuardDuty's scan results (scanResultDetails.scanResultStatus).
 NO_THREATS_FOUND, THREATS_FOUND = "NO_THREATS_FOUND", "THREATS_FOUND"
 UNSCANNED = ("UNSUPPORTED", "ACCESS_DENIED", "FAILED")
-GUARDDUTY_TAG = "GuardDutyMalwareScanStatus"  # the result, as GuardDuty tags the object
 SCAN_TAG_WAITS = (0.5, 1.0, 2.0)  # seconds between looks for that tag, then a retry
 DETAIL_TYPES = {True: "Upload Verified", False: "Upload Rejected"}
 QUARANTINE_COPY_LIMIT = 100 * 1024 * 1024
