@@ -9,8 +9,6 @@ The mode is read when app.py is imported, because ``chalice package`` writes the
 authorizer into API Gateway; the views then read the principal with the *same* mode.
 """
 
-from __future__ import annotations
-
 import re
 import string
 from collections.abc import Mapping
@@ -45,7 +43,7 @@ class AuthConfig(NamedTuple):
         return self.mode != "none"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> AuthConfig:
+    def from_env(cls, environ: Mapping[str, str]) -> "AuthConfig":
         """Read AUTH_MODE (required: there is no silent default to an open API) and, for
         ``cognito``, COGNITO_USER_POOL_ARNS."""
         mode = environ.get("AUTH_MODE", "")

@@ -7,8 +7,6 @@ CRC) checksum is also stored with the object and returned by HeadObject with
 ``ChecksumMode=ENABLED``; an MD5 is not (a multipart object's ETag is not one).
 """
 
-from __future__ import annotations
-
 import base64
 from collections.abc import Mapping
 from typing import Any, NamedTuple

@@ -5,8 +5,6 @@ The signing backend is injected (chalicelib/core/signing.py). Presigning is loca
 placeholder object is written, and an abandoned upload leaves nothing behind.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple

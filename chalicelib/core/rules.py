@@ -4,8 +4,6 @@ Every rule ends up as a *signed* header (or a POST-policy condition), so S3 itse
 a violating upload; the checks here only make the refusal early and readable.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple

@@ -7,8 +7,6 @@ exception: the CORS origin, which API Gateway bakes into its OPTIONS response wh
 app is packaged (see :func:`cors_allow_origin`).
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -124,7 +122,7 @@ class Settings(NamedTuple):
         return MAX_OBJECT_BYTES if self.max_bytes is None else self.max_bytes
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+    def from_env(cls, environ: Mapping[str, str]) -> "Settings":
         """Read and validate the settings; raise ConfigError naming the first bad variable."""
         region = _region(environ)
         return cls(

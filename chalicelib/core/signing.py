@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -262,11 +262,15 @@ def botocore_reason(settings: Settings, environ: Mapping[str, str]) -> str | Non
     ignore = environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true"
     if environ.get("AWS_ENDPOINT_URL") and not ignore:
         return "AWS_ENDPOINT_URL is set"
-    config = Path(environ.get("AWS_CONFIG_FILE") or Path.home() / ".aws" / "config")
-    try:
-        text = config.read_text(errors="replace") if config.is_file() else ""
-    except OSError:
-        text = ""
+    # os.path, not pathlib: this runs on every cold start, and pathlib's import is not free.
+    config = environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+    text = ""
+    if os.path.isfile(config):
+        try:
+            with open(config, encoding="utf-8", errors="replace") as file:
+                text = file.read()
+        except OSError:  # unreadable: nothing set there
+            pass
     found = [name for name in _CONFIG_FILE_SETTINGS if name in text]
     return f"{config} sets {found[0]}" if found else None
 

@@ -12,8 +12,6 @@ References: https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-a
 and https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html
 """
 
-from __future__ import annotations
-
 import base64
 import functools
 import hashlib
@@ -102,7 +100,7 @@ class Endpoint(NamedTuple):
     bucket: str
 
     @classmethod
-    def for_settings(cls, bucket: str, region: str, endpoint_url: str | None) -> Endpoint | None:
+    def for_settings(cls, bucket: str, region: str, endpoint_url: str | None) -> "Endpoint | None":
         """The endpoint, or None where botocore's rules should decide."""
         if endpoint_url:
             parts = urlsplit(endpoint_url)
