@@ -33,7 +33,7 @@ from chalicelib.core.auth import AuthConfig
 from chalicelib.core.errors import ConfigError
 from chalicelib.core.logs import log_format, log_level
 from chalicelib.core.settings import Settings, cors_allow_origin
-from devstack import events, scanner, strict_s3, web
+from devstack import events, strict_s3, web
 from devstack.cors import cors_rules
 from infra.stages import stage_environment, stage_names
 
@@ -193,10 +193,10 @@ def start_verifier(stage: str, settings: Settings, env: Mapping[str, str], s3: s
             file=sys.stderr,
         )
         return None
-    queue = events.wire(settings, env)
-    args = [sys.executable, "-m", "devstack.events", "--stage", stage, "--queue-url", queue]
-    if settings.malware_scan:
-        args += ["--scan-queue-url", scanner.wire(settings, env)]
+    queues = events.wire(settings, env)
+    args = [sys.executable, "-m", "devstack.events", "--stage", stage, "--queue-url", queues.verify]
+    if queues.scan is not None:
+        args += ["--scan-queue-url", queues.scan]
     return Child("the verifier", args, env)
 
 

@@ -21,20 +21,27 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.core.settings import Settings
 from chalicelib.verifier import event_pattern
 from devstack import scanner
 from infra.stages import stage_environment
 
-RULE = "presigned-upload-verify"
-QUEUE = "presigned-upload-verify"
+RULE = "presigned-upload-verify"  # the rule, and its queue
 
 
-def wire(settings: Settings, env: Mapping[str, str]) -> str:
-    """S3's events of the bucket to EventBridge, the rule with the app's own pattern, and
-    its queue; the queue's URL."""
+class Queues(NamedTuple):
+    """The local event path's queues: the verifier's, and the stand-in scanner's."""
+
+    verify: str
+    scan: str | None
+
+
+def wire(settings: Settings, env: Mapping[str, str]) -> Queues:
+    """S3's events of the bucket to EventBridge; a rule with the app's own pattern and its
+    queue; with UPLOAD_MALWARE_SCAN, the stand-in scanner's rule (the new uploads, as
+    GuardDuty's managed rule) and a queue of its own."""
     import boto3
 
     session = boto3.session.Session(
@@ -43,27 +50,34 @@ def wire(settings: Settings, env: Mapping[str, str]) -> str:
         region_name=env["AWS_REGION"],
     )
     endpoint = settings.endpoint_url
-    s3 = session.client("s3", endpoint_url=endpoint)
     sqs = session.client("sqs", endpoint_url=endpoint)
-    events = session.client("events", endpoint_url=endpoint)
-    s3.put_bucket_notification_configuration(
+    bus = session.client("events", endpoint_url=endpoint)
+
+    def rule_to_queue(name: str, pattern: dict[str, Any]) -> str:
+        queue: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        bus.put_rule(Name=name, EventPattern=json.dumps(pattern))
+        bus.put_targets(Rule=name, Targets=[{"Id": "queue",
+                                             "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
+        return queue
+
+    session.client("s3", endpoint_url=endpoint).put_bucket_notification_configuration(
         Bucket=settings.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
-    queue: str = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    pattern = event_pattern(settings.bucket, settings.prefix, deletions=settings.quotas_on,
-                            scans=settings.malware_scan)  # fmt: skip
-    events.put_rule(Name=RULE, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule=RULE, Targets=[{"Id": "verifier",
-                                            "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
-    return queue
+    verify = rule_to_queue(RULE, event_pattern(settings.bucket, settings.prefix,
+                                               deletions=settings.quotas_on,
+                                               scans=settings.malware_scan))  # fmt: skip
+    if not settings.malware_scan:
+        return Queues(verify, None)
+    return Queues(verify, rule_to_queue(scanner.RULE, event_pattern(settings.bucket,
+                                                                     settings.prefix)))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.events", description=__doc__)
     parser.add_argument("--stage", required=True)
     parser.add_argument("--queue-url", required=True)
-    parser.add_argument("--scan-queue-url", help="the stand-in scanner's queue (scanner.wire)")
+    parser.add_argument("--scan-queue-url", help="the stand-in scanner's queue (wire)")
     args = parser.parse_args(argv)
     # The stage's settings, then what the user exported (as devstack.chalice_local does),
     # before app.py is imported: it reads some of them then.

@@ -24,15 +24,12 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.core.settings import Settings
-from chalicelib.verifier import GUARDDUTY_TAG, SCAN_DETAIL_TYPE, SCAN_SOURCE, event_pattern
+from chalicelib.verifier import GUARDDUTY_TAG, SCAN_DETAIL_TYPE, SCAN_SOURCE
 
-RULE = "presigned-upload-stand-in-scanner"
-QUEUE = "presigned-upload-stand-in-scanner"
+RULE = "presigned-upload-stand-in-scanner"  # its rule, and its queue (events.wire)
 # Kept small: a local stand-in reads the whole object (GuardDuty's limit is 100 GB).
 MAX_SCAN_BYTES = 64 * 1024 * 1024
 # A scan takes GuardDuty seconds; the stand-in takes one, so that a page polling the
@@ -90,27 +87,6 @@ def _clamd(data: bytes, path: str) -> tuple[str, list[str]]:
         return "NO_THREATS_FOUND", []
     _say(f"clamd answered {text[:200]!r}: scan result FAILED")
     return "FAILED", []
-
-
-def wire(settings: Settings, env: Mapping[str, str]) -> str:
-    """A rule for the new objects under the upload prefix, with a queue of its own as its
-    target (as GuardDuty's own managed rule); the queue's URL."""
-    import boto3
-
-    session = boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
-    )
-    sqs = session.client("sqs", endpoint_url=settings.endpoint_url)
-    events = session.client("events", endpoint_url=settings.endpoint_url)
-    queue: str = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-    pattern = event_pattern(settings.bucket, settings.prefix)  # the new uploads
-    events.put_rule(Name=RULE, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule=RULE, Targets=[{"Id": "scanner",
-                                            "Arn": arn["Attributes"]["QueueArn"]}])  # fmt: skip
-    return queue
 
 
 def scan_object(s3: Any, events: Any, bucket: str, key: str, clamd: str | None) -> str | None:
