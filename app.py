@@ -273,11 +273,12 @@ class Call:
         if quotas is not None:
             quotas.reserve(quota_owner(AUTH, self.request.context), upload_id, size, lifetime)
 
-    def release(self, key: str) -> None:
-        """Give back the quota an upload of the caller's (at ``key``) reserved: aborted."""
+    def release(self, key: str, seconds: float) -> None:
+        """Give back the quota an upload of the caller's (at ``key``) reserved: aborted;
+        within ``seconds``, what is left of the route's budget."""
         quotas, upload_id = self.svc.quotas, upload_id_in(self.space, key)
         if quotas is not None and upload_id is not None:
-            quotas.release(upload_id)
+            quotas.release(upload_id, quota_owner(AUTH, self.request.context), seconds)
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -413,8 +414,7 @@ def multipart_parts(call: Call, upload_id: str) -> list[dict[str, Any]]:
 def multipart_abort(call: Call, upload_id: str) -> dict[str, Any]:
     """Abort the upload and delete its parts; ``{}``, as Companion answers."""
     upload = companion.parse_ref(call.space, upload_id, call.query)
-    call.svc.multipart.abort(upload)
-    call.release(upload.key)
+    call.release(upload.key, call.svc.multipart.abort(upload))
     return {}
 
 
@@ -475,23 +475,28 @@ def settle_verdict(verdict: verify.Verdict) -> None:
     if quotas is None or verdict.upload_id is None:
         return
     if verdict.verified:
-        quotas.landed(verdict.upload_id, verdict.size)
+        quotas.landed(verdict.upload_id, verdict.size, verdict.etag)
     else:
         quotas.release(verdict.upload_id)
 
 
-def settle_event(detail_type: str, key: str, size: Any) -> str | None:
+def settle_event(detail_type: str, key: str, detail: Any) -> str | None:
     """The quotas of an S3 event the verifier does not judge: an object created on a
-    stage without verification (it counts as it is), or one deleted (its bytes leave
-    the stored total). The upload's id, when the key is one this service issues."""
+    stage without verification (it counts as it is: its size, and its ETag, so that a
+    replacement counts instead), or one deleted (its bytes leave the stored total). The
+    upload's id, when the key is one this service issues."""
     svc = services()
     issued = issued_key(svc.settings.prefix, key, AUTH.required)
     if svc.quotas is None or issued is None:
         return None
     if detail_type == "Object Deleted":
         svc.quotas.deleted(issued[1])
-    elif isinstance(size, int) and not isinstance(size, bool) and size >= 0:
-        svc.quotas.landed(issued[1], size)
+        return issued[1]
+    stored = detail.get("object") if isinstance(detail, dict) else None
+    size = stored.get("size") if isinstance(stored, dict) else None
+    etag = stored.get("etag") if isinstance(stored, dict) else None
+    if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+        svc.quotas.landed(issued[1], size, etag if isinstance(etag, str) else "")
     return issued[1]
 
 
@@ -549,8 +554,7 @@ if verification_on(os.environ) or quotas_on(os.environ):
         if event.detail_type == "Object Created" and services().settings.verify:
             verdict = verifier().verify(bucket, key)
             return {"verdict": None if verdict is None else verdict.detail()}
-        size = (event.detail.get("object") or {}).get("size")
-        return {"verdict": None, "settled": settle_event(event.detail_type, key, size)}
+        return {"verdict": None, "settled": settle_event(event.detail_type, key, event.detail)}
 
 
 # SnapStart (deploy.snapstart in config.json): Lambda snapshots the function once this

@@ -9,6 +9,7 @@ The mode is read when app.py is imported, because ``chalice package`` writes the
 authorizer into API Gateway; the views then read the principal with the *same* mode.
 """
 
+import ipaddress
 import re
 import string
 from collections.abc import Mapping
@@ -99,13 +100,22 @@ def principal_segment(value: str) -> str:
 def quota_owner(config: AuthConfig, context: Mapping[str, Any]) -> str:
     """Whom a quota counts against: the caller's key-space segment (call after
     :func:`key_space` has accepted the caller), or on an open stage its source IP as API
-    Gateway reports it."""
+    Gateway reports it. An IPv6 caller is its /64 network: one subscriber's (RFC 6177),
+    every address of which is its own to use."""
     if config.required:
         return principal_segment(principal(config, context) or "")
     address = (context.get("identity") or {}).get("sourceIp")
-    if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
-        address = "unknown"
-    return f"ip-{address}"
+    try:
+        if not isinstance(address, str) or not _ADDRESS.fullmatch(address):
+            raise ValueError(address)
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return "ip-unknown"
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return f"ip-{parsed.ipv4_mapped}"
+        return f"ip-{ipaddress.IPv6Network((parsed, 64), strict=False)}"
+    return f"ip-{parsed}"
 
 
 def key_space(prefix: str, config: AuthConfig, context: Mapping[str, Any]) -> str:

@@ -61,3 +61,9 @@ class QuotaExceeded(ServiceError):
 class QuotaUnavailable(ServiceError):
     """The quota table did not answer in time, or throttled: no URL is issued uncounted
     (unless UPLOAD_QUOTA_FAIL_OPEN); the caller may retry."""
+
+
+class QuotaBusy(QuotaUnavailable):
+    """The caller's own parallel requests kept cancelling this one's transaction: a 503
+    like QuotaUnavailable, but never passed uncounted by UPLOAD_QUOTA_FAIL_OPEN (a caller
+    could otherwise choose to be uncounted by sending bursts)."""

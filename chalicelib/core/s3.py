@@ -70,6 +70,11 @@ class Deadline:
             )
         return built
 
+    def remaining(self) -> float:
+        """Seconds left of the budget (work after the S3 calls, such as a quota's, gets
+        no more)."""
+        return max(0.0, self._end - self._clock())
+
 
 # boto3's parameter for each header an object request may carry.
 _HEADER_PARAMS = {

@@ -139,6 +139,8 @@ class Multipart:
         the object's composite checksum. ``reserve`` counts the upload against the
         caller's quotas first, at the most a completion accepts (UPLOAD_MAX_BYTES)."""
         upload_id, key = self._presigner.new_upload(space, request)
+        # One deadline for the route: the quota's work (at most its own 10 s) counts too.
+        deadline = Deadline(clock=self._clock)
         if reserve is not None:
             reserve(upload_id, self._settings.object_size_limit, MULTIPART_RESERVATION_SECONDS)
         params = object_params(object_headers(request))
@@ -146,7 +148,7 @@ class Multipart:
             params["ChecksumAlgorithm"] = checksum
         if self._settings.unclaimed_days is not None:
             params["Tagging"] = UNCLAIMED_HEADER
-        s3 = Deadline(clock=self._clock).reserve(CALL_WORST_CASE, self._client)
+        s3 = deadline.reserve(CALL_WORST_CASE, self._client)
         with storage_errors():
             created = s3.create_multipart_upload(Bucket=self._settings.bucket, Key=key, **params)
         if request.size is not None:
@@ -299,9 +301,12 @@ class Multipart:
         return Completed(upload_id_in(space, key), key, self._settings.bucket, head["ETag"],
                          None, stored_checksum(head))  # fmt: skip
 
-    def abort(self, upload: UploadRef) -> None:
-        """Abort the upload and delete its parts."""
-        self._abort(upload.key, upload.multipart_id, Deadline(clock=self._clock))
+    def abort(self, upload: UploadRef) -> float:
+        """Abort the upload and delete its parts; the seconds left of the route's budget
+        (for giving back its quota)."""
+        deadline = Deadline(clock=self._clock)
+        self._abort(upload.key, upload.multipart_id, deadline)
+        return deadline.remaining()
 
     def _abort(self, key: str, upload: str, deadline: Deadline) -> None:
         s3 = deadline.reserve(CALL_WORST_CASE, self._client)

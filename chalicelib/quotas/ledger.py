@@ -9,7 +9,8 @@ Items of the table (one string key, ``pk``; ``expires_at`` is its TTL attribute)
   one entry per upload not yet landed: ``<uuid> <bytes> <expiry> <day>``;
 - ``q#<owner>#limits``: an operator's override of the stage's limits for one owner
   (``files_per_day``, ``bytes_per_day``, ``stored_bytes``; docs/quotas.md);
-- ``u#<uuid>``: each upload's reservation: its owner, day, size and state.
+- ``u#<uuid>``: each upload's reservation: its owner, day, size and state
+  (``reserved``, ``stored`` with the stored object's ETag, or ``released``).
 
 Issuing a URL reserves its size (the declared size, which the URL signs so that S3
 enforces it, else the most the URL can store) in one ``TransactWriteItems``: the upload's
@@ -25,6 +26,11 @@ gives it back (:meth:`Ledger.release`), a deleted one its stored bytes
 ``pending`` has expired and the owner next needs the room. Each of these is conditional
 on the entry still being in ``pending`` (or the item's state), so events that arrive
 twice, or race each other, count once.
+
+Whatever is stored counts: an upload's item outlives its reservation (``released``), so
+that bytes which land after it was given back (a URL used again after a rejection, a
+deletion or an abort; an upload whose verdict came after its URL expired) are counted
+when they land, and an object replaced through the same URL counts at its new size.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from chalicelib.core import metrics
-from chalicelib.core.errors import QuotaExceeded, QuotaUnavailable
+from chalicelib.core.errors import QuotaBusy, QuotaExceeded, QuotaUnavailable
 from chalicelib.core.logs import log_quota_fail_open
 from chalicelib.core.settings import Settings
 from chalicelib.quotas.dynamodb import Budget, DynamoDB, DynamoDBError
@@ -47,6 +53,9 @@ MAX_CONFLICTS = 4  # transactions cancelled by a concurrent one, retried within 
 CONFLICT_BACKOFF = 0.02  # seconds, times the attempt
 RELEASE_BATCH = 25  # expired entries given back per transaction (3 items each, of 100)
 DAY_KEEP_SECONDS = 2 * 86400
+# A released upload's item is kept while any URL issued for it could still store bytes
+# (UPLOAD_URL_EXPIRES is at most 7 days), and two days more.
+RELEASED_KEEP_SECONDS = 9 * 86400
 LIMIT_NAMES = ("files_per_day", "bytes_per_day", "stored_bytes")
 
 
@@ -108,7 +117,7 @@ class Ledger:
         try:
             self._reserve(owner, upload_id, size, lifetime)
         except QuotaUnavailable as exc:
-            if not self._settings.quota_fail_open:
+            if not self._settings.quota_fail_open or isinstance(exc, QuotaBusy):
                 raise
             metrics.add("quota_fail_open")
             log_quota_fail_open(str(exc))
@@ -141,7 +150,7 @@ class Ledger:
                     # cancels one of them. Parallel requests end up serialised here.
                     conflicts += 1
                     if conflicts > MAX_CONFLICTS:
-                        raise QuotaUnavailable(
+                        raise QuotaBusy(
                             "the quota table is busy with this caller's other requests; "
                             "try again shortly"
                         ) from None
@@ -237,35 +246,60 @@ class Ledger:
 
     # -- what landed --------------------------------------------------------------------
 
-    def landed(self, upload_id: str, stored: int) -> None:
-        """The upload's object is stored (and verified, where verification is on):
-        its reservation becomes its stored size."""
+    def landed(self, upload_id: str, stored: int, etag: str = "") -> None:
+        """The upload's object (``etag``) is stored, and verified where verification is
+        on: it counts at its stored size. A reservation becomes that size; bytes that land
+        after the reservation was given back are counted anew; an object replaced through
+        the same URL (another ETag) counts at its new size instead of the old."""
         budget = Budget(OPERATION_BUDGET)
         item = self._get(f"u#{upload_id}", budget)
-        if item is None or _text(item, "state") != "reserved":
-            return  # never counted (quotas turned on since), or done already
-        owner, pending = _owner_and_pending(upload_id, item)
-        delta = stored - pending.size
+        if item is None:
+            return  # never counted: quotas were turned on since
+        state, owner, now = _text(item, "state"), _text(item, "owner"), int(self._clock())
+        names = {"#state": "state", "#size": "size"}
+        values = {":stored": _s("stored"), ":bytes": _n(stored), ":etag": _s(etag)}
+        if state == "reserved":
+            _, pending = _owner_and_pending(upload_id, item)
+            delta, day = stored - pending.size, pending.day
+            counter = self._take_pending(owner, pending, delta)
+            condition = "#state = :reserved"
+            values[":reserved"] = _s("reserved")
+        elif state == "released":
+            delta, day = stored, _text(item, "day")
+            counter = self._add_stored(owner, delta)
+            condition = "#state = :released"
+            values[":released"] = _s("released")
+        elif state == "stored" and _text(item, "etag") != etag:
+            delta, day = stored - _number(item, "size"), _text(item, "day")
+            counter = self._add_stored(owner, delta)
+            condition = "#state = :stored AND " + _same_etag(item, values)
+        else:
+            return  # counted already: the same object's event, again
+        names["#etag"] = "etag"
         self._transact(budget, [
             {"Update": {
                 "TableName": self._table, "Key": {"pk": _s(f"u#{upload_id}")},
-                "UpdateExpression": "SET #state = :stored, #size = :bytes REMOVE expires_at",
-                "ConditionExpression": "#state = :reserved",
-                "ExpressionAttributeNames": {"#state": "state", "#size": "size"},
-                "ExpressionAttributeValues": {":stored": _s("stored"), ":bytes": _n(stored),
-                                              ":reserved": _s("reserved")}}},
-            self._take_pending(owner, pending, delta),
-            self._adjust_day(owner, pending.day, delta, int(self._clock())),
+                "UpdateExpression": "SET #state = :stored, #size = :bytes, #etag = :etag "
+                                    "REMOVE expires_at",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values}},
+            counter,
+            self._adjust_day(owner, day, delta, now),
         ])  # fmt: skip
 
-    def release(self, upload_id: str) -> None:
-        """The upload was rejected or aborted: its reservation is given back whole."""
-        budget = Budget(OPERATION_BUDGET)
+    def release(self, upload_id: str, owner: str | None = None,
+                seconds: float = OPERATION_BUDGET) -> None:  # fmt: skip
+        """The upload was rejected, or aborted by ``owner``: its reservation is given back
+        whole, within ``seconds`` (at most OPERATION_BUDGET)."""
+        budget = Budget(min(seconds, OPERATION_BUDGET))
         item = self._get(f"u#{upload_id}", budget)
         if item is None or _text(item, "state") != "reserved":
             return
-        owner, pending = _owner_and_pending(upload_id, item)
-        self._give_back(owner, [pending], budget)
+        if owner is not None and _text(item, "owner") != owner:
+            return  # never another's
+        holder, pending = _owner_and_pending(upload_id, item)
+        self._give_back(holder, [pending], budget)
 
     def deleted(self, upload_id: str) -> None:
         """A stored upload was deleted (its unclaimed days ran out, or an operator):
@@ -275,17 +309,18 @@ class Ledger:
         if item is None or _text(item, "state") != "stored":
             return
         owner = _text(item, "owner")
+        values = {":stored": _s("stored"), ":released": _s("released"),
+                  ":ttl": _n(int(self._clock()) + RELEASED_KEEP_SECONDS)}  # fmt: skip
+        # The same object as read: a replacement that landed meanwhile has another size.
+        condition = "#state = :stored AND " + _same_etag(item, values)
         self._transact(budget, [
-            {"Delete": {
-                "TableName": self._table, "Key": {"pk": _s(f"u#{upload_id}")},
-                "ConditionExpression": "#state = :stored",
-                "ExpressionAttributeNames": {"#state": "state"},
-                "ExpressionAttributeValues": {":stored": _s("stored")}}},
             {"Update": {
-                "TableName": self._table, "Key": {"pk": _s(_stored_key(owner))},
-                "UpdateExpression": "ADD #bytes :delta",
-                "ExpressionAttributeNames": {"#bytes": "bytes"},
-                "ExpressionAttributeValues": {":delta": _n(-_number(item, "size"))}}},
+                "TableName": self._table, "Key": {"pk": _s(f"u#{upload_id}")},
+                "UpdateExpression": "SET #state = :released, expires_at = :ttl",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#state": "state", "#etag": "etag"},
+                "ExpressionAttributeValues": values}},
+            self._add_stored(owner, -_number(item, "size")),
         ])  # fmt: skip
 
     # -- reading ------------------------------------------------------------------------
@@ -343,7 +378,13 @@ class Ledger:
         now = int(self._clock())
         for pending in entries:  # one transaction each: one already given back cancels only itself
             self._transact(budget, [
-                {"Delete": {"TableName": self._table, "Key": {"pk": _s(f"u#{pending.upload_id}")}}},
+                {"Update": {
+                    "TableName": self._table, "Key": {"pk": _s(f"u#{pending.upload_id}")},
+                    "UpdateExpression": "SET #state = :released",
+                    "ConditionExpression": "#state = :reserved",
+                    "ExpressionAttributeNames": {"#state": "state"},
+                    "ExpressionAttributeValues": {":released": _s("released"),
+                                                  ":reserved": _s("reserved")}}},
                 self._take_pending(owner, pending, -pending.size),
                 self._adjust_day(owner, pending.day, -pending.size, now),
             ])  # fmt: skip
@@ -358,6 +399,15 @@ class Ledger:
             "ExpressionAttributeNames": {"#bytes": "bytes"},
             "ExpressionAttributeValues": {":delta": _n(delta), ":entry": {"SS": [pending.entry()]},
                                           ":text": _s(pending.entry())}}}  # fmt: skip
+
+    def _add_stored(self, owner: str, delta: int) -> dict[str, Any]:
+        """Add ``delta`` to the owner's stored total (bytes that landed without a pending
+        entry, or left)."""
+        return {"Update": {
+            "TableName": self._table, "Key": {"pk": _s(_stored_key(owner))},
+            "UpdateExpression": "ADD #bytes :delta",
+            "ExpressionAttributeNames": {"#bytes": "bytes"},
+            "ExpressionAttributeValues": {":delta": _n(delta)}}}  # fmt: skip
 
     def _adjust_day(self, owner: str, day: str, delta: int, now: int) -> dict[str, Any]:
         ttl = _day_end(now) + DAY_KEEP_SECONDS
@@ -400,6 +450,15 @@ def _owner_and_pending(upload_id: str, item: dict[str, Any]) -> tuple[str, Pendi
     expires = _number(item, "expires_at") - DAY_KEEP_SECONDS
     return _text(item, "owner"), Pending(upload_id, _number(item, "size"), expires,
                                          _text(item, "day"))  # fmt: skip
+
+
+def _same_etag(item: dict[str, Any], values: dict[str, Any]) -> str:
+    """A condition that the item's ``etag`` (``#etag``) is still the one read (items
+    stored before ETags were recorded have none); adds its value to ``values``."""
+    if "etag" not in item:
+        return "attribute_not_exists(#etag)"
+    values[":old_etag"] = _s(_text(item, "etag"))
+    return "#etag = :old_etag"
 
 
 def _number(item: dict[str, Any], name: str) -> int:

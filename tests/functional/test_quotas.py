@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.core import metrics
 from chalicelib.core.credentials import CredentialSource
-from chalicelib.core.errors import ConfigError, QuotaExceeded, QuotaUnavailable
+from chalicelib.core.errors import ConfigError, QuotaBusy, QuotaExceeded, QuotaUnavailable
 from chalicelib.core.settings import Settings
 from chalicelib.quotas import dynamodb as dynamodb_module
 from chalicelib.quotas.dynamodb import ATTEMPTS, Budget, DynamoDB, DynamoDBError
@@ -152,8 +152,54 @@ def test_a_rejected_upload_gives_back_its_bytes_but_not_its_url(endpoint):
     ledger.release(upload)  # twice: once
     assert used(ledger) == {"files_today": 1, "bytes_today": 0, "stored_bytes": 0,
                             "uploads_in_flight": 0}  # fmt: skip
-    ledger.landed(upload, 900)  # a landing after the release counts nothing
+
+
+def test_bytes_stored_through_a_url_after_its_reservation_was_given_back_are_counted(endpoint):
+    # The URL still works after a rejection (or an abort, or its expiry while the verdict
+    # was pending): what it stores then counts, once, even past the limit.
+    ledger = make_ledger(endpoint, stored_bytes=1000, bytes_per_day=1000)
+    upload = new_id()
+    ledger.reserve("alice", upload, 900, 300)
+    ledger.release(upload)  # rejected
+    ledger.landed(upload, 900, "etag-good")  # the same URL, good bytes this time
+    ledger.landed(upload, 900, "etag-good")  # the event again
+    assert used(ledger) == {"files_today": 1, "bytes_today": 900, "stored_bytes": 900,
+                            "uploads_in_flight": 0}  # fmt: skip
+    with pytest.raises(QuotaExceeded):
+        ledger.reserve("alice", new_id(), 200, 300)
+
+
+def test_an_upload_whose_url_expired_before_its_verdict_counts_when_it_lands(endpoint):
+    clock = Clock()
+    ledger = make_ledger(endpoint, clock, stored_bytes=1000)
+    late = new_id()
+    ledger.reserve("alice", late, 1000, 120)
+    clock.now += 121  # expired: its bytes are in S3, their malware scan still running
+    ledger.reserve("alice", new_id(), 1000, 120)  # given back to make room
+    ledger.landed(late, 1000, "etag-late")
+    assert used(ledger) == {"files_today": 2, "bytes_today": 2000, "stored_bytes": 2000,
+                            "uploads_in_flight": 1}  # fmt: skip
+    with pytest.raises(QuotaExceeded) as refused:
+        ledger.reserve("alice", new_id(), 1, 120)
+    assert (refused.value.limit, refused.value.used) == ("stored_bytes", 2000)
+
+
+def test_an_object_replaced_through_the_same_url_counts_at_its_new_size(endpoint):
+    ledger = make_ledger(endpoint, stored_bytes=5000)
+    upload = new_id()
+    ledger.reserve("alice", upload, 5000, 300)  # a POST policy: the stage's maximum
+    ledger.landed(upload, 100, "etag-small")
+    ledger.landed(upload, 5000, "etag-big")  # posted again with the same policy
+    ledger.landed(upload, 5000, "etag-big")
+    assert used(ledger) == {"files_today": 1, "bytes_today": 5000, "stored_bytes": 5000,
+                            "uploads_in_flight": 0}  # fmt: skip
+    ledger.landed(upload, 300, "etag-smaller")
+    assert used(ledger)["stored_bytes"] == 300
+    ledger.deleted(upload)
+    ledger.deleted(upload)
     assert used(ledger)["stored_bytes"] == 0
+    ledger.landed(upload, 700, "etag-again")  # the URL used again after the deletion
+    assert used(ledger)["stored_bytes"] == 700
 
 
 def test_a_deleted_upload_leaves_the_stored_total_once(endpoint):
@@ -240,6 +286,17 @@ def test_a_transaction_cancelled_by_a_concurrent_one_is_retried_not_called_a_quo
         ledger.reserve("bob", new_id(), 1, 300)
 
 
+def test_fail_open_never_passes_a_caller_who_keeps_its_own_transactions_busy(endpoint):
+    # Bursts of one's own requests must not be a way to be uncounted.
+    ledger = make_ledger(endpoint, files_per_day=1)
+    ledger._settings = ledger._settings._replace(quota_fail_open=True)
+    ledger._db = ConflictingDB(ledger._db, conflicts=5)  # type: ignore[assignment]
+    counters = metrics.begin()
+    with pytest.raises(QuotaBusy, match="busy with this caller's other requests"):
+        ledger.reserve("carol", new_id(), 1, 300)
+    assert counters == {}
+
+
 def test_a_day_counter_holding_only_given_back_bytes_does_not_block_the_first_url(endpoint):
     # A settlement adds to a day's bytes (ADD creates the item): a counter without files.
     ledger = make_ledger(endpoint, files_per_day=1, bytes_per_day=100)
@@ -249,3 +306,13 @@ def test_a_day_counter_holding_only_given_back_bytes_does_not_block_the_first_ur
                                        "bytes": {"N": "-5"}})  # fmt: skip
     ledger.reserve("alice", new_id(), 100, 300)
     assert used(ledger)["files_today"] == 1
+
+
+def test_an_abort_gives_back_only_its_callers_own_reservation(endpoint):
+    ledger = make_ledger(endpoint, stored_bytes=1000)
+    upload = new_id()
+    ledger.reserve("alice", upload, 800, 300)
+    ledger.release(upload, "bob")  # Alice's upload id in Bob's key: not his to give back
+    assert used(ledger)["stored_bytes"] == 800
+    ledger.release(upload, "alice")
+    assert used(ledger)["stored_bytes"] == 0

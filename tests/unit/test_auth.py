@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.core.auth import AuthConfig, key_space, principal, principal_segment
+from chalicelib.core.auth import AuthConfig, key_space, principal, principal_segment, quota_owner
 from chalicelib.core.errors import ConfigError, Unauthenticated
 
 POOL = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbC123"
@@ -151,3 +151,29 @@ def test_a_principal_too_long_for_a_key_is_refused():
     context = {"identity": {"caller": "AROAEXAMPLE:" + "@" * 82}}  # 11 + 83 * 3 = 260 chars
     with pytest.raises(Unauthenticated):
         key_space("put_folder/", IAM, context)
+
+
+@pytest.mark.parametrize(
+    ("source", "owner"),
+    [
+        ("203.0.113.7", "ip-203.0.113.7"),
+        # Each IPv6 subscriber gets a /64: all its addresses are one quota.
+        ("2001:db8:1:2::1", "ip-2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "ip-2001:db8:1:2::/64"),
+        ("2001:DB8:1:3::1", "ip-2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.7", "ip-203.0.113.7"),  # the same IPv4 caller
+        ("999.1.1.1", "ip-unknown"),
+        ("1.2.3.4\n", "ip-unknown"),
+        (":::", "ip-unknown"),
+        ("1" * 46, "ip-unknown"),
+        (None, "ip-unknown"),
+        (7, "ip-unknown"),
+    ],
+)
+def test_an_open_stages_quota_counts_per_ipv4_address_and_per_ipv6_subscriber(source, owner):
+    assert quota_owner(NONE, {"identity": {"sourceIp": source}}) == owner
+
+
+def test_an_authorised_stages_quota_counts_per_principal_whatever_its_address():
+    context = {"authorizer": {"claims": {"sub": SUB}}, "identity": {"sourceIp": "2001:db8::1"}}
+    assert quota_owner(COGNITO, context) == SUB

@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib.core.errors import UploadRejected
+from chalicelib.core.errors import StorageUnavailable, UploadRejected
 from chalicelib.core.presign import Presigner
+from chalicelib.core.rules import UploadRequest
 from chalicelib.core.settings import Settings
 from chalicelib.core.signing import SigV4Backend
 from chalicelib.multipart.companion import (
@@ -17,7 +18,14 @@ from chalicelib.multipart.companion import (
     parse_multipart_id,
     parse_part_numbers,
 )
-from chalicelib.multipart.service import MAX_PARTS, MIN_PART_SIZE, CompletedPart, max_part_count
+from chalicelib.multipart.service import (
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    CompletedPart,
+    Multipart,
+    UploadRef,
+    max_part_count,
+)
 from tests.support import query
 
 SETTINGS = Settings(bucket="my-uploads", region="eu-west-1")
@@ -110,3 +118,46 @@ def test_a_part_url_signs_exactly_that_part_and_its_md5(monkeypatch):
     assert (params["partNumber"], params["uploadId"]) == ("42", "up+load/id")
     assert params["X-Amz-SignedHeaders"] == "content-md5;host"
     assert (ticket.expires_in, ticket.headers) == (300, {"Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg=="})
+
+
+def multipart_on(clock, client) -> Multipart:
+    backend = SigV4Backend.for_settings(SETTINGS, {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+                                                   "AWS_SECRET_ACCESS_KEY": "secret"})  # fmt: skip
+    assert backend is not None
+    return Multipart(lambda: client, SETTINGS, Presigner(backend, SETTINGS), clock=clock)
+
+
+class NoS3:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __getattr__(self, name):
+        self.calls.append(name)
+        raise AssertionError(f"S3 called: {name}")
+
+
+def test_a_multipart_creates_quota_work_and_its_s3_call_share_one_28_s_deadline():
+    # The quota's reservation may take its whole 10 s budget, then a client build 5 s:
+    # 15 + 14 s (the S3 call's worst case) > 28, so the call is not started (a 503).
+    now = [0.0]
+
+    def reserve(upload_id: str, size: int, lifetime: int) -> None:
+        now[0] += 15.0
+
+    s3 = NoS3()
+    multipart = multipart_on(lambda: now[0], s3)
+    with pytest.raises(StorageUnavailable, match="within API Gateway's 29 s"):
+        multipart.create("put_folder/", UploadRequest(), reserve=reserve)
+    assert (now[0], s3.calls) == (15.0, [])
+
+
+def test_an_abort_leaves_its_quota_release_what_is_left_of_the_routes_budget():
+    now = [0.0]
+
+    class SlowAbort:
+        def abort_multipart_upload(self, **_: str) -> dict[str, str]:
+            now[0] += 20.0
+            return {}
+
+    multipart = multipart_on(lambda: now[0], SlowAbort())
+    assert multipart.abort(UploadRef(f"put_folder/{ID}", "u1")) == 8.0  # of 28 s
