@@ -8,15 +8,19 @@ operation, signed with SigV4 in the ``Authorization`` header
 tests/unit/test_sigv4.py), so this module sends it with ``http.client`` on one
 keep-alive connection per container.
 
-Time is bounded: each attempt has a 1 s connect and a 2 s read timeout, and a call makes
-at most :data:`ATTEMPTS` attempts (a second one only after a throttle, a 5xx or a lost
-connection), so :data:`CALL_WORST_CASE` bounds a call; :class:`Budget` refuses a call
-that might end past an operation's budget.
+Time is bounded: each attempt has a 1 s connect timeout and 2 s to read the whole answer
+(:class:`_AnswerSocket`: a socket's timeout bounds each read only, and an answer dripped
+a byte at a time would never end), and a call makes at most :data:`ATTEMPTS` attempts
+(a second one only after a throttle, a 5xx or a lost connection), so
+:data:`CALL_WORST_CASE` bounds a call; :class:`Budget` refuses a call that might end past
+an operation's budget. (Resolving DynamoDB's name is left to the system resolver and its
+own timeouts, outside this bound.)
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import socket
 import threading
@@ -44,6 +48,60 @@ RETRYABLE = {"ThrottlingException", "ProvisionedThroughputExceededException",
 MISCONFIGURED = {"ResourceNotFoundException", "AccessDeniedException",
                  "UnrecognizedClientException", "MissingAuthenticationTokenException",
                  "InvalidSignatureException"}  # fmt: skip
+
+
+class _AnswerSocket:
+    """A connection's socket whose answers are read within READ_TIMEOUT in all, from
+    :attr:`end` (set as each request goes out); the rest is the socket's own. As with a
+    socket's own ``makefile``, closing it while an answer is being read (http.client
+    does, for a ``Connection: close`` answer) closes it once that answer is read."""
+
+    def __init__(self, sock: socket.socket, monotonic: Callable[[], float]) -> None:
+        self._sock = sock
+        self._monotonic = monotonic
+        self._readers = 0
+        self._closing = False
+        self.end = 0.0
+
+    def makefile(self, mode: str) -> io.BufferedReader:  # what http.client reads from
+        self._readers += 1
+        return io.BufferedReader(_AnswerReader(self))
+
+    def recv_into(self, buffer: Any) -> int:
+        left = self.end - self._monotonic()
+        if left <= 0:
+            raise TimeoutError(f"DynamoDB's answer took over {READ_TIMEOUT} s")
+        self._sock.settimeout(min(left, READ_TIMEOUT))
+        return self._sock.recv_into(buffer)
+
+    def close(self) -> None:
+        self._closing = True
+        if not self._readers:
+            self._sock.close()
+
+    def reader_closed(self) -> None:
+        self._readers -= 1
+        if self._closing:
+            self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _AnswerReader(io.RawIOBase):
+    def __init__(self, sock: _AnswerSocket) -> None:
+        self._answer = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._answer.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._answer.reader_closed()
+        super().close()
 
 
 class DynamoDBError(ServiceError):
@@ -90,7 +148,8 @@ class DynamoDB:
 
     def __init__(self, url: str, region: str, credentials: CredentialSource,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+                 sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
         self._netloc = parts.netloc
@@ -100,6 +159,7 @@ class DynamoDB:
         self._credentials = credentials
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic
         # One keep-alive connection per thread: Lambda runs one request at a time, but
         # `chalice local` serves each on a thread of its own.
         self._local = threading.local()
@@ -141,6 +201,8 @@ class DynamoDB:
             "dynamodb", self._clock()))  # fmt: skip
         connection = getattr(self._local, "connection", None) or self._connect()
         connection.request("POST", "/", body, headers)
+        if isinstance(connection.sock, _AnswerSocket):
+            connection.sock.end = self._monotonic() + READ_TIMEOUT
         response = connection.getresponse()
         raw = response.read()
         try:
@@ -156,6 +218,7 @@ class DynamoDB:
         if connection.sock is not None:
             connection.sock.settimeout(READ_TIMEOUT)
             connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection.sock = _AnswerSocket(connection.sock, self._monotonic)
         self._local.connection = connection
         return connection
 

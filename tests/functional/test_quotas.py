@@ -3,9 +3,13 @@ HTTP, which the ledger's own client signs and calls as it would AWS."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
+import socket
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -259,6 +263,40 @@ def test_a_call_that_could_end_past_the_budget_is_not_started():
     with pytest.raises(QuotaUnavailable, match="answering too slowly"):
         budget.reserve(dynamodb_module.CALL_WORST_CASE)  # 6.1 s > 5 s
     assert dynamodb_module.CALL_WORST_CASE == 6.1
+
+
+def test_an_answer_dripped_a_byte_at_a_time_ends_the_attempt_at_its_read_timeout():
+    # A socket timeout bounds each read: an answer that drips never times out on its own.
+    # Here each read takes 0.3 s (a clock that says so), and the server would drip 10,000
+    # bytes: each attempt stops at READ_TIMEOUT (2 s, 7 reads), and the call after two.
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n" + b"{" * 10_000
+    dripped: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for _ in range(dynamodb_module.ATTEMPTS):
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            sent = 0
+            with contextlib.suppress(OSError):
+                for byte in answer:
+                    conn.sendall(bytes([byte]))
+                    sent += 1
+                    time.sleep(0.001)
+            dripped.append(sent)
+            conn.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    clock = itertools.count(0.0, 0.3).__next__  # +0.3 s at each look
+    db = DynamoDB(f"http://127.0.0.1:{listener.getsockname()[1]}", "us-east-1",
+                  CredentialSource(KEYS), sleep=lambda _: None, monotonic=clock)  # fmt: skip
+    with pytest.raises(QuotaUnavailable, match=r"unavailable \(ConnectionError\)"):
+        db.call("GetItem", {}, Budget(60))
+    server.join(timeout=30)
+    listener.close()
+    assert len(dripped) == dynamodb_module.ATTEMPTS
+    assert all(sent < len(answer) for sent in dripped), dripped
 
 
 class ConflictingDB:
