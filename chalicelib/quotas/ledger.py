@@ -129,8 +129,15 @@ class Ledger:
         day = _day(now)
         for name, allowed in (("bytes_per_day", limits.bytes_per_day),
                               ("stored_bytes", limits.stored_bytes)):  # fmt: skip
-            if allowed is not None and size > allowed:
-                raise self._exceeded(name, allowed, 0, now, size)
+            if allowed is not None and size > allowed:  # no wait will make it fit
+                found = self._exceeded(name, allowed, 0, now, size)
+                raise QuotaExceeded(
+                    f"quota {name} is {allowed} bytes, and this upload may store up to "
+                    f"{size} bytes: it can never fit; declare a smaller size (an upload "
+                    f"without one, a POST policy or a multipart upload reserves the "
+                    f"stage's UPLOAD_MAX_BYTES)",
+                    name, allowed, 0, found.resets_at, found.retry_after,
+                )  # fmt: skip
         pending = Pending(upload_id, size, now + lifetime, day)
         conflicts, released = 0, False
         while True:

@@ -354,3 +354,19 @@ def test_an_abort_gives_back_only_its_callers_own_reservation(endpoint):
     assert used(ledger)["stored_bytes"] == 800
     ledger.release(upload, "alice")
     assert used(ledger)["stored_bytes"] == 0
+
+
+def test_an_upload_bigger_than_a_whole_quota_is_told_it_can_never_fit(endpoint):
+    ledger = make_ledger(endpoint, bytes_per_day=1000)
+    with pytest.raises(QuotaExceeded) as refused:
+        ledger.reserve("alice", new_id(), 5 * 2**40, 172800)  # a multipart upload's 5 TiB
+    assert str(refused.value) == (
+        "quota bytes_per_day is 1000 bytes, and this upload may store up to 5497558138880 "
+        "bytes: it can never fit; declare a smaller size (an upload without one, a POST "
+        "policy or a multipart upload reserves the stage's UPLOAD_MAX_BYTES)"
+    )
+    assert (refused.value.limit, refused.value.allowed, refused.value.used) == (
+        "bytes_per_day",
+        1000,
+        0,
+    )
