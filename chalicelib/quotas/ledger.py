@@ -52,6 +52,10 @@ MAX_PENDING = 1000  # uploads in flight per owner: the stored item stays far bel
 MAX_CONFLICTS = 4  # transactions cancelled by a concurrent one, retried within the budget
 CONFLICT_BACKOFF = 0.02  # seconds, times the attempt
 RELEASE_BATCH = 25  # expired entries given back per transaction (3 items each, of 100)
+# An entry is given back this long after its URL expired, not at once: S3 accepts a PUT
+# that starts before the expiry, and an upload that arrived may still be in its
+# verification or malware scan. (Bytes that land later are counted anyway: landed().)
+RELEASE_GRACE = 600
 DAY_KEEP_SECONDS = 2 * 86400
 # A released upload's item is kept while any URL issued for it could still store bytes
 # (UPLOAD_URL_EXPIRES is at most 7 days), and two days more.
@@ -372,10 +376,11 @@ class Ledger:
     # -- giving back --------------------------------------------------------------------
 
     def _release_expired(self, owner: str, now: int, budget: Budget) -> bool:
-        """Give back the owner's reservations whose URLs expired unused; whether any."""
+        """Give back the owner's reservations whose URLs expired unused (RELEASE_GRACE
+        ago); whether any."""
         stored = self._get(_stored_key(owner), budget) or {}
         expired = [p for p in map(Pending.parse, stored.get("pending", {}).get("SS", []))
-                   if p is not None and p.expires < now]  # fmt: skip
+                   if p is not None and p.expires + RELEASE_GRACE < now]  # fmt: skip
         if not expired:
             return False
         self._give_back(owner, expired[:RELEASE_BATCH], budget)

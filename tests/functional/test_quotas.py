@@ -22,7 +22,7 @@ from chalicelib.core.errors import ConfigError, QuotaBusy, QuotaExceeded, QuotaU
 from chalicelib.core.settings import Settings
 from chalicelib.quotas import dynamodb as dynamodb_module
 from chalicelib.quotas.dynamodb import ATTEMPTS, Budget, DynamoDB, DynamoDBError
-from chalicelib.quotas.ledger import Ledger
+from chalicelib.quotas.ledger import RELEASE_GRACE, Ledger
 from devstack.__main__ import create_quota_table
 from tests.support import free_port
 
@@ -127,7 +127,10 @@ def test_an_upload_that_never_arrives_gives_its_room_back_when_the_owner_needs_i
     ledger.reserve("alice", new_id(), 100, 300)
     with pytest.raises(QuotaExceeded):
         ledger.reserve("alice", new_id(), 1, 300)
-    clock.now += 301  # the first URL has expired, unused
+    clock.now += 301  # the first URL has expired: its upload may still be in verification
+    with pytest.raises(QuotaExceeded):
+        ledger.reserve("alice", new_id(), 1, 300)
+    clock.now += RELEASE_GRACE  # and it never arrived
     ledger.reserve("alice", new_id(), 100, 300)
     assert used(ledger) == {"files_today": 2, "bytes_today": 100, "stored_bytes": 100,
                             "uploads_in_flight": 1}  # fmt: skip
@@ -178,7 +181,8 @@ def test_an_upload_whose_url_expired_before_its_verdict_counts_when_it_lands(end
     ledger = make_ledger(endpoint, clock, stored_bytes=1000)
     late = new_id()
     ledger.reserve("alice", late, 1000, 120)
-    clock.now += 121  # expired: its bytes are in S3, their malware scan still running
+    # expired: its bytes are in S3, their malware scan stuck past the grace period
+    clock.now += 121 + RELEASE_GRACE
     ledger.reserve("alice", new_id(), 1000, 120)  # given back to make room
     ledger.landed(late, 1000, "etag-late")
     assert used(ledger) == {"files_today": 2, "bytes_today": 2000, "stored_bytes": 2000,
