@@ -23,9 +23,9 @@ than the limit is ever granted.
 What lands replaces its reservation (:meth:`Ledger.landed`); a rejected or aborted upload
 gives it back (:meth:`Ledger.release`), a deleted one its stored bytes
 (:meth:`Ledger.deleted`). An upload that never arrives is given back when its entry in
-``pending`` has expired and the owner next needs the room. Each of these is conditional
-on the entry still being in ``pending`` (or the item's state), so events that arrive
-twice, or race each other, count once.
+``pending`` has expired (RELEASE_GRACE ago) and the owner next needs the room. Each of
+these is conditional on the entry still being in ``pending`` (or the item's state), so
+events that arrive twice, or race each other, count once.
 
 Whatever is stored counts: an upload's item outlives its reservation (``released``), so
 that bytes which land after it was given back (a URL used again after a rejection, a
