@@ -39,6 +39,7 @@ from chalicelib.core.auth import AuthConfig, key_space, principal, quota_owner
 from chalicelib.core.credentials import CredentialSource
 from chalicelib.core.errors import (
     ConfigError,
+    QuotaBusy,
     QuotaExceeded,
     QuotaUnavailable,
     ServiceError,
@@ -189,6 +190,7 @@ HTTP_ERRORS: dict[type[ServiceError], type[ChaliceViewError]] = {
     StorageUnavailable: ServiceUnavailableError,
     SigningUnavailable: ServiceUnavailableError,
     QuotaUnavailable: ServiceUnavailableError,
+    QuotaBusy: ServiceUnavailableError,
     # The routes answer it with quota_exceeded(): its figures, and Retry-After.
     QuotaExceeded: TooManyRequestsError,
 }
