@@ -199,7 +199,11 @@ class DynamoDB:
         headers.update(authorization_headers(
             self._credentials.get(), "POST", self._host, body, headers, self._region,
             "dynamodb", self._clock()))  # fmt: skip
-        connection = getattr(self._local, "connection", None) or self._connect()
+        connection = getattr(self._local, "connection", None)
+        if connection is None or connection.sock is None:
+            # None also after an answer with "Connection: close": http.client would
+            # reconnect by itself, with a plain socket (no whole-answer bound).
+            connection = self._connect()
         connection.request("POST", "/", body, headers)
         if isinstance(connection.sock, _AnswerSocket):
             connection.sock.end = self._monotonic() + READ_TIMEOUT
