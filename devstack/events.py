@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 # EventBridge's every event names the account; moto's PutEvents (the
                 # stand-in scanner's) leaves it out, and Chalice needs it.
                 event.setdefault("account", LOCAL_ACCOUNT)
+                aws_shaped(event)
             answer = client.lambda_.invoke("verify_upload", event).payload
             verdict = answer.get("verdict") if isinstance(answer, dict) else None
             if verdict is None:
@@ -124,6 +125,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 LOCAL_ACCOUNT = "123456789012"  # moto's account
+
+
+def aws_shaped(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` as AWS's EventBridge delivers it: moto's S3 events name the object's ETag
+    ``eTag`` (as S3's own notifications do), AWS's EventBridge events ``etag``."""
+    found = event.get("detail")
+    stored = found.get("object") if isinstance(found, dict) else None
+    if isinstance(stored, dict) and "eTag" in stored:
+        stored.setdefault("etag", stored.pop("eTag"))
+    return event
+
+
 # Lambda runs an event's handler at most three times (two retries), then drops it.
 MAX_RECEIVES = 3
 

@@ -9,12 +9,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
 from tests.e2e.test_events import settled
 from tests.stack import Stack, local_s3, start_stack, stop_stack
-from tests.support import png, unsigned_jwt
+from tests.support import LOCAL_AWS_ENV, png, unsigned_jwt
 
 QUOTAS = {"UPLOAD_QUOTA_FILES_PER_DAY": "2", "UPLOAD_QUOTA_BYTES_PER_DAY": "5000",
           "UPLOAD_VERIFY": "true", "UPLOAD_MAX_BYTES": "4000"}  # fmt: skip
@@ -157,3 +158,37 @@ def test_a_deleted_upload_leaves_the_stored_total_through_s3s_event(stack):
 def test_quota_takes_no_parameters(stack):
     answer = as_user("ivy-params").get(f"{stack.api}/quota", params={"user": "alice"}, timeout=10)
     assert (answer.status_code, answer.json()["Code"]) == (400, "BadRequestError")
+
+
+@pytest.fixture(scope="module")
+def unverified():
+    """A stage with quotas and no verifier: S3's own events settle them."""
+    stack = start_stack("local-cognito", env={**QUOTAS, "UPLOAD_VERIFY": "false"})
+    yield stack
+    stop_stack(stack)
+
+
+def test_without_verification_s3s_events_count_what_landed_with_its_etag(unverified):
+    stack, jane = unverified, as_user("jane-events")
+    data = b"x" * 1234
+    ticket = put_url(stack, jane, size=4000).json()
+    assert used(stack, jane)["stored_bytes"] == 4000  # reserved: the declared size
+    stored = requests.put(ticket["PUT_URL"], data=data, headers=ticket["headers"], timeout=10)
+    assert stored.status_code == 200
+    deadline = time.monotonic() + 15
+    while used(stack, jane)["stored_bytes"] == 4000 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert used(stack, jane) == {"files_today": 1, "bytes_today": 1234, "stored_bytes": 1234,
+                                 "uploads_in_flight": 0}  # fmt: skip
+    # The event's ETag is recorded (moto names it as S3's notifications do; the worker
+    # hands it on as AWS's EventBridge does), so that a replacement counts instead.
+    dynamodb = boto3.client("dynamodb", endpoint_url=stack.s3, region_name="us-east-1",
+                            aws_access_key_id=LOCAL_AWS_ENV["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=LOCAL_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+                            )  # fmt: skip
+    key = {"pk": {"S": f"u#{ticket['UUID']}"}}
+    item = dynamodb.get_item(TableName="presigned-upload-quotas", Key=key)
+    assert (item["Item"]["state"], item["Item"]["etag"]) == (
+        {"S": "stored"},
+        {"S": stored.headers["ETag"].strip('"')},
+    )
