@@ -54,7 +54,13 @@ from chalicelib.core.errors import (
 from chalicelib.core.jsonbody import parse_json
 from chalicelib.core.keys import issued_key, upload_id_in
 from chalicelib.core.lazy import lazy
-from chalicelib.core.logs import RequestLog, log_format, log_level, request_record
+from chalicelib.core.logs import (
+    RequestLog,
+    log_format,
+    log_level,
+    log_quota_release_deferred,
+    request_record,
+)
 from chalicelib.core.presign import Presigner
 from chalicelib.core.rules import (
     POST_PARAMETERS,
@@ -279,8 +285,13 @@ class Call:
         """Give back the quota an upload of the caller's (at ``key``) reserved: aborted;
         within ``seconds``, what is left of the route's budget."""
         quotas, upload_id = self.svc.quotas, upload_id_in(self.space, key)
-        if quotas is not None and upload_id is not None:
+        if quotas is None or upload_id is None:
+            return
+        try:
             quotas.release(upload_id, quota_owner(AUTH, self.request.context), seconds)
+        except QuotaUnavailable as exc:
+            # S3 has aborted: the answer says so. The reservation returns when it expires.
+            log_quota_release_deferred(str(exc))
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -498,7 +509,7 @@ def settle_event(detail_type: str, key: str, detail: Any) -> str | None:
     size = stored.get("size") if isinstance(stored, dict) else None
     etag = stored.get("etag") if isinstance(stored, dict) else None
     if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
-        svc.quotas.landed(issued[1], size, etag if isinstance(etag, str) else "")
+        svc.quotas.created(issued[1], size, etag if isinstance(etag, str) else "")
     return issued[1]
 
 

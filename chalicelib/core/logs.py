@@ -172,3 +172,10 @@ def log_quota_fail_open(reason: str, stream: TextIO | None = None) -> None:
     table did not answer. Never the caller, the URL or the key."""
     record = {"level": "ERROR", "quota": "fail-open", "reason": reason[:200]}
     (stream or sys.stdout).write(_ENCODE(record) + "\n")
+
+
+def log_quota_release_deferred(reason: str, stream: TextIO | None = None) -> None:
+    """One WARNING line for an aborted upload whose reservation could not be given back
+    in the time left (it is when its URL expires). Never the caller or the key."""
+    record = {"level": "WARNING", "quota": "release-deferred", "reason": reason[:200]}
+    (stream or sys.stdout).write(_ENCODE(record) + "\n")
