@@ -24,8 +24,10 @@ What lands replaces its reservation (:meth:`Ledger.landed`); a rejected or abort
 gives it back (:meth:`Ledger.release`), a deleted one its stored bytes
 (:meth:`Ledger.deleted`). An upload that never arrives is given back when its entry in
 ``pending`` has expired (RELEASE_GRACE ago) and the owner next needs the room. Each of
-these is conditional on the entry still being in ``pending`` (or the item's state), so
-events that arrive twice, or race each other, count once.
+these is conditional on the entry still being in ``pending`` (or the item's state and
+ETag as read), so events that arrive twice, or race each other, count once; one that
+lost a race reads the item again and settles what it finds, and one cancelled by a
+concurrent transaction is tried again, or raises (its event is retried): never dropped.
 
 Whatever is stored counts: an upload's item outlives its reservation (``released``), so
 that bytes which land after it was given back (a URL used again after a rejection, a
@@ -38,6 +40,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 from chalicelib.core import metrics
@@ -61,6 +64,7 @@ DAY_KEEP_SECONDS = 2 * 86400
 # (UPLOAD_URL_EXPIRES is at most 7 days), and two days more.
 RELEASED_KEEP_SECONDS = 9 * 86400
 LIMIT_NAMES = ("files_per_day", "bytes_per_day", "stored_bytes")
+Item = dict[str, Any]  # a DynamoDB item, or a transaction's item, as its JSON API has it
 
 
 class Limits(NamedTuple):
@@ -262,12 +266,22 @@ class Ledger:
         on: it counts at its stored size. A reservation becomes that size; bytes that land
         after the reservation was given back are counted anew; an object replaced through
         the same URL (another ETag) counts at its new size instead of the old."""
-        budget = Budget(OPERATION_BUDGET)
-        item = self._get(f"u#{upload_id}", budget)
+        self._settle(upload_id, partial(self._landing, upload_id, stored, etag, False))
+
+    def created(self, upload_id: str, stored: int, etag: str = "") -> None:
+        """S3's "Object Created" event, on a stage without verification: as
+        :meth:`landed`, except that the object whose deletion was counted last (its ETag
+        is kept) is that deletion's own object, its event delivered again (EventBridge
+        delivers at least once), not new bytes. (The same bytes stored again through the
+        same URL after a deletion look the same: docs/quotas.md.)"""
+        self._settle(upload_id, partial(self._landing, upload_id, stored, etag, True))
+
+    def _landing(self, upload_id: str, stored: int, etag: str, redelivery: bool,
+                 item: Item | None) -> list[Item] | None:  # fmt: skip
         if item is None:
-            return  # never counted: quotas were turned on since
+            return None  # never counted: quotas were turned on since
         state, owner, now = _text(item, "state"), _text(item, "owner"), int(self._clock())
-        names = {"#state": "state", "#size": "size"}
+        names = {"#state": "state", "#size": "size", "#etag": "etag"}
         values = {":stored": _s("stored"), ":bytes": _n(stored), ":etag": _s(etag)}
         if state == "reserved":
             _, pending = _owner_and_pending(upload_id, item)
@@ -276,18 +290,19 @@ class Ledger:
             condition = "#state = :reserved"
             values[":reserved"] = _s("reserved")
         elif state == "released":
+            if redelivery and etag and _text(item, "deleted_etag") == etag:
+                return None  # the deleted object's own event, again
             delta, day = stored, _text(item, "day")
             counter = self._add_stored(owner, delta)
-            condition = "#state = :released"
+            condition = "#state = :released AND " + _same_etag(item, values)
             values[":released"] = _s("released")
         elif state == "stored" and _text(item, "etag") != etag:
             delta, day = stored - _number(item, "size"), _text(item, "day")
             counter = self._add_stored(owner, delta)
             condition = "#state = :stored AND " + _same_etag(item, values)
         else:
-            return  # counted already: the same object's event, again
-        names["#etag"] = "etag"
-        self._transact(budget, [
+            return None  # counted already: the same object's event, again
+        return [
             {"Update": {
                 "TableName": self._table, "Key": {"pk": _s(f"u#{upload_id}")},
                 "UpdateExpression": "SET #state = :stored, #size = :bytes, #etag = :etag "
@@ -297,7 +312,7 @@ class Ledger:
                 "ExpressionAttributeValues": values}},
             counter,
             self._adjust_day(owner, day, delta, now),
-        ])  # fmt: skip
+        ]  # fmt: skip
 
     def release(self, upload_id: str, owner: str | None = None,
                 seconds: float = OPERATION_BUDGET) -> None:  # fmt: skip
@@ -310,29 +325,55 @@ class Ledger:
         if owner is not None and _text(item, "owner") != owner:
             return  # never another's
         holder, pending = _owner_and_pending(upload_id, item)
-        self._give_back(holder, [pending], budget)
+        self._give_back(holder, pending, budget)
 
     def deleted(self, upload_id: str) -> None:
         """A stored upload was deleted (its unclaimed days ran out, or an operator):
         its bytes leave the owner's stored total."""
-        budget = Budget(OPERATION_BUDGET)
-        item = self._get(f"u#{upload_id}", budget)
+        self._settle(upload_id, partial(self._deletion, upload_id))
+
+    def _deletion(self, upload_id: str, item: Item | None) -> list[Item] | None:
         if item is None or _text(item, "state") != "stored":
-            return
-        owner = _text(item, "owner")
+            return None
         values = {":stored": _s("stored"), ":released": _s("released"),
-                  ":ttl": _n(int(self._clock()) + RELEASED_KEEP_SECONDS)}  # fmt: skip
+                  ":ttl": _n(int(self._clock()) + RELEASED_KEEP_SECONDS),
+                  ":gone": _s(_text(item, "etag"))}  # fmt: skip
         # The same object as read: a replacement that landed meanwhile has another size.
         condition = "#state = :stored AND " + _same_etag(item, values)
-        self._transact(budget, [
+        return [
             {"Update": {
                 "TableName": self._table, "Key": {"pk": _s(f"u#{upload_id}")},
-                "UpdateExpression": "SET #state = :released, expires_at = :ttl",
+                "UpdateExpression": "SET #state = :released, expires_at = :ttl, "
+                                    "deleted_etag = :gone",
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": {"#state": "state", "#etag": "etag"},
                 "ExpressionAttributeValues": values}},
-            self._add_stored(owner, -_number(item, "size")),
-        ])  # fmt: skip
+            self._add_stored(_text(item, "owner"), -_number(item, "size")),
+        ]  # fmt: skip
+
+    def _settle(self, upload_id: str, plan: Callable[[Item | None], list[Item] | None]) -> None:
+        """Read the upload's item and write what ``plan`` makes of it (None:
+        nothing to do). A failed condition means that another settlement of the same
+        upload came between the read and the write: the item is read again and planned
+        anew. A transaction cancelled by a concurrent one (the owner's next reservation
+        on the same counter) is tried again after a back-off. After MAX_CONFLICTS retries,
+        QuotaBusy: the event's handler fails, and its retry settles it; never dropped."""
+        budget = Budget(OPERATION_BUDGET)
+        for attempt in range(1, MAX_CONFLICTS + 2):
+            items = plan(self._get(f"u#{upload_id}", budget))
+            if items is None:
+                return
+            try:
+                self._db.call("TransactWriteItems", {"TransactItems": items}, budget)
+                return
+            except DynamoDBError as exc:
+                failed, conflict = _cancelled(exc)
+                if conflict and not failed:
+                    self._sleep(CONFLICT_BACKOFF * attempt)
+        raise QuotaBusy(
+            f"the quota table's items for upload {upload_id} kept changing while "
+            f"they were settled ({MAX_CONFLICTS + 1} attempts); try again shortly"
+        )
 
     # -- reading ------------------------------------------------------------------------
 
@@ -377,29 +418,54 @@ class Ledger:
 
     def _release_expired(self, owner: str, now: int, budget: Budget) -> bool:
         """Give back the owner's reservations whose URLs expired unused (RELEASE_GRACE
-        ago); whether any."""
+        ago), up to RELEASE_BATCH of them; whether any."""
         stored = self._get(_stored_key(owner), budget) or {}
         expired = [p for p in map(Pending.parse, stored.get("pending", {}).get("SS", []))
                    if p is not None and p.expires + RELEASE_GRACE < now]  # fmt: skip
-        if not expired:
-            return False
-        self._give_back(owner, expired[:RELEASE_BATCH], budget)
-        return True
+        for pending in expired[:RELEASE_BATCH]:  # one transaction each: one cancels only itself
+            self._give_back(owner, pending, budget)
+        return bool(expired)
 
-    def _give_back(self, owner: str, entries: list[Pending], budget: Budget) -> None:
+    def _give_back(self, owner: str, pending: Pending, budget: Budget) -> None:
+        """Take ``pending`` out of the owner's set, with its bytes, and mark its upload
+        released (kept RELEASED_KEEP_SECONDS, so that bytes its URL stores later count).
+        The upload's item may be gone (DynamoDB's TTL deletes a reservation two days after
+        its URL expired); one that is no longer reserved while its entry is still there
+        (a table edited by hand) leaves the entry to be dropped alone."""
         now = int(self._clock())
-        for pending in entries:  # one transaction each: one already given back cancels only itself
-            self._transact(budget, [
-                {"Update": {
-                    "TableName": self._table, "Key": {"pk": _s(f"u#{pending.upload_id}")},
-                    "UpdateExpression": "SET #state = :released",
-                    "ConditionExpression": "#state = :reserved",
-                    "ExpressionAttributeNames": {"#state": "state"},
-                    "ExpressionAttributeValues": {":released": _s("released"),
-                                                  ":reserved": _s("reserved")}}},
-                self._take_pending(owner, pending, -pending.size),
-                self._adjust_day(owner, pending.day, -pending.size, now),
-            ])  # fmt: skip
+        items = [
+            {"Update": {
+                "TableName": self._table, "Key": {"pk": _s(f"u#{pending.upload_id}")},
+                "UpdateExpression": "SET #state = :released, expires_at = :ttl, "
+                                    "#owner = :owner, #day = :day, #size = :size",
+                "ConditionExpression": "attribute_not_exists(pk) OR #state = :reserved",
+                "ExpressionAttributeNames": {"#state": "state", "#owner": "owner",
+                                             "#day": "day", "#size": "size"},
+                "ExpressionAttributeValues": {
+                    ":released": _s("released"), ":reserved": _s("reserved"),
+                    ":ttl": _n(now + RELEASED_KEEP_SECONDS), ":owner": _s(owner),
+                    ":day": _s(pending.day),
+                    ":size": _n(pending.size)}}},
+            self._take_pending(owner, pending, -pending.size),
+            self._adjust_day(owner, pending.day, -pending.size, now),
+        ]  # fmt: skip
+        entry = 1  # the index of the entry's update in the transaction
+        for attempt in range(1, MAX_CONFLICTS + 2):
+            try:
+                self._db.call("TransactWriteItems", {"TransactItems": items}, budget)
+                return
+            except DynamoDBError as exc:
+                failed, conflict = _cancelled(exc)
+                if entry in failed:
+                    return  # its entry is gone: landed or given back already
+                if entry and 0 in failed:
+                    items, entry = items[1:], 0  # settled otherwise: drop the stray entry alone
+                elif conflict:
+                    self._sleep(CONFLICT_BACKOFF * attempt)
+        raise QuotaBusy(
+            f"the quota table's items for upload {pending.upload_id} kept changing "
+            f"while its reservation was given back; try again shortly"
+        )
 
     def _take_pending(self, owner: str, pending: Pending, delta: int) -> dict[str, Any]:
         """Remove ``pending`` from the owner's set and add ``delta`` to its bytes, only if
@@ -429,16 +495,6 @@ class Ledger:
                                 "SET expires_at = if_not_exists(expires_at, :ttl)",
             "ExpressionAttributeNames": {"#bytes": "bytes"},
             "ExpressionAttributeValues": {":delta": _n(delta), ":ttl": _n(ttl)}}}  # fmt: skip
-
-    def _transact(self, budget: Budget, items: list[dict[str, Any]]) -> bool:
-        """Write ``items`` together; False when a condition says it was done already."""
-        try:
-            self._db.call("TransactWriteItems", {"TransactItems": items}, budget)
-        except DynamoDBError as exc:
-            if exc.code != "TransactionCanceledException":
-                raise
-            return False
-        return True
 
     def _get(self, key: str, budget: Budget) -> dict[str, Any] | None:
         answer = self._db.call("GetItem", {"TableName": self._table, "Key": {"pk": _s(key)},

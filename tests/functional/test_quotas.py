@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -22,8 +23,14 @@ from chalicelib.core.errors import ConfigError, QuotaBusy, QuotaExceeded, QuotaU
 from chalicelib.core.settings import Settings
 from chalicelib.quotas import dynamodb as dynamodb_module
 from chalicelib.quotas.dynamodb import ATTEMPTS, Budget, DynamoDB, DynamoDBError
-from chalicelib.quotas.ledger import RELEASE_GRACE, Ledger
+from chalicelib.quotas.ledger import (
+    MAX_CONFLICTS,
+    RELEASE_GRACE,
+    RELEASED_KEEP_SECONDS,
+    Ledger,
+)
 from devstack.__main__ import create_quota_table
+from tests.functional.conftest import BUCKET, app_module
 from tests.support import free_port
 
 KEYS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
@@ -269,21 +276,29 @@ def test_a_call_that_could_end_past_the_budget_is_not_started():
     assert dynamodb_module.CALL_WORST_CASE == 6.1
 
 
-def test_an_answer_dripped_a_byte_at_a_time_ends_the_attempt_at_its_read_timeout():
-    # A socket timeout bounds each read: an answer that drips never times out on its own.
-    # Here each read takes 0.3 s (a clock that says so), and the server would drip 10,000
-    # bytes: each attempt stops at READ_TIMEOUT (2 s, 7 reads), and the call after two.
-    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n" + b"{" * 10_000
+DRIPPED = b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n" + b"{" * 10_000
+
+
+def dripping_dynamodb(first: bytes | None = None) -> tuple[DynamoDB, Callable[[], list[int]]]:
+    """A client of a server that answers ``first`` whole (if given) and then drips
+    DRIPPED a byte at a time on each attempt's connection; with a function that stops it
+    and says how many bytes each drip got out. The client's clock says 0.3 s passed at
+    each look, so that each read looks slow."""
     dripped: list[int] = []
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
+        if first is not None:
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(first)
+            conn.close()
         for _ in range(dynamodb_module.ATTEMPTS):
             conn, _ = listener.accept()
             conn.recv(65536)
             sent = 0
             with contextlib.suppress(OSError):
-                for byte in answer:
+                for byte in DRIPPED:
                     conn.sendall(bytes([byte]))
                     sent += 1
                     time.sleep(0.001)
@@ -292,15 +307,28 @@ def test_an_answer_dripped_a_byte_at_a_time_ends_the_attempt_at_its_read_timeout
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
-    clock = itertools.count(0.0, 0.3).__next__  # +0.3 s at each look
+
+    def stop() -> list[int]:
+        server.join(timeout=30)
+        listener.close()
+        return dripped
+
+    clock = itertools.count(0.0, 0.3).__next__
     db = DynamoDB(f"http://127.0.0.1:{listener.getsockname()[1]}", "us-east-1",
                   CredentialSource(KEYS), sleep=lambda _: None, monotonic=clock)  # fmt: skip
+    return db, stop
+
+
+def test_an_answer_dripped_a_byte_at_a_time_ends_the_attempt_at_its_read_timeout():
+    # A socket timeout bounds each read: an answer that drips never times out on its own.
+    # Here each read takes 0.3 s, and the server would drip 10,000 bytes: each attempt
+    # stops at READ_TIMEOUT (2 s, 7 reads), and the call after two.
+    db, stop = dripping_dynamodb()
     with pytest.raises(QuotaUnavailable, match=r"unavailable \(ConnectionError\)"):
         db.call("GetItem", {}, Budget(60))
-    server.join(timeout=30)
-    listener.close()
+    dripped = stop()
     assert len(dripped) == dynamodb_module.ATTEMPTS
-    assert all(sent < len(answer) for sent in dripped), dripped
+    assert all(sent < len(DRIPPED) for sent in dripped), dripped
 
 
 class ConflictingDB:
@@ -374,3 +402,207 @@ def test_an_upload_bigger_than_a_whole_quota_is_told_it_can_never_fit(endpoint):
         1000,
         0,
     )
+
+
+def table(ledger: Ledger, endpoint: str) -> Any:
+    """The ledger's table through boto3: what DynamoDB itself (its TTL) or an operator does."""
+    return boto3.resource("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
+                          aws_access_key_id="test", aws_secret_access_key="test"
+                          ).Table(ledger._table)  # fmt: skip
+
+
+def test_reservations_whose_items_dynamodbs_ttl_deleted_are_still_given_back(endpoint):
+    # DynamoDB deletes a reservation's item two days after its URL expired; its entry in
+    # the owner's pending set must still come back, 25 per request that needs the room.
+    clock = Clock()
+    ledger = make_ledger(endpoint, clock, stored_bytes=30)
+    gone = [new_id() for _ in range(30)]
+    for upload in gone:
+        ledger.reserve("alice", upload, 1, 300)
+        table(ledger, endpoint).delete_item(Key={"pk": f"u#{upload}"})
+    clock.now += 300 + RELEASE_GRACE + 1
+    ledger.reserve("alice", new_id(), 1, 300)  # needs one byte: the first 25 come back
+    assert used(ledger)["uploads_in_flight"] == 6
+    ledger.reserve("alice", new_id(), 25, 300)  # 7 used of 30: the last 5 come back
+    assert used(ledger) == {"files_today": 32, "bytes_today": 26, "stored_bytes": 26,
+                            "uploads_in_flight": 2}  # fmt: skip
+    released = table(ledger, endpoint).get_item(Key={"pk": f"u#{gone[0]}"})["Item"]
+    assert released == {"pk": f"u#{gone[0]}", "state": "released", "owner": "alice",
+                        "day": "2026-12-05", "size": 1,
+                        "expires_at": int(clock.now) + RELEASED_KEEP_SECONDS}  # fmt: skip
+    ledger.landed(gone[0], 1, "etag-late")  # its URL was used after all: it counts
+    assert used(ledger)["stored_bytes"] == 27
+
+
+def test_an_entry_whose_upload_settled_otherwise_is_dropped_not_stuck(endpoint):
+    # An item no longer reserved while its entry is still pending (a table edited by
+    # hand): the entry goes, with its bytes, and the next ones are not held up by it.
+    clock = Clock()
+    ledger = make_ledger(endpoint, clock, stored_bytes=100)
+    stray = new_id()
+    ledger.reserve("alice", stray, 100, 300)
+    table(ledger, endpoint).update_item(Key={"pk": f"u#{stray}"},
+                                        UpdateExpression="SET #s = :r",
+                                        ExpressionAttributeNames={"#s": "state"},
+                                        ExpressionAttributeValues={":r": "released"})  # fmt: skip
+    clock.now += 300 + RELEASE_GRACE + 1
+    ledger.reserve("alice", new_id(), 100, 300)
+    assert used(ledger) == {"files_today": 2, "bytes_today": 100, "stored_bytes": 100,
+                            "uploads_in_flight": 1}  # fmt: skip
+
+
+class Interleaved:
+    """Runs ``between`` (another settlement, through a ledger of its own) once, just before
+    the first transaction of the given kind goes out: the race between a read and a write."""
+
+    def __init__(self, real: DynamoDB, between: Callable[[], None] | None) -> None:
+        self._real, self._between = real, between
+
+    def call(self, operation: str, payload: dict[str, Any], budget: Budget) -> dict[str, Any]:
+        if operation == "TransactWriteItems" and self._between is not None:
+            between, self._between = self._between, None
+            between()
+        return self._real.call(operation, payload, budget)
+
+
+def racing(endpoint: str, between: Callable[[Ledger, str], None],
+           landed: tuple[int, str] | None = None) -> tuple[Ledger, str]:  # fmt: skip
+    """A ledger with one upload of Alice's reserved (800 bytes of 1,000), and ``landed``
+    (size, ETag) if given; just before its next transaction goes out, ``between`` runs on
+    a second ledger of the same table: another Lambda settling the same upload."""
+    ledger = make_ledger(endpoint, stored_bytes=1000)
+    upload = new_id()
+    ledger.reserve("alice", upload, 800, 300)
+    if landed is not None:
+        ledger.landed(upload, *landed)
+    other = Ledger(ledger._db, ledger._settings, clock=ledger._clock, sleep=lambda _: None)
+    ledger._db = Interleaved(ledger._db, lambda: between(other, upload))  # type: ignore[assignment]
+    return ledger, upload
+
+
+def test_a_landing_that_loses_a_race_with_a_rejection_is_read_again_and_counted(endpoint):
+    ledger, upload = racing(endpoint, lambda other, upload: other.release(upload))
+    ledger.landed(upload, 600, "etag-a")  # read "reserved"; released before it wrote
+    assert used(ledger) == {"files_today": 1, "bytes_today": 600, "stored_bytes": 600,
+                            "uploads_in_flight": 0}  # fmt: skip
+
+
+def test_two_landings_of_different_objects_racing_count_one_object(endpoint):
+    ledger, upload = racing(endpoint, lambda other, upload: other.landed(upload, 300, "etag-b"))
+    ledger.landed(upload, 500, "etag-a")
+    assert used(ledger) == {"files_today": 1, "bytes_today": 500, "stored_bytes": 500,
+                            "uploads_in_flight": 0}  # fmt: skip
+
+
+def test_a_deletion_racing_a_replacement_takes_out_what_is_stored(endpoint):
+    ledger, upload = racing(endpoint, lambda other, upload: other.landed(upload, 700, "etag-b"),
+                            landed=(300, "etag-a"))  # fmt: skip
+    ledger.deleted(upload)  # read etag-a; etag-b replaced it before the write
+    assert used(ledger)["stored_bytes"] == 0
+
+
+SETTLEMENTS = {
+    # name: (what comes before it, the settlement, stored bytes after it)
+    "landed": (lambda ledger, upload: None,
+               lambda ledger, upload: ledger.landed(upload, 100, "etag-a"), 100),
+    "deleted": (lambda ledger, upload: ledger.landed(upload, 600, "etag-a"),
+                lambda ledger, upload: ledger.deleted(upload), 0),
+    "release": (lambda ledger, upload: None,
+                lambda ledger, upload: ledger.release(upload), 0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SETTLEMENTS))
+def test_a_settlement_cancelled_by_the_owners_other_transactions_is_retried_then_raised(
+    endpoint, name
+):
+    # The owner's next reservation (Uppy's parallel uploads) updates the same counter: a
+    # settlement cancelled by it is tried again, and one that never gets through raises,
+    # so that Lambda retries its event: never dropped, never counted twice.
+    before, settle, after = SETTLEMENTS[name]
+    ledger = make_ledger(endpoint, stored_bytes=2000)
+    real = ledger._db
+    first, second = new_id(), new_id()
+    for upload in (first, second):
+        ledger.reserve("alice", upload, 800, 300)
+        before(ledger, upload)
+    held = used(ledger)["stored_bytes"] // 2
+    ledger._db = ConflictingDB(real, conflicts=MAX_CONFLICTS)  # type: ignore[assignment]
+    settle(ledger, first)
+    ledger._db = ConflictingDB(real, conflicts=100)  # type: ignore[assignment]
+    with pytest.raises(QuotaBusy, match=rf"^the quota table's items for upload {second} kept "):
+        settle(ledger, second)
+    ledger._db = real
+    assert used(ledger)["stored_bytes"] == after + held
+    settle(ledger, second)  # the event's retry
+    settle(ledger, second)  # and once more: counted once
+    assert used(ledger)["stored_bytes"] == 2 * after
+
+
+def test_a_created_event_delivered_again_after_its_deletion_does_not_count_again(endpoint):
+    # Stages without verification count S3's events as they come: EventBridge delivers
+    # each at least once, in any order.
+    ledger = make_ledger(endpoint, stored_bytes=1000)
+    upload = new_id()
+    ledger.reserve("alice", upload, 800, 300)
+    ledger.created(upload, 500, "etag-a")
+    ledger.deleted(upload)
+    ledger.created(upload, 500, "etag-a")  # the first event, again
+    assert used(ledger)["stored_bytes"] == 0
+    ledger.created(upload, 700, "etag-b")  # new bytes through the same URL
+    ledger.created(upload, 700, "etag-b")
+    assert used(ledger)["stored_bytes"] == 700
+    # The verifier reads the object itself: what it judged is there, whatever its ETag.
+    ledger.deleted(upload)
+    ledger.landed(upload, 700, "etag-b")
+    assert used(ledger)["stored_bytes"] == 700
+
+
+def test_an_answer_after_connection_close_keeps_the_whole_answer_bound_on_the_next_call():
+    # http.client reconnects by itself after "Connection: close", with a plain socket
+    # whose timeout bounds each read only: the client reconnects through its own.
+    db, stop = dripping_dynamodb(
+        first=b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    assert db.call("GetItem", {}, Budget(60)) == {}
+    with pytest.raises(QuotaUnavailable, match=r"unavailable \(ConnectionError\)"):
+        db.call("GetItem", {}, Budget(60))
+    dripped = stop()
+    assert len(dripped) == dynamodb_module.ATTEMPTS
+    assert all(sent < len(DRIPPED) for sent in dripped), dripped
+
+
+class DownAfterCreate:
+    """The table answers until S3's upload is created, then no more: the abort's release
+    finds it unavailable (or no time left for it)."""
+
+    def __init__(self, real: DynamoDB) -> None:
+        self._real, self.down = real, False
+
+    def call(self, operation: str, payload: dict[str, Any], budget: Budget) -> dict[str, Any]:
+        if self.down:
+            raise QuotaUnavailable("the quota table is unavailable (ConnectionError); no URL "
+                                   "is issued uncounted; try again shortly")  # fmt: skip
+        return self._real.call(operation, payload, budget)
+
+
+def test_an_abort_s3_did_is_answered_as_done_when_its_release_cannot_run(api, s3, monkeypatch):
+    ledger = make_ledger(s3.meta.endpoint_url, stored_bytes=10 * 2**40)
+    db = DownAfterCreate(ledger._db)
+    ledger._db = db  # type: ignore[assignment]
+    assert api.http.get("/put-url").status_code == 200  # the container's services, built
+    app_module.services().__dict__["quotas"] = ledger
+    created = api.http.post("/s3/multipart", body=json.dumps({"filename": "a.bin"}),
+                            headers={"Content-Type": "application/json"}).json_body  # fmt: skip
+    db.down = True
+    log = io.StringIO()
+    monkeypatch.setattr("sys.stdout", log)
+    aborted = api.http.delete(f"/s3/multipart/{created['uploadId']}?key={created['key']}")
+    assert (aborted.status_code, aborted.json_body) == (200, {})
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    deferred = [json.loads(line) for line in log.getvalue().splitlines() if '"quota"' in line]
+    assert deferred == [{"level": "WARNING", "quota": "release-deferred",
+                         "reason": "the quota table is unavailable (ConnectionError); no URL "
+                                   "is issued uncounted; try again shortly"}]  # fmt: skip
+    db.down = False
+    assert used(ledger, "ip-127.0.0.1")["uploads_in_flight"] == 1  # held until it expires
