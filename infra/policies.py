@@ -98,12 +98,12 @@ def api_policy(stage: str) -> dict[str, Any]:
                                      f"{bucket}/{quarantined}"))  # fmt: skip
     if settings.quotas_on:
         # A reservation (a transaction of a Put and two Updates), GET /quota (BatchGet),
-        # the limits (Get), and an abort or an expired reservation given back (Delete).
-        # Never Scan or Query.
+        # the limits (Get), and an abort or an expired reservation given back (Updates:
+        # an upload's item is kept, released, never deleted). Never Scan or Query.
         statements.append(_statement(
             "CountQuotas",
             ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
-             "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+             "dynamodb:UpdateItem"],
             ANY_REGION_TABLE.format(table=settings.quota_table), **QUOTA_KEYS,
         ))  # fmt: skip
     return _document(*statements)
@@ -116,7 +116,7 @@ def verifier_policy(stage: str) -> dict[str, Any]:
     settings = settings_of(stage)
     log = _statement("WriteOwnLogs", LOG_ACTIONS, _log_group(f"{APP_NAME}-{stage}-verify_upload"))
     quotas = _statement(
-        "SettleQuotas", ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        "SettleQuotas", ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         ANY_REGION_TABLE.format(table=settings.quota_table), **QUOTA_KEYS,
     )  # fmt: skip
     if not settings.verify:

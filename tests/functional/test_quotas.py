@@ -30,6 +30,7 @@ from chalicelib.quotas.ledger import (
     Ledger,
 )
 from devstack.__main__ import create_quota_table
+from infra.policies import api_policy, verifier_policy
 from tests.functional.conftest import BUCKET, app_module
 from tests.support import free_port
 
@@ -606,3 +607,59 @@ def test_an_abort_s3_did_is_answered_as_done_when_its_release_cannot_run(api, s3
                                    "is issued uncounted; try again shortly"}]  # fmt: skip
     db.down = False
     assert used(ledger, "ip-127.0.0.1")["uploads_in_flight"] == 1  # held until it expires
+
+
+class Recording:
+    """The IAM actions a ledger's calls need: a transaction needs each item's own."""
+
+    def __init__(self, real: DynamoDB) -> None:
+        self._real = real
+        self.actions: set[str] = set()
+
+    def call(self, operation: str, payload: dict[str, Any], budget: Budget) -> dict[str, Any]:
+        if operation == "TransactWriteItems":
+            kinds = {next(iter(item)) for item in payload["TransactItems"]}
+            self.actions |= {f"dynamodb:{kind}Item" for kind in kinds}
+        else:
+            self.actions.add(f"dynamodb:{operation}")
+        return self._real.call(operation, payload, budget)
+
+
+def test_each_role_may_do_exactly_what_its_quota_calls_need(endpoint):
+    # The API reserves, reports, gives back expired reservations and aborted uploads; the
+    # verifier settles what landed, was rejected or deleted. Each role's policy file
+    # (make policies) allows those actions and no others.
+    clock = Clock()
+    ledger = make_ledger(endpoint, clock, stored_bytes=1000)
+    api = Recording(ledger._db)
+    ledger._db = api  # type: ignore[assignment]
+    expired, aborted = new_id(), new_id()
+    ledger.reserve("alice", expired, 1000, 300)
+    ledger.usage("alice")
+    clock.now += 300 + RELEASE_GRACE + 1
+    ledger.reserve("alice", aborted, 1000, 300)  # gives the expired one back first
+    ledger.release(aborted, "alice")
+    rejected, stored, created = new_id(), new_id(), new_id()
+    for upload in (rejected, stored, created):
+        ledger.reserve("alice", upload, 100, 300)
+    verifier = Recording(api._real)
+    ledger._db = verifier  # type: ignore[assignment]
+    ledger.release(rejected)
+    ledger.landed(stored, 100, "etag-a")
+    ledger.deleted(stored)
+    ledger.created(created, 100, "etag-b")
+
+    def allowed(policy: dict[str, Any], sid: str) -> set[str]:
+        (statement,) = [s for s in policy["Statement"] if s["Sid"] == sid]
+        return set(statement["Action"])
+
+    assert (
+        allowed(api_policy("prod"), "CountQuotas")
+        == api.actions
+        == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    )
+    assert (
+        allowed(verifier_policy("prod"), "SettleQuotas")
+        == verifier.actions
+        == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    )

@@ -158,7 +158,7 @@ def test_role_may_touch_only_the_stages_prefix(package):
         expected["CountQuotas"] = {
             "Sid": "CountQuotas", "Effect": "Allow",
             "Action": ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
-                       "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                       "dynamodb:UpdateItem"],
             "Resource": {"Fn::GetAtt": ["QuotaTable", "Arn"]},
             "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["q#*", "u#*"]}},
         }  # fmt: skip
@@ -217,7 +217,7 @@ def test_the_verifier_may_judge_quarantine_and_publish_and_nothing_else(package)
     quarantine, bus = settings.quarantine_prefix, settings.event_bus
     settles = {"SettleQuotas": {
         "Effect": "Allow",
-        "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
         "Resource": {"Fn::GetAtt": ["QuotaTable", "Arn"]},
         "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["q#*", "u#*"]}}},
     } if quotas_on(env) else {}  # fmt: skip
