@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.core.credentials import CredentialSource
-from chalicelib.core.errors import ConfigError, QuotaUnavailable, ServiceError
+from chalicelib.core.errors import ConfigError, QuotaBusy, QuotaUnavailable, ServiceError
 from chalicelib.core.sigv4 import authorization_headers, dns_suffix
 
 TARGET = "DynamoDB_20120810."
@@ -115,17 +115,25 @@ class DynamoDBError(ServiceError):
 
 class Budget:
     """An operation's time budget: ``reserve`` before each call refuses one that might
-    end past it (a 503: the caller retries)."""
+    end past it (a 503: the caller retries). Once :attr:`busy` (the operation's
+    transactions were cancelled by the caller's own concurrent ones, or throttled on its
+    own items), the refusal is QuotaBusy: time spent that way never fails open."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._end = clock() + seconds
+        self.busy = False
 
     def reserve(self, seconds: float = CALL_WORST_CASE) -> None:
-        if self._clock() + seconds > self._end:
-            raise QuotaUnavailable(
-                "the quota table is answering too slowly to finish in time; try again shortly"
+        if self._clock() + seconds <= self._end:
+            return
+        if self.busy:
+            raise QuotaBusy(
+                "the quota table is busy with this caller's other requests; try again shortly"
             )
+        raise QuotaUnavailable(
+            "the quota table is answering too slowly to finish in time; try again shortly"
+        )
 
 
 def endpoint_for(region: str, endpoint_url: str | None) -> str:

@@ -54,6 +54,8 @@ LIMITS_CACHE_SECONDS = 60  # an operator's override is read at most once a minut
 MAX_PENDING = 1000  # uploads in flight per owner: the stored item stays far below 400 KB
 MAX_CONFLICTS = 4  # transactions cancelled by a concurrent one, retried within the budget
 CONFLICT_BACKOFF = 0.02  # seconds, times the attempt
+# A transaction's cancellation reasons after which it may succeed if tried again.
+RETRY_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 RELEASE_BATCH = 25  # expired entries given back per transaction (3 items each, of 100)
 # An entry is given back this long after its URL expired, not at once: S3 accepts a PUT
 # that starts before the expiry, and an upload that arrived may still be in its
@@ -146,6 +148,10 @@ class Ledger:
                     f"stage's UPLOAD_MAX_BYTES)",
                     name, allowed, 0, found.resets_at, found.retry_after,
                 )  # fmt: skip
+        if limits.files_per_day is not None and limits.files_per_day < 1:
+            # An operator's override of 0 blocks the owner (the day's counter may not
+            # exist yet, and the transaction's condition lets a first file through then).
+            raise self._exceeded("files_per_day", limits.files_per_day, 0, now)
         pending = Pending(upload_id, size, now + lifetime, day)
         conflicts, released = 0, False
         while True:
@@ -157,20 +163,26 @@ class Ledger:
                 self._db.call("TransactWriteItems", request, budget)
                 return
             except DynamoDBError as exc:
-                failed, conflict = _cancelled(exc)
+                failed, retry = _cancelled(exc)
                 if 0 in failed:
                     return  # this very upload is counted already: a retried call
-                if not failed and conflict:
-                    # Another transaction on the same counters at the same moment: DynamoDB
-                    # cancels one of them. Parallel requests end up serialised here.
+                if not failed and retry:
+                    # Another transaction on the same counters at the same moment (or its
+                    # item throttled): DynamoDB cancels one of them. Parallel requests end
+                    # up serialised here.
                     conflicts += 1
                     if conflicts > MAX_CONFLICTS:
                         raise QuotaBusy(
                             "the quota table is busy with this caller's other requests; "
                             "try again shortly"
                         ) from None
-                    self._sleep(CONFLICT_BACKOFF * conflicts)
+                    self._back_off(budget, conflicts)
                     continue
+                if not failed:
+                    raise QuotaUnavailable(
+                        f"the quota table cancelled the reservation ({_codes(exc)}); "
+                        "try again shortly"
+                    ) from None
                 if not released and self._release_expired(owner, now, budget):
                     released = True
                     continue  # room was held by uploads that never came: try again
@@ -367,9 +379,9 @@ class Ledger:
                 self._db.call("TransactWriteItems", {"TransactItems": items}, budget)
                 return
             except DynamoDBError as exc:
-                failed, conflict = _cancelled(exc)
-                if conflict and not failed:
-                    self._sleep(CONFLICT_BACKOFF * attempt)
+                failed, retry = _cancelled(exc)
+                if retry and not failed:
+                    self._back_off(budget, attempt)
         raise QuotaBusy(
             f"the quota table's items for upload {upload_id} kept changing while "
             f"they were settled ({MAX_CONFLICTS + 1} attempts); try again shortly"
@@ -455,13 +467,13 @@ class Ledger:
                 self._db.call("TransactWriteItems", {"TransactItems": items}, budget)
                 return
             except DynamoDBError as exc:
-                failed, conflict = _cancelled(exc)
+                failed, retry = _cancelled(exc)
                 if entry in failed:
                     return  # its entry is gone: landed or given back already
                 if entry and 0 in failed:
                     items, entry = items[1:], 0  # settled otherwise: drop the stray entry alone
-                elif conflict:
-                    self._sleep(CONFLICT_BACKOFF * attempt)
+                elif retry:
+                    self._back_off(budget, attempt)
         raise QuotaBusy(
             f"the quota table's items for upload {pending.upload_id} kept changing "
             f"while its reservation was given back; try again shortly"
@@ -496,6 +508,12 @@ class Ledger:
             "ExpressionAttributeNames": {"#bytes": "bytes"},
             "ExpressionAttributeValues": {":delta": _n(delta), ":ttl": _n(ttl)}}}  # fmt: skip
 
+    def _back_off(self, budget: Budget, attempt: int) -> None:
+        """Wait before trying a transaction again that a concurrent one cancelled (or its
+        item's throttling); the operation is busy from then on (:class:`Budget`)."""
+        budget.busy = True
+        self._sleep(CONFLICT_BACKOFF * attempt)
+
     def _get(self, key: str, budget: Budget) -> dict[str, Any] | None:
         answer = self._db.call("GetItem", {"TableName": self._table, "Key": {"pk": _s(key)},
                                            "ConsistentRead": True}, budget)  # fmt: skip
@@ -505,13 +523,25 @@ class Ledger:
 
 def _cancelled(exc: DynamoDBError) -> tuple[dict[int, dict[str, Any] | None], bool]:
     """The transaction's items whose condition failed (their index and old item), and
-    whether a concurrent transaction was the cause instead."""
+    whether it may succeed if tried again: cancelled by a concurrent transaction, or
+    throttled on one of its items (DynamoDB says so in the reasons, not as an error)."""
     if exc.code != "TransactionCanceledException":
         raise exc
-    reasons = [r for r in exc.body.get("CancellationReasons") or [] if isinstance(r, dict)]
+    reasons = _reasons(exc)
     failed = {i: r.get("Item") for i, r in enumerate(reasons)
               if r.get("Code") == "ConditionalCheckFailed"}  # fmt: skip
-    return failed, any(r.get("Code") == "TransactionConflict" for r in reasons)
+    return failed, any(r.get("Code") in RETRY_REASONS for r in reasons)
+
+
+def _reasons(exc: DynamoDBError) -> list[dict[str, Any]]:
+    found = exc.body.get("CancellationReasons")
+    return [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []
+
+
+def _codes(exc: DynamoDBError) -> str:
+    """A cancelled transaction's reasons, other than None, for a message (bounded)."""
+    codes = sorted({str(r.get("Code"))[:40] for r in _reasons(exc)} - {"None"})
+    return ", ".join(codes[:5]) or "no reason given"
 
 
 def _owner_and_pending(upload_id: str, item: dict[str, Any]) -> tuple[str, Pending]:

@@ -3,7 +3,9 @@ HTTP, which the ledger's own client signs and calls as it would AWS."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import io
 import itertools
 import json
@@ -333,15 +335,18 @@ def test_an_answer_dripped_a_byte_at_a_time_ends_the_attempt_at_its_read_timeout
 
 
 class ConflictingDB:
-    """Cancels ``conflicts`` transactions as a concurrent one would, then lets them by."""
+    """Cancels ``conflicts`` transactions as a concurrent one would (or, with another
+    ``reason``, as DynamoDB does for a throttled item), then lets them by."""
 
-    def __init__(self, real: DynamoDB, conflicts: int) -> None:
-        self._real, self.conflicts = real, conflicts
+    def __init__(self, real: DynamoDB, conflicts: int, reason: str = "TransactionConflict",
+                 only: str = "") -> None:  # fmt: skip
+        self._real, self.conflicts, self._reason, self._only = real, conflicts, reason, only
 
     def call(self, operation: str, payload: dict[str, Any], budget: Budget) -> dict[str, Any]:
-        if operation == "TransactWriteItems" and self.conflicts:
+        first = json.dumps(payload.get("TransactItems", [{}])[0])
+        if operation == "TransactWriteItems" and self.conflicts and self._only in first:
             self.conflicts -= 1
-            reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}, {"Code": "None"}]
+            reasons = [{"Code": "None"}, {"Code": self._reason}, {"Code": "None"}]
             raise DynamoDBError("TransactionCanceledException", "conflict",
                                 {"CancellationReasons": reasons})  # fmt: skip
         return self._real.call(operation, payload, budget)
@@ -663,3 +668,98 @@ def test_each_role_may_do_exactly_what_its_quota_calls_need(endpoint):
         == verifier.actions
         == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     )
+
+
+def test_a_reservation_throttled_on_its_own_items_is_retried_then_busy_never_a_quota(endpoint):
+    # DynamoDB reports an item's throttling inside a transaction as a cancellation
+    # reason: like a conflict, it is tried again, never taken for a limit reached.
+    ledger = make_ledger(endpoint, files_per_day=5)
+    real = ledger._db
+    ledger._db = ConflictingDB(real, MAX_CONFLICTS, "ThrottlingError")  # type: ignore[assignment]
+    ledger.reserve("alice", new_id(), 100, 300)
+    assert used(ledger)["files_today"] == 1
+    ledger._db = ConflictingDB(real, 100, "ThrottlingError")  # type: ignore[assignment]
+    with pytest.raises(QuotaBusy, match="busy with this caller's other requests"):
+        ledger.reserve("alice", new_id(), 100, 300)
+    ledger._db = ConflictingDB(real, 1, "ValidationError")  # type: ignore[assignment]
+    with pytest.raises(QuotaUnavailable) as unknown:
+        ledger.reserve("alice", new_id(), 100, 300)
+    assert str(unknown.value) == ("the quota table cancelled the reservation "
+                                  "(ValidationError); try again shortly")  # fmt: skip
+    assert used(ledger)["files_today"] == 1
+
+
+def test_a_settlement_throttled_on_its_items_backs_off_between_attempts(endpoint):
+    ledger = make_ledger(endpoint, stored_bytes=1000)
+    upload = new_id()
+    ledger.reserve("alice", upload, 800, 300)
+    slept: list[float] = []
+    ledger._sleep = slept.append
+    ledger._db = ConflictingDB(ledger._db, 100, "ThrottlingError")  # type: ignore[assignment]
+    with pytest.raises(QuotaBusy):
+        ledger.landed(upload, 600, "etag-a")
+    assert slept == [0.02, 0.04, 0.06, 0.08, 0.1]
+
+
+def test_an_operators_override_of_zero_files_a_day_blocks_even_the_first(endpoint):
+    ledger = make_ledger(endpoint, files_per_day=5)
+    table(ledger, endpoint).put_item(Item={"pk": "q#alice#limits", "files_per_day": 0})
+    with pytest.raises(QuotaExceeded) as refused:
+        ledger.reserve("alice", new_id(), 1, 300)
+    assert (refused.value.limit, refused.value.allowed, str(refused.value)) == (
+        "files_per_day",
+        0,
+        "quota files_per_day reached: 0 of 0 uploads today; it resets at 2026-12-06T00:00:00Z",
+    )
+    assert used(ledger)["files_today"] == 0
+
+
+class ConflictingGiveBacks:
+    """Cancels each give-back (of one upload's reservation) MAX_CONFLICTS times, as the
+    owner's own parallel requests would, then lets it by."""
+
+    def __init__(self, real: DynamoDB) -> None:
+        self._real, self.seen = real, collections.Counter[str]()
+
+    def call(self, operation: str, payload: dict[str, Any], budget: Budget) -> dict[str, Any]:
+        first = payload.get("TransactItems", [{}])[0].get("Update", {})
+        if ":owner" in first.get("ExpressionAttributeValues", {}):  # a give-back's
+            key = first["Key"]["pk"]["S"]
+            self.seen[key] += 1
+            if self.seen[key] <= MAX_CONFLICTS:
+                reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}, {"Code": "None"}]
+                raise DynamoDBError("TransactionCanceledException", "conflict",
+                                    {"CancellationReasons": reasons})  # fmt: skip
+        return self._real.call(operation, payload, budget)
+
+
+def test_fail_open_never_passes_a_caller_whose_bursts_spend_the_budget_in_the_sweep(
+    endpoint, monkeypatch
+):
+    # Conflicts spread over the sweep's give-backs (four back-offs each, each given back
+    # at the fifth) until the budget runs out: a 503 all the same, never a URL uncounted.
+    now = [0.0]
+    monkeypatch.setattr("chalicelib.quotas.ledger.Budget",
+                        functools.partial(Budget, clock=lambda: now[0]))  # fmt: skip
+    clock = Clock()
+    ledger = make_ledger(endpoint, clock, stored_bytes=30)
+    for _ in range(30):
+        ledger.reserve("alice", new_id(), 1, 300)
+    clock.now += 300 + RELEASE_GRACE + 1
+    ledger._settings = ledger._settings._replace(quota_fail_open=True)
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    ledger._sleep = sleep
+    conflicting = ConflictingGiveBacks(ledger._db)
+    ledger._db = conflicting  # type: ignore[assignment]
+    counters = metrics.begin()
+    with pytest.raises(QuotaBusy, match="busy with this caller's other requests"):
+        ledger.reserve("alice", new_id(), 30, 300)
+    assert counters == {}
+    # 0.2 s of back-off per give-back: 19 were given back, and the budget refused the
+    # 20th's fifth attempt (4 s spent, and a call's worst case, 6.1 s, would end past 10).
+    assert sorted(set(conflicting.seen.values())) == [MAX_CONFLICTS + 1]
+    assert len(conflicting.seen) == 20
+    assert used(ledger)["uploads_in_flight"] == 30 - 19
