@@ -180,6 +180,9 @@ def add_quota_table(resources: dict[str, Any], name: str) -> None:
     )  # fmt: skip
 
 
+FAILED_EVENTS_KEPT = 14 * 86400  # seconds: SQS's longest
+
+
 def add_verifier(
     resources: dict[str, Any], name: str, deploy: DeploySettings, prefix: str,
     policy: dict[str, Any], quotas: bool = False,
@@ -187,7 +190,7 @@ def add_verifier(
     """The verifier (app.py's verify_upload, on S3's events, and with malware_scan on
     GuardDuty's scan results): named, on the same runtime and architecture, its own log
     group, its own role from its own policy file, its rule (app.py's own pattern) matching
-    the bucket parameter, and an alarm on its errors."""
+    the bucket parameter, a queue for the events it gave up on, and alarms on both."""
     pattern = event_pattern({"Ref": "UploadBucket"}, prefix, deletions=quotas,
                             scans=deploy.malware_scan)  # fmt: skip
     function = f"{name}-verify_upload"
@@ -210,12 +213,37 @@ def add_verifier(
             "RetentionInDays": deploy.log_retention_days,
         },
     }
+    # An event the verifier failed on three times (Lambda's two retries: S3, EventBridge
+    # or the quota table unreachable) is kept, not dropped: Lambda sends it, with the
+    # error, to a queue of its own, kept 14 days, and an alarm says so (docs/operations.md
+    # says how to run them again). Lambda sends it with the function's role, which may
+    # send to that queue only (the template's own: `chalice deploy` makes no queue).
+    resources["VerifyFailures"] = {
+        "Type": "AWS::SQS::Queue",
+        "Metadata": checkov_metadata("VerifyFailures"),
+        "Properties": {"QueueName": f"{name}-verify-failures",
+                       "MessageRetentionPeriod": FAILED_EVENTS_KEPT, "SqsManagedSseEnabled": True},
+    }  # fmt: skip
+    failures = {"Fn::GetAtt": ["VerifyFailures", "Arn"]}
+    resources["VerifyUpload"]["Properties"]["EventInvokeConfig"] = {
+        "MaximumRetryAttempts": 2,
+        "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": failures}},
+    }
+    keep = {"Sid": "KeepFailedEvents", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+            "Resource": failures}  # fmt: skip
+    document = {**policy, "Statement": [*policy["Statement"], keep]}
     resources["VerifyUploadRole"] = {"Properties": {"Policies": [
-        {"PolicyName": "VerifyUploadRolePolicy", "PolicyDocument": policy}]}}  # fmt: skip
-    # Any verification that failed (S3 or EventBridge unreachable): Lambda retries twice.
+        {"PolicyName": "VerifyUploadRolePolicy", "PolicyDocument": document}]}}  # fmt: skip
+    # Any verification that failed, though Lambda may retry it.
     resources["VerifierErrorsAlarm"] = _alarm(
         name, "AWS/Lambda", "Errors",
         [{"Name": "FunctionName", "Value": function}], {"Statistic": "Sum", "Threshold": 0}, 1,
+    )  # fmt: skip
+    # Any event given up on: its verdict, or its quota settlement, waits for an operator.
+    resources["VerifyFailuresAlarm"] = _alarm(
+        name, "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+        [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["VerifyFailures", "QueueName"]}}],
+        {"Statistic": "Maximum", "Threshold": 0}, 1,
     )  # fmt: skip
 
 
@@ -317,6 +345,11 @@ def add_tracing(resources: dict[str, Any]) -> None:
 # checkov's findings this template keeps, each with its reason (as resource Metadata,
 # which checkov reads: JSON has no comments). `make lint-infra` runs checkov.
 CHECKOV_SKIPS = {
+    "VerifyFailures": {
+        "CKV_AWS_27": "encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which this "
+        "check predates; a KMS key would add a key policy and kms: permissions to guard "
+        "failed events that hold an object's key, never its bytes",
+    },
     "RestAPI": {
         "CKV_AWS_120": "API caching would hand one caller's signed URLs to another",
         "CKV_AWS_73": "X-Ray is a stage option (deploy.xray; $5 per million traces)",

@@ -203,6 +203,25 @@ def test_the_verifier_is_deployed_exactly_where_verification_is_on(package):
     alarm = resources["VerifierErrorsAlarm"]["Properties"]
     assert (alarm["MetricName"], alarm["Dimensions"]) == (
         "Errors", [{"Name": "FunctionName", "Value": name}])  # fmt: skip
+    # An event failed three times waits on a queue of its own, alarmed, for an operator.
+    failures = {"Fn::GetAtt": ["VerifyFailures", "Arn"]}
+    assert properties["EventInvokeConfig"] == {
+        "MaximumRetryAttempts": 2,
+        "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": failures}},
+    }
+    assert resources["VerifyFailures"]["Properties"] == {
+        "QueueName": f"presigned-upload-{stage}-verify-failures",
+        "MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}  # fmt: skip
+    (policy,) = resources["VerifyUploadRole"]["Properties"]["Policies"]
+    assert policy["PolicyDocument"]["Statement"][-1] == {
+        "Sid": "KeepFailedEvents", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+        "Resource": failures}  # fmt: skip
+    waiting = resources["VerifyFailuresAlarm"]["Properties"]
+    assert (waiting["MetricName"], waiting["Dimensions"], waiting["Threshold"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["VerifyFailures", "QueueName"]}}],
+        0,
+    )
 
 
 def test_the_verifier_may_judge_quarantine_and_publish_and_nothing_else(package):
@@ -223,6 +242,8 @@ def test_the_verifier_may_judge_quarantine_and_publish_and_nothing_else(package)
     } if quotas_on(env) else {}  # fmt: skip
     assert by_sid == {
         **settles,
+        "KeepFailedEvents": {"Effect": "Allow", "Action": ["sqs:SendMessage"],
+                             "Resource": {"Fn::GetAtt": ["VerifyFailures", "Arn"]}},
         "WriteOwnLogs": {"Effect": "Allow",
                          "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                          "Resource": "arn:aws:logs:*:*:log-group:/aws/lambda/"
@@ -702,7 +723,7 @@ def test_alarms_watch_errors_latency_and_throttles_and_notify_the_topic(package)
     name = f"presigned-upload-{stage}"
     alarms = {logical: r["Properties"] for logical, r in template["Resources"].items()
               if r["Type"] == "AWS::CloudWatch::Alarm"
-              and logical != "VerifierErrorsAlarm"}  # fmt: skip
+              and logical not in ("VerifierErrorsAlarm", "VerifyFailuresAlarm")}  # fmt: skip
     watched = {
         logical: (p["Namespace"], p["MetricName"], p.get("Statistic", p.get("ExtendedStatistic")),
                   p["Threshold"], {d["Name"]: d["Value"] for d in p["Dimensions"]})
