@@ -136,6 +136,17 @@ class Budget:
         )
 
 
+def _hot_key(answer: dict[str, Any]) -> bool:
+    """Whether a throttled request's answer says one key was asked too much: DynamoDB's
+    ``ThrottlingReasons``, ``TableReadKeyRangeThroughputExceeded`` and the like (the
+    table's or the account's limits are other reasons)."""
+    reasons = answer.get("ThrottlingReasons")
+    return isinstance(reasons, list) and any(
+        isinstance(r, dict) and str(r.get("reason", "")).endswith("KeyRangeThroughputExceeded")
+        for r in reasons
+    )
+
+
 def endpoint_for(region: str, endpoint_url: str | None) -> str:
     """DynamoDB's URL: AWS_ENDPOINT_URL_DYNAMODB (a local DynamoDB) or the region's."""
     if endpoint_url:
@@ -196,6 +207,12 @@ class DynamoDB:
                     raise DynamoDBError(code, message[:200], answer)
             if attempt < ATTEMPTS:
                 self._sleep(BACKOFF)
+        if _hot_key(answer):
+            # The caller's own items, written too fast (its own burst): never failed open.
+            raise QuotaBusy(
+                f"the quota table is busy with this caller's other requests ({code}: a hot "
+                "key); try again shortly"
+            )
         raise QuotaUnavailable(
             f"the quota table is unavailable ({code}); no URL is issued uncounted; "
             "try again shortly"

@@ -763,3 +763,37 @@ def test_fail_open_never_passes_a_caller_whose_bursts_spend_the_budget_in_the_sw
     assert sorted(set(conflicting.seen.values())) == [MAX_CONFLICTS + 1]
     assert len(conflicting.seen) == 20
     assert used(ledger)["uploads_in_flight"] == 30 - 19
+
+
+@pytest.mark.parametrize(("reason", "passed"), [
+    ("TableWriteKeyRangeThroughputExceeded", False),  # one key: the caller's own burst
+    ("TableWriteAccountLimitExceeded", True),  # the table: fail-open is for this
+])  # fmt: skip
+def test_fail_open_passes_a_throttled_table_but_never_a_callers_own_hot_key(
+    endpoint, monkeypatch, reason, passed
+):
+    ledger = make_ledger(endpoint, files_per_day=1)
+    ledger._settings = ledger._settings._replace(quota_fail_open=True)
+    ledger.limits("alice")  # cached, as after a first request
+    real = DynamoDB._send
+
+    def throttled(self: DynamoDB, operation: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        if operation != "TransactWriteItems":
+            return real(self, operation, body)
+        return 400, {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                     "message": "Throughput exceeds the current capacity of your table",
+                     "ThrottlingReasons": [{"reason": reason, "resource": "arn:..."}]}  # fmt: skip
+
+    monkeypatch.setattr(DynamoDB, "_send", throttled)
+    counters = metrics.begin()
+    if passed:
+        ledger.reserve("alice", new_id(), 1, 300)
+        assert counters == {"quota_fail_open": 1}
+    else:
+        with pytest.raises(QuotaBusy) as busy:
+            ledger.reserve("alice", new_id(), 1, 300)
+        assert str(busy.value) == (
+            "the quota table is busy with this caller's other requests "
+            "(ThrottlingException: a hot key); try again shortly"
+        )
+        assert counters == {}
