@@ -13,7 +13,7 @@ LOCAL_STAMP := $(VENV)/.local-$(call hash,$(LOCAL_LOCK))
 DEV_STAMP   := $(VENV)/.dev-$(call hash,$(LOCAL_LOCK) $(DEV_LOCK))
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev run unit test lint lint-infra policies package deploy plan bench bench-huge fuzz test-live lock clean
+.PHONY: help install install-dev run unit test lint lint-infra policies package deploy rerun-failed plan bench bench-huge fuzz test-live lock clean
 
 ## help: list the targets
 help:
@@ -108,6 +108,10 @@ package: install
 deploy: install
 	$(BIN)/python -m infra.deploy --stage $(STAGE) $(if $(DRY_RUN),--dry-run) $(if $(WAF),--waf) \
 		$(if $(ALARM_TOPIC),--alarm-topic $(ALARM_TOPIC))
+
+## rerun-failed: run the verifier again on the events it gave up on (STAGE=prod)
+rerun-failed: install
+	$(BIN)/python -m infra.rerun_failed --stage $(STAGE)
 
 ## plan: what `make deploy` would do, checked and packaged offline (no AWS call)
 plan:
