@@ -215,9 +215,9 @@ def add_verifier(
     }
     # An event the verifier failed on three times (Lambda's two retries: S3, EventBridge
     # or the quota table unreachable) is kept, not dropped: Lambda sends it, with the
-    # error, to a queue of its own, kept 14 days, and an alarm says so (docs/operations.md
-    # says how to run them again). Lambda sends it with the function's role, which may
-    # send to that queue only (the template's own: `chalice deploy` makes no queue).
+    # error, to a queue of its own, kept 14 days, and an alarm says so (`make rerun-failed`
+    # runs them again). Lambda sends it with the function's role, which may send to that
+    # queue only (the template's own: `chalice deploy` makes no queue).
     resources["VerifyFailures"] = {
         "Type": "AWS::SQS::Queue",
         "Metadata": checkov_metadata("VerifyFailures"),
