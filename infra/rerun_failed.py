@@ -25,7 +25,7 @@ from infra.stages import APP_NAME
 HIDE_SECONDS = 900  # a record that failed again stays off the queue for this pass
 VERIFIER_TIMEOUT = 120  # seconds (chalice's config): a synchronous run may take that long
 
-Invoke = Callable[[bytes], "str | None"]  # an event's bytes -> None, or the run's error
+Invoke = Callable[[bytes], str | None]  # an event's bytes -> None, or the run's error
 
 
 def rerun(sqs: Any, queue_url: str, invoke: Invoke,

@@ -113,6 +113,9 @@ class DynamoDBError(ServiceError):
         self.body = body
 
 
+BUSY = "the quota table is busy with this caller's other requests"  # QuotaBusy's message
+
+
 class Budget:
     """An operation's time budget: ``reserve`` before each call refuses one that might
     end past it (a 503: the caller retries). Once :attr:`busy` (the operation's
@@ -128,9 +131,7 @@ class Budget:
         if self._clock() + seconds <= self._end:
             return
         if self.busy:
-            raise QuotaBusy(
-                "the quota table is busy with this caller's other requests; try again shortly"
-            )
+            raise QuotaBusy(f"{BUSY}; try again shortly")
         raise QuotaUnavailable(
             "the quota table is answering too slowly to finish in time; try again shortly"
         )
@@ -209,10 +210,7 @@ class DynamoDB:
                 self._sleep(BACKOFF)
         if _hot_key(answer):
             # The caller's own items, written too fast (its own burst): never failed open.
-            raise QuotaBusy(
-                f"the quota table is busy with this caller's other requests ({code}: a hot "
-                "key); try again shortly"
-            )
+            raise QuotaBusy(f"{BUSY} ({code}: a hot key); try again shortly")
         raise QuotaUnavailable(
             f"the quota table is unavailable ({code}); no URL is issued uncounted; "
             "try again shortly"

@@ -47,7 +47,7 @@ from chalicelib.core import metrics
 from chalicelib.core.errors import QuotaBusy, QuotaExceeded, QuotaUnavailable
 from chalicelib.core.logs import log_quota_fail_open
 from chalicelib.core.settings import Settings
-from chalicelib.quotas.dynamodb import Budget, DynamoDB, DynamoDBError
+from chalicelib.quotas.dynamodb import BUSY, Budget, DynamoDB, DynamoDBError
 
 OPERATION_BUDGET = 10.0  # seconds: a route's quota work, within API Gateway's 29 s
 LIMITS_CACHE_SECONDS = 60  # an operator's override is read at most once a minute
@@ -172,10 +172,7 @@ class Ledger:
                     # up serialised here.
                     conflicts += 1
                     if conflicts > MAX_CONFLICTS:
-                        raise QuotaBusy(
-                            "the quota table is busy with this caller's other requests; "
-                            "try again shortly"
-                        ) from None
+                        raise QuotaBusy(f"{BUSY}; try again shortly") from None
                     self._back_off(budget, conflicts)
                     continue
                 if not failed:

@@ -65,6 +65,13 @@ def make_ledger(endpoint: str, clock: Clock | None = None, **limits: Any) -> Led
     return Ledger(db, settings, clock=clock or Clock(), sleep=lambda _: None)
 
 
+def table(ledger: Ledger, endpoint: str) -> Any:
+    """The ledger's table through boto3: what DynamoDB itself (its TTL) or an operator does."""
+    return boto3.resource("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
+                          aws_access_key_id="test", aws_secret_access_key="test"
+                          ).Table(ledger._table)  # fmt: skip
+
+
 def used(ledger: Ledger, owner: str = "alice") -> dict[str, int]:
     figures: dict[str, int] = ledger.usage(owner)["used"]
     return figures
@@ -116,10 +123,7 @@ def test_each_limit_is_named_with_its_figures(endpoint):
 def test_an_operators_override_in_the_table_wins_over_the_stage(endpoint):
     clock = Clock()
     ledger = make_ledger(endpoint, clock, files_per_day=1)
-    boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
-                 aws_access_key_id="test", aws_secret_access_key="test").put_item(
-        TableName=ledger._table, Item={"pk": {"S": "q#alice#limits"},
-                                       "files_per_day": {"N": "3"}})  # fmt: skip
+    table(ledger, endpoint).put_item(Item={"pk": "q#alice#limits", "files_per_day": 3})
     for _ in range(3):
         ledger.reserve("alice", new_id(), 1, 300)
     with pytest.raises(QuotaExceeded):
@@ -338,13 +342,11 @@ class ConflictingDB:
     """Cancels ``conflicts`` transactions as a concurrent one would (or, with another
     ``reason``, as DynamoDB does for a throttled item), then lets them by."""
 
-    def __init__(self, real: DynamoDB, conflicts: int, reason: str = "TransactionConflict",
-                 only: str = "") -> None:  # fmt: skip
-        self._real, self.conflicts, self._reason, self._only = real, conflicts, reason, only
+    def __init__(self, real: DynamoDB, conflicts: int, reason: str = "TransactionConflict") -> None:
+        self._real, self.conflicts, self._reason = real, conflicts, reason
 
     def call(self, operation: str, payload: dict[str, Any], budget: Budget) -> dict[str, Any]:
-        first = json.dumps(payload.get("TransactItems", [{}])[0])
-        if operation == "TransactWriteItems" and self.conflicts and self._only in first:
+        if operation == "TransactWriteItems" and self.conflicts:
             self.conflicts -= 1
             reasons = [{"Code": "None"}, {"Code": self._reason}, {"Code": "None"}]
             raise DynamoDBError("TransactionCanceledException", "conflict",
@@ -376,10 +378,7 @@ def test_fail_open_never_passes_a_caller_who_keeps_its_own_transactions_busy(end
 def test_a_day_counter_holding_only_given_back_bytes_does_not_block_the_first_url(endpoint):
     # A settlement adds to a day's bytes (ADD creates the item): a counter without files.
     ledger = make_ledger(endpoint, files_per_day=1, bytes_per_day=100)
-    boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
-                 aws_access_key_id="test", aws_secret_access_key="test").put_item(
-        TableName=ledger._table, Item={"pk": {"S": "q#alice#day#2026-12-05"},
-                                       "bytes": {"N": "-5"}})  # fmt: skip
+    table(ledger, endpoint).put_item(Item={"pk": "q#alice#day#2026-12-05", "bytes": -5})
     ledger.reserve("alice", new_id(), 100, 300)
     assert used(ledger)["files_today"] == 1
 
@@ -408,13 +407,6 @@ def test_an_upload_bigger_than_a_whole_quota_is_told_it_can_never_fit(endpoint):
         1000,
         0,
     )
-
-
-def table(ledger: Ledger, endpoint: str) -> Any:
-    """The ledger's table through boto3: what DynamoDB itself (its TTL) or an operator does."""
-    return boto3.resource("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
-                          aws_access_key_id="test", aws_secret_access_key="test"
-                          ).Table(ledger._table)  # fmt: skip
 
 
 def test_reservations_whose_items_dynamodbs_ttl_deleted_are_still_given_back(endpoint):
